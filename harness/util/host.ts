@@ -40,6 +40,18 @@ export function which(cmd: string): string | undefined {
   return undefined;
 }
 
+/** The apt-get line that installs the packages of these tools. */
+export function installCommand(tools: HostTool[]): string {
+  const pkgs = [...new Set(tools.map((t) => t.pkg))].sort();
+  return `apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
+}
+
+/** What a user who is not root reads when tools are missing: what, why, and the command. */
+export function missingToolsMessage(tools: HostTool[]): string {
+  const what = tools.map((t) => `${t.cmd} (${t.why})`).join(', ');
+  return `missing on this host: ${what}; install with: sudo ${installCommand(tools)}`;
+}
+
 /**
  * Make sure the host has these tools. As root, install the missing Debian packages with
  * apt-get (this is the only change svadiff makes to the host outside its cache); otherwise
@@ -50,10 +62,8 @@ export async function ensureHostTools(tools: HostTool[]): Promise<void> {
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map((t) => t.pkg))].sort();
   const what = missing.map((t) => `${t.cmd} (${t.why})`).join(', ');
-  const cmd = `apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
-  if (!isRoot()) {
-    throw new UserError(`missing on this host: ${what}; install with: sudo ${cmd}`);
-  }
+  const cmd = installCommand(missing);
+  if (!isRoot()) throw new UserError(missingToolsMessage(missing));
   info(`installing host packages for ${what}: ${pkgs.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const install = () =>

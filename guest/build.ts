@@ -1,0 +1,150 @@
+/**
+ * Build the guest agent (guest/agent/agent.c) as a static binary, cached by the hash of its
+ * sources and of the toolchain. The binary runs as the guest's PID 1 next to nothing but busybox,
+ * so it must not need a dynamic loader or any library.
+ */
+import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Arch } from '../kernels/types.js';
+import { UserError } from '../harness/util/errors.js';
+import { exists, sha256 } from '../harness/util/fsx.js';
+import { ensureHostTools, isRoot, type HostTool } from '../harness/util/host.js';
+import { info } from '../harness/util/log.js';
+import { cacheDir, projectRoot } from '../harness/util/paths.js';
+
+/** How to compile the agent for one guest architecture. */
+interface AgentToolchain {
+  /** compiler command */
+  cc: string;
+  /** host packages for the compiler */
+  tools: HostTool[];
+  /** the static C library the link needs, and the package that has it */
+  staticLibc: { path: string; pkg: string };
+  /** why this architecture cannot be built yet (undefined: it can) */
+  unsupported?: string;
+}
+
+const TOOLCHAINS: Readonly<Record<Arch, AgentToolchain>> = {
+  x86_64: {
+    cc: 'gcc',
+    tools: [{ cmd: 'gcc', pkg: 'gcc', why: 'building the guest agent' }],
+    staticLibc: { path: '/usr/lib/x86_64-linux-gnu/libc.a', pkg: 'libc6-dev' },
+  },
+  // Slots in once guest/initramfs.ts and the VM layer handle arm64 guests: the cross compiler
+  // from bookworm and its static glibc.
+  arm64: {
+    cc: 'aarch64-linux-gnu-gcc',
+    tools: [{ cmd: 'aarch64-linux-gnu-gcc', pkg: 'gcc-aarch64-linux-gnu', why: 'building the arm64 guest agent' }],
+    staticLibc: { path: '/usr/aarch64-linux-gnu/lib/libc.a', pkg: 'libc6-dev-arm64-cross' },
+    unsupported: 'arm64 guests are not supported yet (the agent, busybox and the VM launcher are x86_64 only)',
+  },
+};
+
+/** Flags are part of the cache key; -Werror keeps warnings from reaching a cached binary. */
+export const AGENT_CFLAGS = ['-static', '-O2', '-g0', '-Wall', '-Wextra', '-Werror', '-std=gnu11'] as const;
+
+export const AGENT_BINARY_NAME = 'svadiff-agent';
+
+function agentSources(): { src: string; include: string; files: string[] } {
+  const root = projectRoot();
+  const src = join(root, 'guest', 'agent', 'agent.c');
+  const include = join(root, 'guest', 'include');
+  return { src, include, files: [src, join(include, 'svt_abi.h')] };
+}
+
+async function ensureStaticLibc(tc: AgentToolchain): Promise<void> {
+  if (await exists(tc.staticLibc.path)) return;
+  const cmd = `apt-get install -y --no-install-recommends ${tc.staticLibc.pkg}`;
+  if (!isRoot()) {
+    throw new UserError(`missing on this host: ${tc.staticLibc.path} (static C library for the guest agent); install with: sudo ${cmd}`);
+  }
+  info(`installing host package ${tc.staticLibc.pkg} for the guest agent's static C library`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const args = ['install', '-y', '--no-install-recommends', tc.staticLibc.pkg];
+  let r = await execa('apt-get', args, { env, all: true, reject: false });
+  if (r.exitCode !== 0) {
+    await execa('apt-get', ['update'], { env, all: true, reject: false });
+    r = await execa('apt-get', args, { env, all: true, reject: false });
+  }
+  if (r.exitCode !== 0 || !(await exists(tc.staticLibc.path))) {
+    throw new UserError(`could not install ${tc.staticLibc.pkg} (apt-get exit ${r.exitCode}); run: ${cmd}`);
+  }
+}
+
+/** What identifies the toolchain: compiler version and target, and the static libc's content. */
+async function toolchainId(tc: AgentToolchain): Promise<string> {
+  const v = await execa(tc.cc, ['--version'], { reject: false });
+  const m = await execa(tc.cc, ['-dumpmachine'], { reject: false });
+  if (v.exitCode !== 0 || m.exitCode !== 0) {
+    throw new UserError(`${tc.cc} does not run (exit ${v.exitCode}); reinstall it: apt-get install --reinstall ${tc.tools[0]?.pkg ?? tc.cc}`);
+  }
+  const libc = sha256(await fs.readFile(tc.staticLibc.path));
+  return [String(v.stdout).split('\n')[0], String(m.stdout).trim(), libc].join('\n');
+}
+
+/**
+ * Why an ELF file is not a static executable for this architecture, or undefined if it is one.
+ * (The dynamic loader would be named by a PT_INTERP program header; the guest has none.)
+ */
+export function staticElfProblem(elf: Uint8Array, arch: Arch): string | undefined {
+  const b = Buffer.from(elf.buffer, elf.byteOffset, elf.byteLength);
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF file';
+  if (b[4] !== 2 || b[5] !== 1) return 'not a 64-bit little-endian ELF file';
+  const machine = b.readUInt16LE(18);
+  const want = arch === 'x86_64' ? 62 : 183; // EM_X86_64, EM_AARCH64
+  if (machine !== want) return `built for ELF machine ${machine}, not ${arch}`;
+  const type = b.readUInt16LE(16);
+  if (type !== 2 && type !== 3) return `ELF type ${type} is not an executable`;
+  const phoff = Number(b.readBigUInt64LE(32));
+  const phentsize = b.readUInt16LE(54);
+  const phnum = b.readUInt16LE(56);
+  if (phentsize < 56 || phoff + phnum * phentsize > b.length) return 'truncated ELF program headers';
+  for (let i = 0; i < phnum; i++) {
+    if (b.readUInt32LE(phoff + i * phentsize) === 3) return 'dynamically linked (has a program interpreter)';
+  }
+  return undefined;
+}
+
+/** The cache key of the agent for this architecture: sources, flags and toolchain. */
+export async function agentHash(arch: Arch): Promise<string> {
+  const tc = TOOLCHAINS[arch];
+  const { files } = agentSources();
+  const parts: string[] = [`arch ${arch}`, `cc ${tc.cc}`, `flags ${AGENT_CFLAGS.join(' ')}`, await toolchainId(tc)];
+  for (const f of files) parts.push(`${f.slice(projectRoot().length)}\n${sha256(await fs.readFile(f))}`);
+  return sha256(parts.join('\n'));
+}
+
+/**
+ * Build (or reuse) the static agent binary for arch. Returns its path in
+ * cacheDir()/agent/<hash>/svadiff-agent.
+ */
+export async function buildAgent(arch: Arch): Promise<string> {
+  const tc = TOOLCHAINS[arch];
+  if (tc.unsupported) throw new UserError(`cannot build the guest agent: ${tc.unsupported}; use an x86_64 kernel`);
+  await ensureHostTools(tc.tools);
+  await ensureStaticLibc(tc);
+  const hash = await agentHash(arch);
+  const dir = join(cacheDir(), 'agent', hash);
+  const out = join(dir, AGENT_BINARY_NAME);
+  if (await exists(out)) return out;
+
+  await fs.mkdir(dir, { recursive: true });
+  const { src, include } = agentSources();
+  // Build under a unique name and rename: concurrent builders each produce a whole binary.
+  const tmp = join(dir, `.${AGENT_BINARY_NAME}.${process.pid}.${Date.now()}.tmp`);
+  const r = await execa(tc.cc, [...AGENT_CFLAGS, '-I', include, '-o', tmp, src], { reject: false, all: true });
+  if (r.exitCode !== 0) {
+    await fs.rm(tmp, { force: true });
+    const tail = String(r.all ?? '').split('\n').slice(-15).join('\n');
+    // The sources are ours: a failure is a bug in svadiff (or a broken toolchain), not user input.
+    throw new Error(`building the guest agent failed (${tc.cc} exit ${r.exitCode}):\n${tail}`);
+  }
+  const problem = staticElfProblem(await fs.readFile(tmp), arch);
+  if (problem) {
+    await fs.rm(tmp, { force: true });
+    throw new Error(`the guest agent built by ${tc.cc} is unusable: ${problem}`);
+  }
+  await fs.rename(tmp, out);
+  return out;
+}

@@ -1,0 +1,239 @@
+/**
+ * The guest's initramfs: busybox, the agent, the modules, a tiny /init. Written as an
+ * uncompressed cpio "newc" archive directly (no cpio tool), deterministically (fixed inode
+ * numbers, owners and times), and cached by the hash of everything that goes in.
+ *
+ * Layout:
+ *   /init                          mounts proc, sysfs, devtmpfs, tmpfs and execs the agent (PID 1)
+ *   /bin/busybox, /bin/<applet>    busybox-static from the host, applet symlinks
+ *   /bin/svadiff-agent
+ *   /lib/modules/svadiff/          uacce.ko, svadiff_test.ko, extra modules, load-order
+ *   /dev/console, /proc, /sys, /tmp
+ */
+import { promises as fs } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Arch, KernelArtifacts } from '../kernels/types.js';
+import { UserError } from '../harness/util/errors.js';
+import { atomicWrite, exists, sha256 } from '../harness/util/fsx.js';
+import { ensureHostTools, which } from '../harness/util/host.js';
+import { cacheDir } from '../harness/util/paths.js';
+import { AGENT_BINARY_NAME, staticElfProblem } from './build.js';
+
+// ---------------------------------------------------------------------------------------------
+// cpio "newc" (the format the kernel unpacks: Documentation/driver-api/early-userspace/
+// buffer-format.rst; init/initramfs.c)
+
+export type CpioEntry =
+  | { kind: 'dir'; path: string; mode?: number }
+  | { kind: 'file'; path: string; data: Uint8Array; mode?: number }
+  | { kind: 'symlink'; path: string; target: string }
+  | { kind: 'chardev'; path: string; major: number; minor: number; mode?: number };
+
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+
+function hex8(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cpio field out of range: ${n}`);
+  return n.toString(16).padStart(8, '0');
+}
+
+function pad4(n: number): number {
+  return (4 - (n % 4)) % 4;
+}
+
+function checkPath(p: string): string {
+  // Archive names are relative ("bin/sh"); "." would be the root itself.
+  const name = p.replace(/^\/+/, '');
+  if (name === '' || name.split('/').some((c) => c === '' || c === '.' || c === '..') || name.includes('\0')) {
+    throw new Error(`bad cpio path ${JSON.stringify(p)}`);
+  }
+  return name;
+}
+
+/**
+ * Serialize entries as a newc archive with a trailer. Entries are written in the given order;
+ * parents must come before their children (the kernel creates what it reads, in order).
+ */
+export function writeCpio(entries: readonly CpioEntry[]): Buffer {
+  const chunks: Buffer[] = [];
+  const seen = new Set<string>();
+  let ino = 1;
+  const push = (name: string, mode: number, data: Uint8Array, rdevMajor = 0, rdevMinor = 0, nlink = 1, inode = ino++) => {
+    const nameBytes = Buffer.from(name + '\0', 'utf8');
+    const header =
+      '070701' +
+      hex8(inode) +
+      hex8(mode) +
+      hex8(0) + // uid
+      hex8(0) + // gid
+      hex8(nlink) +
+      hex8(0) + // mtime: fixed, so that the archive depends on content only
+      hex8(data.length) +
+      hex8(0) + // devmajor
+      hex8(0) + // devminor
+      hex8(rdevMajor) +
+      hex8(rdevMinor) +
+      hex8(nameBytes.length) +
+      hex8(0); // check (only for the crc format)
+    chunks.push(Buffer.from(header, 'ascii'), nameBytes, Buffer.alloc(pad4(110 + nameBytes.length)));
+    if (data.length > 0) chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength), Buffer.alloc(pad4(data.length)));
+  };
+  for (const e of entries) {
+    const name = checkPath(e.path);
+    if (seen.has(name)) throw new Error(`duplicate cpio path ${name}`);
+    const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : undefined;
+    if (parent !== undefined && !seen.has(parent)) throw new Error(`cpio path ${name} comes before its directory ${parent}`);
+    seen.add(name);
+    switch (e.kind) {
+      case 'dir':
+        push(name, S_IFDIR | (e.mode ?? 0o755), new Uint8Array(0), 0, 0, 2);
+        break;
+      case 'file':
+        push(name, S_IFREG | (e.mode ?? 0o644), e.data);
+        break;
+      case 'symlink':
+        push(name, S_IFLNK | 0o777, Buffer.from(e.target, 'utf8'));
+        break;
+      case 'chardev':
+        push(name, S_IFCHR | (e.mode ?? 0o600), new Uint8Array(0), e.major, e.minor);
+        break;
+    }
+  }
+  push('TRAILER!!!', 0, new Uint8Array(0), 0, 0, 1, 0);
+  return Buffer.concat(chunks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the svadiff initramfs
+
+/** Per guest architecture: which serial port carries the agent's channel. */
+const GUEST_ARCH: Readonly<Record<Arch, { agentTty: string; consoleTty: string } | undefined>> = {
+  x86_64: { agentTty: '/dev/ttyS1', consoleTty: '/dev/ttyS0' },
+  arm64: undefined, // needs busybox for arm64 and the PL011 names (ttyAMA0/1): not done yet
+};
+
+/** busybox applets linked into /bin: what /init uses plus a few for a debug shell */
+export const BUSYBOX_APPLETS = [
+  'sh', 'mount', 'umount', 'mkdir', 'cat', 'echo', 'ls', 'ps', 'kill', 'sleep', 'dmesg',
+  'poweroff', 'insmod', 'rmmod', 'lsmod', 'grep', 'head', 'tail', 'ln', 'rm', 'mknod', 'sync',
+] as const;
+
+export const MODULE_DIR = 'lib/modules/svadiff';
+
+export interface InitramfsInput {
+  kernel: KernelArtifacts;
+  /** path of the static agent binary (guest/build.ts buildAgent) */
+  agent: string;
+  /**
+   * Also run a busybox shell on the console (the first serial port), for debugging and for
+   * tests that act on the guest from outside the agent (e.g. kill a task). Default false.
+   */
+  debugShell?: boolean;
+}
+
+export function initScript(agentTty: string, consoleTty: string, debugShell: boolean): string {
+  return [
+    '#!/bin/sh',
+    '# svadiff guest init (guest/initramfs.ts): pseudo filesystems, then the agent as PID 1.',
+    'mount -t proc proc /proc',
+    'mount -t sysfs sysfs /sys',
+    '# the kernel does not mount devtmpfs by itself on an initramfs root',
+    'mount -t devtmpfs devtmpfs /dev',
+    'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+    ...(debugShell ? [`/bin/sh <${consoleTty} >${consoleTty} 2>&1 &`] : []),
+    `exec /bin/${AGENT_BINARY_NAME} --tty ${agentTty}`,
+    `echo "svadiff: cannot start /bin/${AGENT_BINARY_NAME}" >/dev/kmsg`,
+    'poweroff -f',
+    '',
+  ].join('\n');
+}
+
+async function hostBusybox(arch: Arch): Promise<{ path: string; data: Buffer }> {
+  await ensureHostTools([{ cmd: 'busybox', pkg: 'busybox-static', why: 'the guest initramfs' }]);
+  const path = which('busybox');
+  if (path === undefined) throw new UserError('busybox not found after installing busybox-static; run: apt-get install busybox-static');
+  const data = await fs.readFile(path);
+  const problem = staticElfProblem(data, arch);
+  if (problem) {
+    throw new UserError(`${path} cannot run in the guest (${problem}); install the static one: apt-get install busybox-static`);
+  }
+  return { path, data };
+}
+
+async function readModule(path: string, what: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(path);
+  } catch (e) {
+    throw new UserError(`${what} ${path} is missing (${(e as NodeJS.ErrnoException).code}); fetch the kernel again to rebuild it`);
+  }
+}
+
+/**
+ * Build (or reuse) the initramfs for this kernel and agent. Returns the path of the archive in
+ * cacheDir()/initramfs/<hash>.cpio.
+ */
+export async function buildInitramfs(input: InitramfsInput): Promise<string> {
+  const { kernel, agent } = input;
+  const archInfo = GUEST_ARCH[kernel.arch];
+  if (archInfo === undefined) throw new UserError(`cannot build an initramfs for ${kernel.arch} guests yet; use an x86_64 kernel`);
+  const debugShell = input.debugShell ?? false;
+
+  const agentData = await fs.readFile(agent).catch((e: NodeJS.ErrnoException) => {
+    throw new UserError(`guest agent ${agent} is missing (${e.code}); it is rebuilt by the next run`);
+  });
+  const agentProblem = staticElfProblem(agentData, kernel.arch);
+  if (agentProblem) throw new Error(`guest agent ${agent}: ${agentProblem}`);
+  const busybox = await hostBusybox(kernel.arch);
+
+  // modules: extra ones first (their order is the kernel's dependency order), then uacce
+  const boot: { name: string; data: Buffer }[] = [];
+  for (const p of kernel.extraModules) boot.push({ name: basename(p), data: await readModule(p, 'kernel module') });
+  boot.push({ name: 'uacce.ko', data: await readModule(kernel.modules.uacce, 'uacce module') });
+  const names = new Set<string>();
+  for (const m of boot) {
+    if (names.has(m.name) || m.name === 'svadiff_test.ko') throw new UserError(`two guest modules are named ${m.name}; rename one of kernel.extraModules`);
+    names.add(m.name);
+  }
+  const testModule = await readModule(kernel.modules.svadiffTest, 'test module');
+  const loadOrder = boot.map((m) => m.name).join('\n') + '\n';
+  const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell);
+
+  const key = sha256(
+    JSON.stringify({
+      format: 'svadiff-initramfs-1',
+      kernelDir: kernel.dir,
+      agent: sha256(agentData),
+      busybox: sha256(busybox.data),
+      modules: boot.map((m) => [m.name, sha256(m.data)]),
+      testModule: sha256(testModule),
+      init,
+      applets: BUSYBOX_APPLETS,
+    }),
+  );
+  const out = join(cacheDir(), 'initramfs', `${key}.cpio`);
+  if (await exists(out)) return out;
+
+  const entries: CpioEntry[] = [
+    { kind: 'dir', path: 'bin' },
+    { kind: 'file', path: 'bin/busybox', data: busybox.data, mode: 0o755 },
+    ...BUSYBOX_APPLETS.map((a): CpioEntry => ({ kind: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { kind: 'file', path: `bin/${AGENT_BINARY_NAME}`, data: agentData, mode: 0o755 },
+    { kind: 'file', path: 'init', data: Buffer.from(init, 'utf8'), mode: 0o755 },
+    { kind: 'dir', path: 'lib' },
+    { kind: 'dir', path: 'lib/modules' },
+    { kind: 'dir', path: MODULE_DIR },
+    ...boot.map((m): CpioEntry => ({ kind: 'file', path: `${MODULE_DIR}/${m.name}`, data: m.data })),
+    { kind: 'file', path: `${MODULE_DIR}/svadiff_test.ko`, data: testModule },
+    { kind: 'file', path: `${MODULE_DIR}/load-order`, data: Buffer.from(loadOrder, 'utf8') },
+    // the kernel opens /dev/console for init's stdio before anything is mounted
+    { kind: 'dir', path: 'dev' },
+    { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+    { kind: 'dir', path: 'proc', mode: 0o555 },
+    { kind: 'dir', path: 'sys', mode: 0o555 },
+    { kind: 'dir', path: 'tmp', mode: 0o1777 },
+  ];
+  await atomicWrite(out, writeCpio(entries));
+  return out;
+}

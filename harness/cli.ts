@@ -1,0 +1,70 @@
+/**
+ * svadiff command line. Each command lives in harness/commands/; this file only dispatches,
+ * and turns UserErrors into one line on stderr.
+ */
+import { isUserError, errorMessage } from './util/errors.js';
+
+const USAGE = `usage: svadiff <command> [options]
+
+commands:
+  kernels list [--available] [--arch A] [--refresh] [--json]
+                                  fetched kernels, or what Debian's archive offers
+  kernels fetch <kernel>          fetch a kernel and build its modules (debian:6.12, debian:6.1.192, …)
+  boot [<kernel>]                 boot, load uacce and the test device, print what the guest has
+  run <program.json> [--kernel K] [--json]
+                                  run one program and compare every op with the model
+  fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR]
+                                  generate and run programs, keep findings in DIR/findings/
+
+common options: --accel auto|kvm|tcg (default auto: KVM if it works here, else TCG)
+default kernel: debian:6.12
+`;
+
+export const DEFAULT_KERNEL = 'debian:6.12';
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'kernels': {
+      const [sub, ...args] = rest;
+      const k = await import('../kernels/index.js');
+      if (sub === 'list') await k.cmdKernelsList(args);
+      else if (sub === 'fetch') await k.cmdKernelsFetch(args);
+      else {
+        process.stderr.write(`svadiff kernels: say list or fetch\n${USAGE}`);
+        return 2;
+      }
+      return 0;
+    }
+    case 'boot':
+      return (await import('./commands/boot.js')).cmdBoot(rest);
+    case 'run':
+      throw new Error('run: not wired yet');
+    case 'fuzz':
+      throw new Error('fuzz: not wired yet');
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`svadiff: unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isUserError(e)) {
+      process.stderr.write(`svadiff: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else {
+      process.stderr.write(`svadiff: internal error: ${errorMessage(e)}\n${(e as Error)?.stack ?? ''}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

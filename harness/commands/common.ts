@@ -1,0 +1,65 @@
+/** Pieces shared by the commands that boot guests. */
+import { promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fetchKernel } from '../../kernels/index.js';
+import type { KernelArtifacts } from '../../kernels/types.js';
+import { parseAccel, type AccelChoice } from '../vm/accel.js';
+import { Guest, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
+import { info } from '../util/log.js';
+import { UserError } from '../util/errors.js';
+
+export const DEFAULT_KERNEL = 'debian:6.12';
+export const DEFAULT_OUT = 'svadiff-out';
+
+export interface GuestSetup {
+  kernel: KernelArtifacts;
+  image: GuestImage;
+  accel: AccelChoice;
+  outDir: string;
+}
+
+/** Fetch the kernel (cached), build agent and initramfs (cached). */
+export async function prepare(kernelSpec: string | undefined, accel: string | undefined, out: string | undefined): Promise<GuestSetup> {
+  const kernel = await fetchKernel(kernelSpec ?? DEFAULT_KERNEL);
+  const image = await prepareGuestImage(kernel);
+  const outDir = resolve(out ?? DEFAULT_OUT);
+  await fs.mkdir(join(outDir, 'logs'), { recursive: true });
+  return { kernel, image, accel: parseAccel(accel), outDir };
+}
+
+let bootCounter = 0;
+
+/** A console log path for a new boot under outDir/logs. */
+export function consoleLogPath(outDir: string, what: string): string {
+  const ts = new Date().toISOString().replace(/[:.]/g, '-');
+  return join(outDir, 'logs', `${what}-${ts}-${process.pid}-${bootCounter++}.console.log`);
+}
+
+export async function bootGuest(s: GuestSetup, what: string, extra: Partial<GuestOptions> = {}): Promise<Guest> {
+  const consolePath = consoleLogPath(s.outDir, what);
+  info(`booting ${s.kernel.exactSpec} (${s.kernel.release}) …`);
+  const g = await Guest.boot(s.kernel, s.image, { accel: s.accel, consolePath, ...extra });
+  info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.accel.toUpperCase()}, ${g.machine.iommu})`);
+  return g;
+}
+
+/** Parse a duration like 90s, 10m, 2h, 1h30m. */
+export function parseDuration(s: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let total = 0;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    const n = Number(m[1]);
+    total += n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    consumed += m[0].length;
+  }
+  if (consumed !== s.length || total <= 0) throw new UserError(`cannot read the duration "${s}"; write e.g. 90s, 10m, 2h or 1h30m`);
+  return total;
+}
+
+export function parseIntOption(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be an integer in ${min}..${max}, got "${v}"`);
+  return n;
+}

@@ -1,0 +1,211 @@
+/**
+ * A booted guest: QEMU running a fetched kernel with the svadiff initramfs, and an agent
+ * session on its second serial port. Boot failures (panic, QEMU exit, timeout) become errors
+ * that name the saved console log.
+ */
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildAgent } from '../../guest/build.js';
+import { buildInitramfs, writeCpio } from '../../guest/initramfs.js';
+import type { KernelArtifacts } from '../../kernels/types.js';
+import { AgentSession, type KmsgRecord } from '../agent/session.js';
+import { UserError } from '../util/errors.js';
+import { atomicWrite, exists, sha256 } from '../util/fsx.js';
+import { ensureHostTools, which } from '../util/host.js';
+import { cacheDir } from '../util/paths.js';
+import { chooseAccel, PROBE_MARKER, probeKvmBoot, type AccelChoice } from './accel.js';
+import { machineFor, type Accel, type MachineProfile } from './machine.js';
+import { QemuVm, sleep, type ExitInfo } from './qemu.js';
+
+/**
+ * Kernel command line entries that turn on the debugging a kernel was built with, as a table:
+ * an entry applies when the kernel's config has its option set to y.
+ */
+const DEBUG_CMDLINE: { config: string; arg: string; why: string }[] = [
+  // Debian builds SLUB_DEBUG but leaves it off at run time: F sanity checks, Z red zones,
+  // P poisoning, U owner tracking. Catches double frees and overruns as "BUG kmalloc-…" reports.
+  { config: 'CONFIG_SLUB_DEBUG', arg: 'slub_debug=FZPU', why: 'slab checks' },
+  // KFENCE is built (6.12, 7.2) with CONFIG_KFENCE_SAMPLE_INTERVAL=0, i.e. off: sample every 10 ms.
+  { config: 'CONFIG_KFENCE', arg: 'kfence.sample_interval=10', why: 'sampled use-after-free detection' },
+];
+
+/** Always: a panic stops the guest at once (QEMU runs with -no-reboot, so it exits). */
+const BASE_CMDLINE = ['panic=-1', 'printk.time=1'];
+
+export async function kernelCmdline(kernel: KernelArtifacts): Promise<string[]> {
+  const config = await fs.readFile(kernel.config, 'utf8');
+  const set = (opt: string) => new RegExp(`^${opt}=y$`, 'm').test(config);
+  return [...BASE_CMDLINE, ...DEBUG_CMDLINE.filter((d) => set(d.config)).map((d) => d.arg)];
+}
+
+export interface GuestOptions {
+  accel?: AccelChoice;
+  machine?: string;
+  memoryMb?: number;
+  /** where to save the console log (a new file per boot) */
+  consolePath?: string;
+  /** how long QEMU start → agent hello may take (default 180 s: TCG on a busy 2-core host) */
+  bootTimeoutMs?: number;
+  onKmsg?: (r: KmsgRecord) => void;
+  /** agent silence limit while the host waits for it */
+  silenceMs?: number;
+}
+
+export interface GuestImage {
+  initrd: string;
+  agent: string;
+}
+
+/** Build (or reuse) the agent and the initramfs for a kernel. */
+export async function prepareGuestImage(kernel: KernelArtifacts): Promise<GuestImage> {
+  const agent = await buildAgent(kernel.arch);
+  const initrd = await buildInitramfs({ kernel, agent });
+  return { initrd, agent };
+}
+
+/** A tiny initramfs whose /init prints the probe marker and powers off (busybox only). */
+async function probeInitrd(): Promise<string> {
+  await ensureHostTools([{ cmd: 'busybox', pkg: 'busybox-static', why: 'the guest initramfs' }]);
+  const busybox = await fs.readFile(which('busybox')!);
+  const init = `#!/bin/busybox sh\n/bin/busybox echo ${PROBE_MARKER}\n/bin/busybox poweroff -f\n`;
+  const out = join(cacheDir(), 'initramfs', `probe-${sha256(busybox).slice(0, 16)}.cpio`);
+  if (!(await exists(out))) {
+    await atomicWrite(
+      out,
+      writeCpio([
+        { kind: 'dir', path: 'bin' },
+        { kind: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 },
+        { kind: 'file', path: 'init', data: Buffer.from(init), mode: 0o755 },
+        { kind: 'dir', path: 'dev' },
+        { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+      ]),
+    );
+  }
+  return out;
+}
+
+export async function resolveAccel(kernel: KernelArtifacts, machine: MachineProfile, choice: AccelChoice): Promise<Accel> {
+  return chooseAccel(choice, machine, async () => probeKvmBoot(machine, kernel.image, await probeInitrd()));
+}
+
+/** Make sure the QEMU of this machine profile is installed (or say how). */
+export async function ensureQemu(machine: MachineProfile): Promise<void> {
+  await ensureHostTools([{ cmd: machine.qemuBinary, pkg: machine.qemuPackage, why: 'running guests' }]);
+}
+
+export class GuestBootError extends Error {
+  constructor(
+    message: string,
+    readonly consolePath: string,
+    readonly kind: 'panic' | 'exit' | 'timeout',
+  ) {
+    super(message);
+    this.name = 'GuestBootError';
+  }
+}
+
+export class Guest {
+  private constructor(
+    readonly kernel: KernelArtifacts,
+    readonly vm: QemuVm,
+    readonly session: AgentSession,
+    readonly accel: Accel,
+    readonly machine: MachineProfile,
+    /** QEMU start to agent hello */
+    readonly bootMs: number,
+    private readonly workDir: string,
+  ) {}
+
+  static async boot(kernel: KernelArtifacts, image: GuestImage, opts: GuestOptions = {}): Promise<Guest> {
+    const machine = machineFor(kernel.arch, opts.machine);
+    await ensureQemu(machine);
+    const accel = await resolveAccel(kernel, machine, opts.accel ?? 'auto');
+    const workDir = await fs.mkdtemp(join(tmpdir(), 'svadiff-vm-'));
+    const vm = new QemuVm({
+      machine,
+      accel,
+      kernelImage: kernel.image,
+      initrd: image.initrd,
+      cmdline: await kernelCmdline(kernel),
+      memoryMb: opts.memoryMb ?? 1024,
+      workDir,
+      ...(opts.consolePath !== undefined ? { consolePath: opts.consolePath } : {}),
+    });
+    await vm.start();
+    let session: AgentSession | undefined;
+    try {
+      const sock = await vm.connectAgent();
+      session = new AgentSession(sock, {
+        ...(opts.onKmsg ? { onKmsg: opts.onKmsg } : {}),
+        ...(opts.silenceMs !== undefined ? { silenceMs: opts.silenceMs } : {}),
+      });
+      const timeout = opts.bootTimeoutMs ?? 180_000;
+      const hello = session.waitHello(timeout);
+      const exit = vm.exited.then((e) => e);
+      const first = await Promise.race([hello.then((h) => ({ h })), exit.then((e) => ({ e }))]);
+      if ('e' in first) throw bootFailure(vm, first.e);
+      const bootMs = Date.now() - vm.startedAt;
+      return new Guest(kernel, vm, session, accel, machine, bootMs, workDir);
+    } catch (e) {
+      session?.dispose();
+      await vm.kill();
+      await fs.rm(workDir, { recursive: true, force: true });
+      if (e instanceof GuestBootError) throw e;
+      const msg = (e as Error).message;
+      if (/silent|hello|timed? ?out/i.test(msg)) {
+        throw new GuestBootError(
+          `the guest did not reach its agent within ${Math.round((opts.bootTimeoutMs ?? 180_000) / 1000)} s; console log: ${vm.consolePath}`,
+          vm.consolePath,
+          'timeout',
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Kernel log lines of the console since line `from` (still in memory). */
+  consoleSince(from: number): string[] {
+    return this.vm.consoleSince(from);
+  }
+
+  get alive(): boolean {
+    return !this.vm.hasExited;
+  }
+
+  /** Shut QEMU down (the initramfs has nothing to flush) and clean up the sockets. */
+  async shutdown(): Promise<ExitInfo> {
+    this.session.dispose();
+    const r = await this.vm.stop();
+    await fs.rm(this.workDir, { recursive: true, force: true });
+    return r;
+  }
+
+  async kill(): Promise<ExitInfo> {
+    this.session.dispose();
+    const r = await this.vm.kill();
+    await fs.rm(this.workDir, { recursive: true, force: true });
+    return r;
+  }
+
+  /** Read a guest file through the agent (between programs). */
+  async readFile(path: string): Promise<string | undefined> {
+    const r = await this.session.readFile(path);
+    return r.errno === 0 ? r.content : undefined;
+  }
+}
+
+function bootFailure(vm: QemuVm, e: ExitInfo): GuestBootError {
+  const panic = vm.consoleLines.find((l) => /Kernel panic - not syncing/.test(l));
+  if (panic) {
+    return new GuestBootError(
+      `the guest kernel panicked while booting (${panic.replace(/^\[[^\]]*\]\s*/, '').trim()}); console log: ${vm.consolePath}`,
+      vm.consolePath,
+      'panic',
+    );
+  }
+  const why = e.stderr.trim().split('\n').slice(-2).join(' | ') || `exit code ${e.code ?? e.signal}`;
+  return new GuestBootError(`QEMU exited before the guest agent started (${why}); console log: ${vm.consolePath}`, vm.consolePath, 'exit');
+}
+
+export { sleep };

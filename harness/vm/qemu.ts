@@ -1,0 +1,293 @@
+/**
+ * One QEMU process: started with an argument array, its serial console captured (control
+ * sequences stripped, size bounded, saved to a file), its second serial port exposed as a unix
+ * socket for the agent, its exit and kernel panics detected. This and the agent transport are
+ * the only code that touches processes.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { LineSplitter, stripControl } from '../util/sanitize.js';
+import type { Accel, MachineProfile } from './machine.js';
+
+export interface QemuOptions {
+  machine: MachineProfile;
+  accel: Accel;
+  kernelImage: string;
+  initrd: string;
+  /** kernel command line entries (appended after the machine's) */
+  cmdline: string[];
+  memoryMb: number;
+  /** directory for the sockets of this VM (keep it short: unix socket paths are limited) */
+  workDir: string;
+  /** where the console log goes (default: workDir/console.log) */
+  consolePath?: string;
+  /** extra QEMU arguments (devices) */
+  extraArgs?: string[];
+}
+
+export interface ExitInfo {
+  code: number | undefined;
+  signal: string | undefined;
+  /** QEMU's own stderr (bounded) */
+  stderr: string;
+}
+
+/** Bytes of console kept in memory (the file keeps up to CONSOLE_FILE_MAX). */
+const CONSOLE_TAIL_LINES = 4000;
+const CONSOLE_FILE_MAX = 64 * 1024 * 1024;
+const STDERR_MAX = 64 * 1024;
+
+export class QemuVm {
+  readonly args: string[];
+  readonly consolePath: string;
+  readonly agentSocketPath: string;
+  readonly qmpSocketPath: string;
+  private proc: ResultPromise | undefined;
+  private consoleFile: WriteStream | undefined;
+  private consoleBytes = 0;
+  private readonly splitter = new LineSplitter(16 * 1024);
+  /** recent console lines, oldest first */
+  readonly consoleLines: string[] = [];
+  /** index of the first line in consoleLines within the whole console */
+  private consoleBase = 0;
+  private readonly lineListeners = new Set<(line: string, index: number) => void>();
+  private stderr = '';
+  private exitInfo: ExitInfo | undefined;
+  readonly exited: Promise<ExitInfo>;
+  private resolveExit!: (e: ExitInfo) => void;
+  readonly startedAt = Date.now();
+
+  constructor(private readonly opts: QemuOptions) {
+    this.consolePath = opts.consolePath ?? join(opts.workDir, 'console.log');
+    this.agentSocketPath = join(opts.workDir, 'agent.sock');
+    this.qmpSocketPath = join(opts.workDir, 'qmp.sock');
+    this.args = buildQemuArgs(opts, this.agentSocketPath, this.qmpSocketPath);
+    this.exited = new Promise((r) => (this.resolveExit = r));
+  }
+
+  get binary(): string {
+    return this.opts.machine.qemuBinary;
+  }
+
+  /** The command line as a user could paste it (for reports). */
+  commandLine(): string {
+    return [this.binary, ...this.args].map(shellQuoteForDisplay).join(' ');
+  }
+
+  async start(): Promise<void> {
+    await fs.mkdir(this.opts.workDir, { recursive: true });
+    await fs.mkdir(dirname(this.consolePath), { recursive: true });
+    for (const p of [this.agentSocketPath, this.qmpSocketPath]) await fs.rm(p, { force: true });
+    this.consoleFile = createWriteStream(this.consolePath, { flags: 'w' });
+    const proc = execa(this.binary, this.args, {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      reject: false,
+      buffer: false,
+      cleanup: true,
+      encoding: 'utf8',
+    });
+    this.proc = proc;
+    proc.stdout?.setEncoding('latin1');
+    proc.stdout?.on('data', (chunk: string) => this.onConsole(chunk));
+    proc.stderr?.setEncoding('utf8');
+    proc.stderr?.on('data', (chunk: string) => {
+      if (this.stderr.length < STDERR_MAX) this.stderr += chunk.slice(0, STDERR_MAX - this.stderr.length);
+    });
+    void proc.then((r) => {
+      for (const line of this.splitter.flush()) this.addLine(line);
+      this.consoleFile?.end();
+      this.exitInfo = {
+        code: typeof r.exitCode === 'number' ? r.exitCode : undefined,
+        signal: r.signal ?? undefined,
+        stderr: stripControl(this.stderr),
+      };
+      this.resolveExit(this.exitInfo);
+    });
+  }
+
+  private onConsole(chunk: string): void {
+    const clean = stripControl(chunk);
+    if (this.consoleBytes < CONSOLE_FILE_MAX) {
+      this.consoleFile?.write(clean);
+      this.consoleBytes += clean.length;
+    }
+    for (const line of this.splitter.push(clean)) this.addLine(line);
+  }
+
+  private addLine(line: string): void {
+    const index = this.consoleBase + this.consoleLines.length;
+    this.consoleLines.push(line);
+    if (this.consoleLines.length > CONSOLE_TAIL_LINES) {
+      this.consoleLines.splice(0, this.consoleLines.length - CONSOLE_TAIL_LINES);
+      this.consoleBase = index + 1 - this.consoleLines.length;
+    }
+    for (const l of this.lineListeners) l(line, index);
+  }
+
+  /** Console lines with index ≥ from that are still in memory. */
+  consoleSince(from: number): string[] {
+    const start = Math.max(0, from - this.consoleBase);
+    return this.consoleLines.slice(start);
+  }
+
+  /** Index the next console line will get. */
+  get consoleLineCount(): number {
+    return this.consoleBase + this.consoleLines.length;
+  }
+
+  onConsoleLine(fn: (line: string, index: number) => void): () => void {
+    this.lineListeners.add(fn);
+    return () => this.lineListeners.delete(fn);
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== undefined;
+  }
+
+  get exitStatus(): ExitInfo | undefined {
+    return this.exitInfo;
+  }
+
+  /** Connect to the agent's serial port; QEMU creates the socket shortly after it starts. */
+  async connectAgent(timeoutMs = 10_000): Promise<net.Socket> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.hasExited) throw new Error('QEMU exited before its agent socket could be opened');
+      try {
+        return await connectUnix(this.agentSocketPath);
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await sleep(50);
+      }
+    }
+  }
+
+  /** Ask QEMU to quit through QMP; kill it if it does not. */
+  async stop(graceMs = 3000): Promise<ExitInfo> {
+    if (this.exitInfo) return this.exitInfo;
+    try {
+      await qmpCommand(this.qmpSocketPath, 'quit', 2000);
+    } catch {
+      /* fall through to kill */
+    }
+    const done = await Promise.race([this.exited, sleep(graceMs).then(() => undefined)]);
+    if (done) return done;
+    return this.kill();
+  }
+
+  async kill(): Promise<ExitInfo> {
+    if (this.exitInfo) return this.exitInfo;
+    this.proc?.kill('SIGKILL');
+    return this.exited;
+  }
+}
+
+export function buildQemuArgs(o: QemuOptions, agentSock: string, qmpSock: string): string[] {
+  const m = o.machine;
+  const cmdline = [`console=${m.consoleTty}`, ...m.cmdline, ...o.cmdline];
+  return [
+    ...m.machineArgs(o.accel),
+    '-accel',
+    o.accel,
+    '-cpu',
+    m.cpu(o.accel),
+    '-m',
+    String(o.memoryMb),
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-reboot',
+    // first serial port: the kernel console, on QEMU's stdout
+    '-chardev',
+    'stdio,id=con,signal=off',
+    '-serial',
+    'chardev:con',
+    // second serial port: the agent channel
+    '-chardev',
+    `socket,id=agent,path=${agentSock},server=on,wait=off`,
+    '-serial',
+    'chardev:agent',
+    '-qmp',
+    `unix:${qmpSock},server=on,wait=off`,
+    '-kernel',
+    o.kernelImage,
+    '-initrd',
+    o.initrd,
+    '-append',
+    cmdline.join(' '),
+    ...(o.extraArgs ?? []),
+  ];
+}
+
+function connectUnix(path: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ path });
+    const onErr = (e: Error) => {
+      s.destroy();
+      reject(e);
+    };
+    s.once('error', onErr);
+    s.once('connect', () => {
+      s.off('error', onErr);
+      resolve(s);
+    });
+  });
+}
+
+/** One QMP command on a fresh connection (capabilities negotiation first). */
+export async function qmpCommand(path: string, command: string, timeoutMs: number): Promise<unknown> {
+  const sock = await connectUnix(path);
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`QMP ${command}: no answer in ${timeoutMs} ms`)), timeoutMs);
+      const split = new LineSplitter(1 << 20);
+      let negotiated = false;
+      sock.setEncoding('utf8');
+      sock.on('data', (chunk: string) => {
+        for (const line of split.push(chunk)) {
+          let msg: Record<string, unknown>;
+          try {
+            msg = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            continue;
+          }
+          if ('QMP' in msg) {
+            sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+          } else if ('return' in msg && !negotiated) {
+            negotiated = true;
+            sock.write(JSON.stringify({ execute: command }) + '\n');
+          } else if ('return' in msg || 'error' in msg) {
+            clearTimeout(timer);
+            if ('error' in msg) reject(new Error(`QMP ${command}: ${JSON.stringify(msg.error)}`));
+            else resolve(msg.return);
+          }
+        }
+      });
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve(undefined); // quit closes the socket
+      });
+      sock.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  } finally {
+    sock.destroy();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function shellQuoteForDisplay(s: string): string {
+  return /^[A-Za-z0-9_./:=,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,39 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../harness/util/errors.js';
+import { formatKernelSpec, parseKernelSpec } from '../../kernels/spec.js';
+import { parseArch } from '../../kernels/index.js';
+
+describe('kernel specs', () => {
+  it('series, exact versions and ABI tags', () => {
+    expect(parseKernelSpec('debian:6.12')).toEqual({ distro: 'debian', series: '6.12', text: 'debian:6.12' });
+    expect(parseKernelSpec(' debian:6.1.192 ')).toEqual({ distro: 'debian', series: '6.1', version: '6.1.192', text: 'debian:6.1.192' });
+    expect(parseKernelSpec('debian:7.2')).toEqual({ distro: 'debian', series: '7.2', text: 'debian:7.2' });
+    expect(parseKernelSpec('debian:6.12.107+deb13')).toMatchObject({ series: '6.12', version: '6.12.107', abiTag: '+deb13' });
+  });
+
+  it('rejects anything else with a one-line UserError naming the syntax', () => {
+    for (const bad of ['6.12', 'debian:', 'debian:6', 'debian:6.12.x', 'ubuntu:6.8', 'debian:6.12.1.2', 'debian:6.12+deb12', 'debian:6.12.1-1', '']) {
+      expect(() => parseKernelSpec(bad)).toThrow(UserError);
+    }
+    expect(() => parseKernelSpec('6.12')).toThrow('write debian:6.12');
+    expect(() => parseKernelSpec('ubuntu:6.8')).toThrow(/use debian:<series>/);
+    expect(() => parseKernelSpec('x\n'.repeat(100))).toThrow(/^[^\n]*$/);
+  });
+
+  it('format is the inverse of parse for canonical specs', () => {
+    fc.assert(
+      fc.property(fc.nat(20), fc.nat(30), fc.option(fc.nat(300)), fc.option(fc.integer({ min: 10, max: 15 })), (a, b, c, tag) => {
+        const text = `debian:${a}.${b}${c === null ? '' : `.${c}${tag === null ? '' : `+deb${tag}`}`}`;
+        expect(formatKernelSpec(parseKernelSpec(text))).toBe(text);
+      }),
+    );
+  });
+
+  it('architectures', () => {
+    expect(parseArch(undefined)).toBe('x86_64');
+    expect(parseArch('amd64')).toBe('x86_64');
+    expect(parseArch('aarch64')).toBe('arm64');
+    expect(() => parseArch('riscv64')).toThrow(UserError);
+  });
+});
