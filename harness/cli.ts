@@ -39,9 +39,9 @@ async function main(argv: string[]): Promise<number> {
     case 'boot':
       return (await import('./commands/boot.js')).cmdBoot(rest);
     case 'run':
-      throw new Error('run: not wired yet');
+      return (await import('./commands/run.js')).cmdRun(rest);
     case 'fuzz':
-      throw new Error('fuzz: not wired yet');
+      return (await import('./commands/fuzz.js')).cmdFuzz(rest);
     case undefined:
     case '-h':
     case '--help':

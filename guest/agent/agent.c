@@ -61,7 +61,7 @@
 #define MAX_LINE	4096		/* bytes of one line, without the newline */
 #define MAX_OPS		4096
 #define MAX_TASKS	8
-#define MAX_SLOTS	64
+#define MAX_SLOTS	1024		/* descriptor and mapping names of a program (harness LIMITS) */
 #define MAX_DEVS	8
 #define MAX_STR		256		/* decoded string argument of an op */
 #define DATA_MAX	1024		/* data field of a result (hex doubles it) */

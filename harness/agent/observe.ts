@@ -37,6 +37,8 @@ export function observe(op: Op, raw: RawResult, slots: SlotTable): Outcome {
   }
   switch (op.op) {
     case 'open':
+      // the path the agent opened: it shows which node (and uacce id) the open reached
+      return { kind: 'ok', value: raw.data };
     case 'dup':
     case 'close':
     case 'munmap':

@@ -45,6 +45,11 @@ export interface ProgramRun {
   finished?: { status: number; msg: string };
   /** kernel log records that arrived while the program ran (capped, see kmsgDropped) */
   kmsg: KmsgRecord[];
+  /**
+   * for each record of `kmsg`: the op it was logged during (the agent drains the log before
+   * every result, so that is the op after the last result received); -1 before the ops started
+   */
+  kmsgOp: number[];
   kmsgDropped: number;
   /** E lines of the agent while the program ran */
   errors: string[];
@@ -361,6 +366,7 @@ export class AgentSession {
         results: new Array<RawResult | undefined>(nops).fill(undefined),
         taskEnds: [],
         kmsg: [],
+        kmsgOp: [],
         kmsgDropped: 0,
         errors: [],
         garbage: 0,
@@ -504,6 +510,7 @@ export class AgentSession {
           p.onKmsg?.(rec);
           if (p.run.kmsg.length < this.opts.kmsgMaxRecords && p.kmsgBytes + rec.text.length <= this.opts.kmsgMaxBytes) {
             p.run.kmsg.push(rec);
+            p.run.kmsgOp.push(p.run.started ? p.lastResult + 1 : -1);
             p.kmsgBytes += rec.text.length;
           } else {
             p.run.kmsgDropped++;

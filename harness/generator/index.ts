@@ -92,7 +92,7 @@ export function programArbitrary(opts: Partial<GeneratorOptions> = {}): fc.Arbit
   const table = weightTable(o.weights);
   const dev = o.device ? fc.constant(o.device) : deviceArb;
   return fc
-    .record({ device: dev, steps: fc.array(stepArb(table.length), { minLength: o.minOps, maxLength: o.maxOps }) })
+    .record({ device: dev, steps: fc.array(stepArb(table.length), { minLength: o.minOps, maxLength: o.maxOps, size: 'max' }) })
     .map(({ device, steps }) => buildProgram(device, steps, table));
 }
 
@@ -359,10 +359,11 @@ class Builder {
         return;
       }
       case 'exit': {
+        // the last task never exits (the program would have nobody left to run its ops)
+        if (tasks.length <= 1) return this.step('fork', r);
         const others = tasks.filter((x) => x.name !== ROOT_TASK);
         // t0 exits only rarely: the rest of the program then runs in its children
-        const victim = others.length > 0 && !this.chance(R(2), 5) ? this.pick(others, R(3))! : tasks.length > 1 ? t : undefined;
-        if (!victim) return this.step('fork', r);
+        const victim = others.length > 0 && !this.chance(R(2), 5) ? this.pick(others, R(3))! : t;
         this.ops.push({ op: 'exit', task: victim.name });
         this.tasks.delete(victim.name);
         return;

@@ -290,8 +290,8 @@ export interface Program {
 export const LIMITS = {
   maxOps: 4096,
   maxTasks: 8,
-  maxFds: 64,
-  maxMaps: 64,
+  maxFds: 1024,
+  maxMaps: 1024,
   maxPages: 64,
   maxRegionPages: 16,
   maxDevices: 8,

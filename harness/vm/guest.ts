@@ -28,6 +28,9 @@ const DEBUG_CMDLINE: { config: string; arg: string; why: string }[] = [
   { config: 'CONFIG_SLUB_DEBUG', arg: 'slub_debug=FZPU', why: 'slab checks' },
   // KFENCE is built (6.12, 7.2) with CONFIG_KFENCE_SAMPLE_INTERVAL=0, i.e. off: sample every 10 ms.
   { config: 'CONFIG_KFENCE', arg: 'kfence.sample_interval=10', why: 'sampled use-after-free detection' },
+  // A task stuck in D state is reported after 15 s instead of 120 s, within the time the
+  // harness waits after an op misses its deadline (harness/run/execute.ts).
+  { config: 'CONFIG_DETECT_HUNG_TASK', arg: 'sysctl.kernel.hung_task_timeout_secs=15', why: 'hung task reports' },
 ];
 
 /** Always: a panic stops the guest at once (QEMU runs with -no-reboot, so it exits). */

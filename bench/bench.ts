@@ -1,0 +1,145 @@
+/**
+ * npm run bench: measurements on a real guest, written as JSON to bench-results/<date>.json
+ * (and printed). Nothing here asserts a speed: the numbers are for humans and for comparing
+ * runs. Options: --kernel K (default debian:6.12), --only name[,name], --out FILE.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fetchKernel } from '../kernels/index.js';
+import type { KernelArtifacts } from '../kernels/types.js';
+import { PROGRAM_FORMAT, PROGRAM_VERSION, type Op, type Program } from '../harness/program/types.js';
+import { Guest, prepareGuestImage, type GuestImage } from '../harness/vm/guest.js';
+import { info } from '../harness/util/log.js';
+
+export interface BenchContext {
+  kernel: KernelArtifacts;
+  image: GuestImage;
+  logDir: string;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return NaN;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function benchBoot(ctx: BenchContext, runs = 3) {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const g = await Guest.boot(ctx.kernel, ctx.image, { consolePath: join(ctx.logDir, `boot-${i}.console.log`) });
+    times.push(g.bootMs);
+    await g.shutdown();
+  }
+  return { what: 'QEMU start to agent hello', runs: times.map((t) => round(t / 1000)), median_s: round(median(times) / 1000) };
+}
+
+async function benchPing(g: Guest, n = 300) {
+  for (let i = 0; i < 10; i++) await g.session.ping(); // warm up
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) ms.push(await g.session.ping());
+  return { what: 'host→agent→host no-op round trip', n, median_ms: round(median(ms), 3), p99_ms: round(percentile(ms, 99), 3), max_ms: round(Math.max(...ms), 3) };
+}
+
+function mmapMunmapProgram(pairs: number): Program {
+  const ops: Op[] = [{ op: 'open', task: 't0', fd: 'q', dev: 0, via: 'path' }];
+  // names are created once: one mapping name per pair
+  for (let i = 0; i < pairs; i++) {
+    const map = `m${i}`;
+    ops.push({ op: 'mmap', task: 't0', map, fd: 'q', region: i % 2, pages: 1, prot: 'rw', shared: true });
+    ops.push({ op: 'munmap', task: 't0', map, page: 0, pages: 1 });
+  }
+  return { format: PROGRAM_FORMAT, version: PROGRAM_VERSION, device: { devices: 1, mmio_pages: 2, dus_pages: 2, queue_limit: 4, sva: false, isolate_ops: 'none', isolate_state: false, ioctl: false, api: 'svadiff-test-v1', algorithms: ['copy'] }, ops };
+}
+
+/** 1000 mmap/munmap pairs: as one program (batch) vs one op per message (interactive). */
+async function benchMmapPairs(g: Guest, pairs = 1000, reps = 3) {
+  const progs: Program[] = [mmapMunmapProgram(pairs)];
+  const nOps = progs.reduce((s, p) => s + p.ops.length, 0);
+  const batch: number[] = [];
+  const inter: number[] = [];
+  let id = 100;
+  for (let r = 0; r < reps; r++) {
+    let t0 = performance.now();
+    for (const p of progs) {
+      const run = await g.session.runProgram(id++, p);
+      if (run.results.some((x) => !x || x.ret < 0n)) throw new Error('mmap/munmap failed in the batch benchmark');
+    }
+    batch.push(nOps / ((performance.now() - t0) / 1000));
+    t0 = performance.now();
+    for (const p of progs) {
+      const ip = await g.session.openInteractive(id++, p);
+      for (let i = 0; i < p.ops.length; i++) {
+        const x = await ip.runOp(i);
+        if (x.ret < 0n) throw new Error('mmap/munmap failed in the interactive benchmark');
+      }
+      await ip.close();
+    }
+    inter.push(nOps / ((performance.now() - t0) / 1000));
+  }
+  return {
+    what: `${pairs} mmap/munmap pairs in one program (${nOps} ops including open, device setup and teardown)`,
+    batch_ops_per_s: round(median(batch), 0),
+    interactive_ops_per_s: round(median(inter), 0),
+    batch_over_interactive: round(median(batch) / median(inter)),
+    runs: { batch: batch.map((x) => round(x, 0)), interactive: inter.map((x) => round(x, 0)) },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { kernel: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, time: { type: 'string' } } });
+  const only = values.only ? new Set(values.only.split(',')) : undefined;
+  const want = (n: string) => !only || only.has(n);
+  const spec = values.kernel ?? 'debian:6.12';
+  const kernel = await fetchKernel(spec);
+  const image = await prepareGuestImage(kernel);
+  const logDir = join('bench-results', 'logs');
+  await fs.mkdir(logDir, { recursive: true });
+  const ctx: BenchContext = { kernel, image, logDir };
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    kernel: kernel.exactSpec,
+    release: kernel.release,
+    host: { cpus: (await import('node:os')).cpus().length },
+  };
+  if (want('boot')) {
+    info('bench: boot time (3 boots) …');
+    results.boot = await benchBoot(ctx);
+  }
+  if (want('ping') || want('mmap')) {
+    const g = await Guest.boot(kernel, image, { consolePath: join(logDir, 'bench.console.log') });
+    results.accel = g.accel;
+    try {
+      if (want('ping')) {
+        info('bench: agent round trip …');
+        results.agent_round_trip = await benchPing(g);
+      }
+      if (want('mmap')) {
+        info('bench: mmap/munmap pairs, batch vs interactive …');
+        results.mmap_munmap = await benchMmapPairs(g);
+      }
+    } finally {
+      await g.shutdown();
+    }
+  }
+  const text = JSON.stringify(results, null, 2) + '\n';
+  const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await fs.mkdir(join(out, '..'), { recursive: true });
+  await fs.writeFile(out, text);
+  process.stdout.write(text);
+  info(`bench: written to ${out}`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

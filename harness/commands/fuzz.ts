@@ -1,0 +1,114 @@
+/**
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh]
+ *
+ * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
+ * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
+ * ops per second, findings and elapsed time; Ctrl-C stops after the current program (twice:
+ * at once) and every finding written so far stays. Running again with the same --seed and
+ * --out continues the same program stream.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FindingStore } from '../findings/store.js';
+import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
+import { profileFor } from '../model/index.js';
+import { UserError } from '../util/errors.js';
+import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
+import { safeLine } from '../util/sanitize.js';
+import { bootGuest, parseDuration, parseIntOption, prepare } from './common.js';
+
+export async function cmdFuzz(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      kernel: { type: 'string' },
+      time: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      programs: { type: 'string' },
+      accel: { type: 'string' },
+      fresh: { type: 'boolean' },
+    },
+  });
+  if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
+  const timeMs = parseDuration(values.time ?? '10m');
+  const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
+  const setup = await prepare(values.kernel, values.accel, values.out);
+  const kernel = { spec: setup.kernel.exactSpec, release: setup.kernel.release };
+  let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
+  const prev = await loadState(setup.outDir);
+  if (seed === undefined) {
+    // continue the previous run of this output directory, or start a new stream
+    seed = prev && prev.kernel === kernel.spec && !values.fresh ? prev.seed : Math.floor(Math.random() * 2 ** 31);
+  }
+  if (prev && prev.seed === seed && prev.kernel === kernel.spec && !values.fresh) {
+    info(`continuing the run in ${setup.outDir}: seed ${seed}, from program ${prev.nextIndex} (--fresh starts over)`);
+  }
+  const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
+  const store = await FindingStore.open(setup.outDir);
+  info(`fuzzing ${kernel.spec} (${kernel.release}) for ${fmtDuration(timeMs)}, seed ${seed}, findings in ${join(setup.outDir, 'findings')}`);
+
+  let stop = 0;
+  const onSigint = () => {
+    stop++;
+    if (stop === 1) info('interrupted: stopping after the current program (Ctrl-C again to stop at once)');
+    else {
+      info('stopping now; findings written so far are kept');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const status = new StatusLine(15_000);
+  const line = (s: FuzzStats) => {
+    const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
+    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), findings ${store.list().length} (new this run ${s.findings}), reboots ${s.reboots}`;
+  };
+  let stats: FuzzStats;
+  try {
+    stats = await fuzzLoop(
+      {
+        seed,
+        timeMs,
+        ...(maxPrograms !== undefined ? { maxPrograms } : {}),
+        outDir: setup.outDir,
+        kernel,
+        profile,
+        store,
+        fresh: values.fresh ?? false,
+        shouldStop: () => stop > 0,
+      },
+      {
+        boot: () => bootGuest(setup, 'fuzz'),
+        onProgress: (s) => status.update(line(s)),
+        onFinding: (id, title, isNew, known) => {
+          if (isNew) status.update(`new finding${known ? ' (known)' : ''}: ${safeLine(title, 160)}  [${id}]`, true);
+        },
+        onAnomaly: (index, message) => warn(`program ${index}: the agent reported something impossible (${safeLine(message, 200)}); rebooting`),
+      },
+    );
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+  status.done(line(stats));
+  await fs.mkdir(setup.outDir, { recursive: true });
+  process.stdout.write(summary(store, stats, setup.outDir));
+  return 0;
+}
+
+function summary(store: FindingStore, s: FuzzStats, outDir: string): string {
+  const L: string[] = [];
+  const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
+  L.push(
+    `${s.programs} programs, ${s.executedOps} ops (${s.checkedOps} checked, ${(s.checkedOps / fuzzSecs).toFixed(0)}/s), ${s.reboots} reboots, in ${fmtDuration(s.elapsedMs)}`,
+  );
+  const all = store.list();
+  L.push(`${all.length} distinct findings in ${join(outDir, 'findings')} (${s.findings} new in this run):`);
+  for (const f of all) L.push(`  ${String(f.count).padStart(5)}  ${f.kind.padEnd(10)} ${f.known ? 'known ' : 'NEW   '} ${f.title}`);
+  if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
+  return L.join('\n') + '\n';
+}
