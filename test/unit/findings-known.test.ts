@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { knownIssuesDir, loadKnownIssues, parseKnownIssues, seriesOf } from '../../harness/findings/known.js';
+import { UserError } from '../../harness/util/errors.js';
+
+const file = (issues: unknown[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ format: 'svadiff-known-issues', version: 1, series: '6.12', issues, ...extra });
+
+describe('known issues', () => {
+  it('the shipped files are valid, one per series, and start empty', async () => {
+    const names = (await readdir(knownIssuesDir())).filter((n) => n.endsWith('.json')).sort();
+    expect(names).toEqual(['6.1.json', '6.12.json', '7.2.json']);
+    for (const n of names) {
+      const k = await loadKnownIssues(n.replace(/\.json$/, ''));
+      expect(k.source).toMatch(new RegExp(`corpus/known/${n.replace('.', '\\.')}$`));
+      expect(k.issues).toEqual([]);
+    }
+  });
+
+  it('a series without a file has no known issues', async () => {
+    const k = await loadKnownIssues('5.10');
+    expect(k.issues).toEqual([]);
+    expect(k.match('anything')).toBeUndefined();
+  });
+
+  it('matches exact titles and regular expressions', () => {
+    const k = parseKnownIssues(
+      file([
+        { title: 'WARNING in f', note: 'n1', link: 'https://example.invalid/1' },
+        { title_regex: '^INFO: rcu detected stall in ', note: 'n2', reason: 'TCG' },
+      ]),
+      'x.json',
+      '6.12',
+    );
+    expect(k.match('WARNING in f')?.note).toBe('n1');
+    expect(k.match('WARNING in f2')).toBeUndefined();
+    expect(k.match('INFO: rcu detected stall in g')?.note).toBe('n2');
+    expect(k.match('x INFO: rcu detected stall in g')).toBeUndefined();
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['both title forms', file([{ title: 'a', title_regex: 'a', note: 'n', reason: 'r' }]), /issues\[0\]: give exactly one of "title" and "title_regex"/],
+    ['no title', file([{ note: 'n', reason: 'r' }]), /issues\[0\]: give exactly one/],
+    ['no note', file([{ title: 'a', reason: 'r' }]), /issues\[0\]: field "note"/],
+    ['neither link nor reason', file([{ title: 'a', note: 'n' }]), /issues\[0\]: give a "link".*or a "reason"/],
+    ['bad regex', file([{ title_regex: '(', note: 'n', reason: 'r' }]), /issues\[0\]: field "title_regex" is not a valid regular expression/],
+    ['unknown field', file([{ title: 'a', note: 'n', reason: 'r', severity: 1 }]), /issues\[0\]: unknown field "severity"/],
+    ['wrong series', file([], { series: '6.1' }), /field "series" must be "6\.12"/],
+    ['wrong format', file([], { format: 'x' }), /field "format"/],
+    ['not JSON', '{', /not valid JSON/],
+    ['issues missing', JSON.stringify({ format: 'svadiff-known-issues', version: 1, series: '6.12' }), /field "issues" must be an array/],
+  ];
+  for (const [what, text, msg] of bad) {
+    it(`rejects a file with ${what}, naming the file and the fix`, () => {
+      let err: unknown;
+      try {
+        parseKnownIssues(text, 'corpus/known/6.12.json', '6.12');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(/^corpus\/known\/6\.12\.json: /);
+      expect((err as Error).message).toMatch(msg);
+      expect((err as Error).message).not.toContain('\n');
+    });
+  }
+
+  it('loads from a directory and rejects a malformed file there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svadiff-known-'));
+    try {
+      writeFileSync(join(dir, '6.12.json'), file([{ title: 'WARNING in f', note: 'n', reason: 'r' }]));
+      writeFileSync(join(dir, '7.2.json'), '[]');
+      expect((await loadKnownIssues('6.12', dir)).issues).toHaveLength(1);
+      await expect(loadKnownIssues('7.2', dir)).rejects.toThrow(/7\.2\.json: must be a JSON object/);
+      await expect(loadKnownIssues('../x', dir)).rejects.toThrow(UserError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds the series of releases and specs', () => {
+    expect(seriesOf('6.12.117+deb12-amd64')).toBe('6.12');
+    expect(seriesOf('7.2.13+deb14-amd64')).toBe('7.2');
+    expect(seriesOf('6.1.0-56-amd64')).toBe('6.1');
+    expect(seriesOf('debian:6.12.117+deb12')).toBe('6.12');
+    expect(seriesOf('debian:6.1')).toBe('6.1');
+    expect(seriesOf('unknown')).toBeUndefined();
+  });
+});
