@@ -11,6 +11,7 @@ import type { KernelArtifacts } from '../kernels/types.js';
 import { PROGRAM_FORMAT, PROGRAM_VERSION, type Op, type Program } from '../harness/program/types.js';
 import { Guest, prepareGuestImage, type GuestImage } from '../harness/vm/guest.js';
 import { info } from '../harness/util/log.js';
+import { benchFuzz } from './fuzz-bench.js';
 
 export interface BenchContext {
   kernel: KernelArtifacts;
@@ -130,6 +131,10 @@ async function main(): Promise<void> {
     } finally {
       await g.shutdown();
     }
+  }
+  if (want('fuzz')) {
+    info('bench: fuzzing throughput …');
+    results.fuzz = await benchFuzz(ctx);
   }
   const text = JSON.stringify(results, null, 2) + '\n';
   const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

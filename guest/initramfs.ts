@@ -9,6 +9,7 @@
  *   /bin/svadiff-agent
  *   /lib/modules/svadiff/          uacce.ko, svadiff_test.ko, extra modules, load-order
  *   /dev/console, /proc, /sys, /tmp
+ *   extra files (InitramfsInput.extraFiles), e.g. /repro/<name> reproducer binaries
  */
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -131,6 +132,51 @@ export interface InitramfsInput {
    * tests that act on the guest from outside the agent (e.g. kill a task). Default false.
    */
   debugShell?: boolean;
+  /**
+   * More files, e.g. reproducer binaries under repro/ (run them with AgentSession
+   * runExecutable). Their directories are created; they may not replace anything of the
+   * standard layout. Part of the cache key (path, mode and content).
+   */
+  extraFiles?: readonly ExtraFile[];
+}
+
+export interface ExtraFile {
+  /** path inside the guest, e.g. "repro/3f2a…" (relative; a leading / is allowed) */
+  path: string;
+  data: Uint8Array;
+  /** default 0o755 */
+  mode?: number;
+}
+
+/**
+ * Directories and files for the extra files, after the standard entries. A path that is already
+ * there (or a directory of the standard layout used as a file) is an error, not a silent
+ * replacement of part of the guest.
+ */
+export function extraEntries(standard: readonly CpioEntry[], extra: readonly ExtraFile[]): CpioEntry[] {
+  const taken = new Map<string, CpioEntry['kind']>(standard.map((e) => [e.path.replace(/^\/+/, ''), e.kind]));
+  const out: CpioEntry[] = [];
+  for (const f of extra) {
+    const name = f.path.replace(/^\/+/, '');
+    const parts = name.split('/');
+    if (name === '' || parts.some((c) => c === '' || c === '.' || c === '..') || name.includes('\0')) {
+      throw new Error(`bad extra initramfs path ${JSON.stringify(f.path)}`);
+    }
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      const kind = taken.get(dir);
+      if (kind === undefined) {
+        taken.set(dir, 'dir');
+        out.push({ kind: 'dir', path: dir });
+      } else if (kind !== 'dir') {
+        throw new Error(`extra initramfs file ${name}: ${dir} is not a directory`);
+      }
+    }
+    if (taken.has(name)) throw new Error(`extra initramfs file ${name} would replace a file of the guest`);
+    taken.set(name, 'file');
+    out.push({ kind: 'file', path: name, data: f.data, mode: f.mode ?? 0o755 });
+  }
+  return out;
 }
 
 export function initScript(agentTty: string, consoleTty: string, debugShell: boolean): string {
@@ -199,6 +245,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   const testModule = await readModule(kernel.modules.svadiffTest, 'test module');
   const loadOrder = boot.map((m) => m.name).join('\n') + '\n';
   const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell);
+  const extra = input.extraFiles ?? [];
 
   const key = sha256(
     JSON.stringify({
@@ -210,6 +257,8 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
       testModule: sha256(testModule),
       init,
       applets: BUSYBOX_APPLETS,
+      // only when there are any, so that the key of a plain initramfs stays what it was
+      ...(extra.length > 0 ? { extra: extra.map((f) => [f.path.replace(/^\/+/, ''), f.mode ?? 0o755, sha256(f.data)]) } : {}),
     }),
   );
   const out = join(cacheDir(), 'initramfs', `${key}.cpio`);
@@ -234,6 +283,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
     { kind: 'dir', path: 'sys', mode: 0o555 },
     { kind: 'dir', path: 'tmp', mode: 0o1777 },
   ];
+  entries.push(...extraEntries(entries, extra));
   await atomicWrite(out, writeCpio(entries));
   return out;
 }

@@ -15,6 +15,12 @@ commands:
                                   run one program and compare every op with the model
   fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR]
                                   generate and run programs, keep findings in DIR/findings/
+  repro <finding-dir> [--kernel K] [--runs 5] [--no-minimize]
+                                  minimize a finding, write repro.c and report.txt next to it
+  replay <program.json | finding-dir | repro.c> [--kernel K] [--runs 3] [--expect-title T]
+                                  run it N times on fresh guest state: reproduced k of N
+  known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S]
+  known list [--series S]         the reviewed known-issue lists (corpus/known/)
 
 common options: --accel auto|kvm|tcg (default auto: KVM if it works here, else TCG)
 default kernel: debian:6.12
@@ -42,6 +48,12 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/run.js')).cmdRun(rest);
     case 'fuzz':
       return (await import('./commands/fuzz.js')).cmdFuzz(rest);
+    case 'replay':
+      return (await import('./commands/replay.js')).cmdReplay(rest);
+    case 'repro':
+      return (await import('./commands/repro.js')).cmdRepro(rest);
+    case 'known':
+      return (await import('./commands/known.js')).cmdKnown(rest);
     case undefined:
     case '-h':
     case '--help':

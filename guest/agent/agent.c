@@ -14,6 +14,9 @@
  *                         tasks by clone(CLONE_PARENT | SIGCHLD) in their parent task, so the agent
  *                         reaps them all and can report how each one ended
  *     helper              a short-lived child for finit_module/delete_module
+ *     executable          the program of a U line (a reproducer) in a process group of its own;
+ *                         its children become the agent's when it exits (PID 1, or a
+ *                         subreaper when run on a development host) and die with the group
  * Ops go to task i over command pipe i (all pipes exist before task 0 starts, so every task
  * inherits them); results come back on one result pipe as fixed-size records (< PIPE_BUF, so
  * writes are atomic). The agent sends op n+1 only after op n's result: runs are deterministic.
@@ -47,6 +50,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -69,6 +73,10 @@
 #define KMSG_TEXT_MAX	2000		/* K lines stay below MAX_LINE: 2000 bytes -> 4000 hex */
 #define FILE_MAX	2000		/* content of an N line, for the same reason */
 #define MSG_MAX		1000		/* E and F messages */
+#define EXEC_CHUNK	1024		/* bytes of executable output per w line (2048 hex) */
+#define EXEC_OUTPUT_MAX	(256 * 1024)	/* output of one executable relayed; the rest is counted */
+#define EXEC_PATH_MAX	255
+#define EXEC_TIMEOUT_MAX 600000		/* ms */
 #define INQ_LINES	32
 
 #define MAP_BASE	0x200000000000ULL
@@ -522,7 +530,7 @@ struct task {
 };
 
 /* the program being collected or run */
-enum { P_IDLE, P_COLLECT, P_BATCH, P_INTER };
+enum { P_IDLE, P_COLLECT, P_BATCH, P_INTER, P_EXEC };
 static struct {
 	int state;
 	long long id;
@@ -553,6 +561,15 @@ static struct {
 	int done;
 	int status;
 } helper;
+
+/* the executable of a U line */
+static struct {
+	pid_t pid;		/* its pid and process group; 0 when none runs */
+	int done;
+	int status;
+	int out_fd;		/* read end of its stdout/stderr pipe; -1 once at EOF */
+	unsigned long long relayed, dropped;
+} ex = { .out_fd = -1 };
 
 /* the op the agent is waiting for */
 static struct {
@@ -613,6 +630,11 @@ static void on_reaped(pid_t pid, int status)
 		helper.pid = 0;
 		return;
 	}
+	if (ex.pid > 0 && pid == ex.pid && !ex.done) {
+		ex.done = 1;
+		ex.status = status;
+		return;
+	}
 	for (t = 0; t < MAX_TASKS; t++) {
 		if (tasks[t].state == T_ALIVE && tasks[t].pid == pid) {
 			task_died(t, status);
@@ -662,11 +684,47 @@ static void drain_results(void)
 	}
 }
 
+/* Relay what the executable wrote: w lines of at most EXEC_CHUNK bytes, EXEC_OUTPUT_MAX in all
+ * (the rest is only counted). Closes the pipe at EOF. */
+static void relay_exec_output(void)
+{
+	char b[EXEC_CHUNK];
+
+	while (ex.out_fd >= 0) {
+		ssize_t n = read(ex.out_fd, b, sizeof(b));
+		size_t keep;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;		/* EAGAIN: nothing more now */
+		if (n == 0) {
+			close(ex.out_fd);
+			ex.out_fd = -1;
+			return;
+		}
+		keep = ex.relayed >= EXEC_OUTPUT_MAX ? 0 : EXEC_OUTPUT_MAX - ex.relayed;
+		if (keep > (size_t)n)
+			keep = (size_t)n;
+		ex.dropped += (size_t)n - keep;
+		if (keep == 0)
+			continue;
+		ex.relayed += keep;
+		drain_kmsg();	/* kernel log and output stay in the order they happened */
+		ob_reset();
+		ob_str("w ");
+		ob_i64(P.id);
+		ob_sp();
+		ob_hex(b, keep);
+		ob_send();
+	}
+}
+
 /* one round of the event loop: wait at most timeout_ms (-1: until something happens) */
 static void pump(int timeout_ms)
 {
-	struct pollfd pf[4];
-	int n = 0, i_in = -1, i_kmsg = -1, i_sig = -1, i_res = -1;
+	struct pollfd pf[5];
+	int n = 0, i_in = -1, i_kmsg = -1, i_sig = -1, i_res = -1, i_ex = -1;
 	int r;
 
 	if (rawlen < sizeof(raw) && !in_eof) {
@@ -683,6 +741,10 @@ static void pump(int timeout_ms)
 		i_res = n;
 		pf[n++] = (struct pollfd){ .fd = P.res_r, .events = POLLIN };
 	}
+	if (ex.out_fd >= 0) {
+		i_ex = n;
+		pf[n++] = (struct pollfd){ .fd = ex.out_fd, .events = POLLIN };
+	}
 	r = poll(pf, (nfds_t)n, timeout_ms);
 	if (sig_fd < 0)
 		reap_all();	/* no signalfd: reap on every round instead */
@@ -690,6 +752,8 @@ static void pump(int timeout_ms)
 		return;
 	if (i_res >= 0 && pf[i_res].revents)
 		drain_results();
+	if (i_ex >= 0 && pf[i_ex].revents)
+		relay_exec_output();
 	if (pf[i_sig].revents) {
 		struct signalfd_siginfo si[8];
 
@@ -1928,13 +1992,10 @@ static void teardown(const char *extra)
 	send_finished(status, msg);
 }
 
-/* Load the module, wait for the nodes, send S, start task 0. Sends F itself on failure. */
-static int setup_program(void)
+/* Fresh test device: (re)load the module with the program's parameters and wait for its nodes.
+ * On failure msg says why and the module is not loaded. */
+static int setup_device(char *msg, size_t msglen)
 {
-	char msg[MSG_MAX];
-	int i, p[2];
-	pid_t pid;
-
 	memset(P.node, 0, sizeof(P.node));
 	memset(P.have_devt, 0, sizeof(P.have_devt));
 	memset(P.mknod_done, 0, sizeof(P.mknod_done));
@@ -1943,26 +2004,38 @@ static int setup_program(void)
 	if (!opt_no_module) {
 		char params[512];
 
-		if (unload_module(TEST_MODULE, msg, sizeof(msg)) != 0)
-			goto fail;
+		if (unload_module(TEST_MODULE, msg, msglen) != 0)
+			return -1;
 		snprintf(params, sizeof(params),
 			 "devices=%d mmio_pages=%d dus_pages=%d queue_limit=%d sva=%d isolate_ops=%d "
 			 "isolate_state=%d ioctl=%d api=%s algs=%s",
 			 P.devices, P.mmio_pages, P.dus_pages, P.queue_limit, P.sva, P.isolate_ops,
 			 P.isolate_state, P.ioctl, P.api, P.algs);
-		if (load_module(MOD_DIR "/" TEST_MODULE ".ko", params, msg, sizeof(msg)) != 0)
-			goto fail;
-		if (wait_nodes(msg, sizeof(msg)) != 0) {
+		if (load_module(MOD_DIR "/" TEST_MODULE ".ko", params, msg, msglen) != 0)
+			return -1;
+		if (wait_nodes(msg, msglen) != 0) {
 			char why[MSG_MAX / 2];
 
 			if (unload_module(TEST_MODULE, why, sizeof(why)) != 0) {
 				size_t l = strlen(msg);
 
-				snprintf(msg + l, sizeof(msg) - l, "; %s", why);
+				snprintf(msg + l, msglen - l, "; %s", why);
 			}
-			goto fail;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Load the module, wait for the nodes, send S, start task 0. Sends F itself on failure. */
+static int setup_program(void)
+{
+	char msg[MSG_MAX];
+	int i, p[2];
+	pid_t pid;
+
+	if (setup_device(msg, sizeof(msg)) != 0)
+		goto fail;
 	for (i = 0; i < MAX_TASKS; i++) {
 		if (pipe2(p, O_CLOEXEC) != 0)
 			goto pipes;
@@ -2048,6 +2121,162 @@ static void run_batch(void)
 	teardown(NULL);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* running an executable (U): a reproducer, with the program's test device set up around it */
+
+/* in the child: become the executable, in a process group of its own, with default signals */
+static void exec_child(const char *path, int out)
+{
+	char *const argv[] = { (char *)path, NULL };
+	char *const envp[] = { "PATH=/bin", "HOME=/", NULL };
+	sigset_t none;
+	int fd;
+
+	setpgid(0, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);	/* the agent ignores it; exec would keep that */
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "0", 1) < 0)
+			logmsg("cannot reset oom_score_adj of the executable");
+		close(fd);
+	}
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(126);
+	execve(path, argv, envp);
+	dprintf(1, "svadiff-agent: cannot execute %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+/* is any process of group pgid left (zombies count until they are reaped)? */
+static int group_alive(pid_t pgid)
+{
+	return kill(-pgid, 0) == 0 || errno != ESRCH;
+}
+
+/* lines that arrive while an executable runs: Z aborts it, Q and V were answered already */
+static void exec_take_lines(int *aborted)
+{
+	char line[MAX_LINE + 1];
+
+	while (next_queued(line)) {
+		long long id;
+
+		if (line[0] == 'Z' && line[1] == ' ' && num(line + 2, 0, LLONG_MAX, &id) == 0 && id == P.id)
+			*aborted = 1;
+		else
+			send_error("busy running program %lld: only Q, V and Z %lld are accepted", P.id, P.id);
+	}
+}
+
+/*
+ * Set the device up (S), run the executable with its output relayed (w), kill it at its
+ * deadline, then kill whatever it left in its process group, report how it ended (W), unload
+ * the module and send F.
+ */
+static void run_exec(const char *path, int timeout_ms)
+{
+	char msg[MSG_MAX] = "";
+	long long deadline, kill_deadline = 0;
+	int p[2], timed_out = 0, aborted = 0, killed = 0;
+	pid_t pid;
+
+	if (setup_device(msg, sizeof(msg)) != 0) {
+		program_reset();
+		send_finished(1, msg);
+		return;
+	}
+	P.state = P_EXEC;
+	ob_reset();
+	ob_str("S ");
+	ob_i64(P.id);
+	ob_send();
+
+	memset(&ex, 0, sizeof(ex));
+	ex.out_fd = -1;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		snprintf(msg, sizeof(msg), "pipe: %s", strerror(errno));
+		teardown(msg);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "fork of the executable: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		teardown(msg);
+		return;
+	}
+	if (pid == 0)
+		exec_child(path, p[1]);
+	setpgid(pid, pid);	/* also here: no race with a kill of the group below */
+	ex.pid = pid;
+	close(p[1]);
+	ex.out_fd = p[0];
+	fcntl(ex.out_fd, F_SETFL, O_NONBLOCK);
+
+	deadline = now_ms() + timeout_ms;
+	while (!ex.done) {
+		long long now = now_ms();
+
+		exec_take_lines(&aborted);
+		if (!killed && (aborted || now >= deadline)) {
+			timed_out = !aborted;
+			kill(-pid, SIGKILL);
+			killed = 1;
+			kill_deadline = now + KILL_DEADLINE;
+		}
+		if (killed && now >= kill_deadline)
+			break;	/* stuck in the kernel: give up on it */
+		pump(killed ? 50 : (deadline - now > 1000 ? 1000 : (int)(deadline - now) + 1));
+	}
+	/* what it left behind (its children are the agent's now) dies with the group */
+	if (ex.done) {
+		long long end = now_ms() + KILL_DEADLINE;
+
+		kill(-pid, SIGKILL);
+		while (group_alive(pid) && now_ms() < end)
+			pump(20);
+		if (group_alive(pid))
+			snprintf(msg, sizeof(msg), "processes of the executable did not die within %d ms",
+				 KILL_DEADLINE);
+	} else {
+		snprintf(msg, sizeof(msg), "the executable did not die within %d ms of SIGKILL",
+			 KILL_DEADLINE);
+	}
+	/* the rest of its output: the pipe is at EOF once every writer is gone */
+	{
+		long long end = now_ms() + 500;
+
+		while (ex.out_fd >= 0 && now_ms() < end) {
+			relay_exec_output();
+			if (ex.out_fd >= 0)
+				pump(20);
+		}
+		if (ex.out_fd >= 0) {
+			close(ex.out_fd);
+			ex.out_fd = -1;
+		}
+	}
+	drain_kmsg();
+	ob_reset();
+	ob_str("W ");
+	ob_i64(P.id);
+	ob_sp();
+	ob_i64(ex.done && WIFEXITED(ex.status) ? WEXITSTATUS(ex.status) : -1);
+	ob_sp();
+	ob_i64(ex.done && WIFSIGNALED(ex.status) ? WTERMSIG(ex.status) : 0);
+	ob_sp();
+	ob_i64(timed_out);
+	ob_sp();
+	ob_u64(ex.dropped);
+	ob_send();
+	ex.pid = 0;
+	teardown(msg);
+}
+
 static void cmd_C(char **tok, int ntok)
 {
 	char path[MAX_LINE];
@@ -2059,7 +2288,7 @@ static void cmd_C(char **tok, int ntok)
 		send_error("bad C line: want C <nonce> <path-hex>");
 		return;
 	}
-	if (P.state == P_BATCH || P.state == P_INTER) {
+	if (P.state == P_BATCH || P.state == P_INTER || P.state == P_EXEC) {
 		send_error("C is only accepted between programs");
 		return;
 	}
@@ -2233,6 +2462,39 @@ static int start_args(char **tok, int ntok, const char *name)
 	return 0;
 }
 
+static void cmd_U(char **tok, int ntok)
+{
+	char path[EXEC_PATH_MAX + 1];
+	long long id, ms;
+
+	if (ntok != 4 || num(tok[1], 0, LLONG_MAX, &id)) {
+		send_error("bad U line: want U <prog-id> <path-hex> <timeout-ms>");
+		return;
+	}
+	if (P.state != P_COLLECT || id != P.id) {
+		reject_program(id, "U %lld: no such program collected (send D %lld first)", id, id);
+		return;
+	}
+	if (P.poison[0] || P.nops > 0) {
+		int n = P.nops;
+
+		program_reset();
+		reject_program(id, "U %lld: %d ops were sent after D; an executable program has none", id, n);
+		return;
+	}
+	if (unhex(tok[2], path, EXEC_PATH_MAX) <= 0 || path[0] != '/') {
+		program_reset();
+		reject_program(id, "U %lld: the path must be absolute, at most %d bytes", id, EXEC_PATH_MAX);
+		return;
+	}
+	if (num(tok[3], 1, EXEC_TIMEOUT_MAX, &ms)) {
+		program_reset();
+		reject_program(id, "U %lld: timeout %s not in 1..%d ms", id, tok[3], EXEC_TIMEOUT_MAX);
+		return;
+	}
+	run_exec(path, (int)ms);
+}
+
 static void cmd_Z(char **tok, int ntok)
 {
 	long long id;
@@ -2291,7 +2553,9 @@ static void handle_line(char *line)
 			if (setup_program() == 0)
 				P.state = P_INTER;
 		}
-	} else if (strcmp(tok[0], "Z") == 0)
+	} else if (strcmp(tok[0], "U") == 0)
+		cmd_U(tok, ntok);
+	else if (strcmp(tok[0], "Z") == 0)
 		cmd_Z(tok, ntok);
 	else if (strcmp(tok[0], "C") == 0)
 		cmd_C(tok, ntok);
@@ -2368,6 +2632,8 @@ int main(int argc, char **argv)
 		P.cmd_r[i] = P.cmd_w[i] = -1;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* orphans of an executable (U) become the agent's to reap, also when it is not PID 1 */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);

@@ -9,10 +9,22 @@
  */
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { Program } from '../program/types.js';
+import type { DeviceParams, Program } from '../program/types.js';
 import { LineSplitter, stripControl } from '../util/sanitize.js';
 import type { RawResult } from './observe.js';
-import { MAX_LINE, PROTO_VERSION, encodeDevice, encodeOp, encodeProgram, hexEncode, parseAgentLine, slotTable, type AgentMsg, type SlotTable } from './wire.js';
+import {
+  MAX_LINE,
+  PROTO_VERSION,
+  encodeDevice,
+  encodeExec,
+  encodeOp,
+  encodeProgram,
+  hexEncode,
+  parseAgentLine,
+  slotTable,
+  type AgentMsg,
+  type SlotTable,
+} from './wire.js';
 
 export type { RawResult } from './observe.js';
 
@@ -127,6 +139,36 @@ export interface RunOptions {
   onKmsg?: (r: KmsgRecord) => void;
 }
 
+/** How an executable run in the guest (U) went. */
+export interface ExecutableRun {
+  progId: number;
+  /** the agent set the device up (S) and started the executable */
+  started: boolean;
+  /** its exit status; undefined when it did not exit (killed by a signal, or stuck) */
+  exitCode?: number;
+  /** the signal that killed it (0: none) */
+  signal: number;
+  /** the agent killed it at its timeout */
+  timedOut: boolean;
+  /** what it wrote to stdout and stderr, control sequences removed, bounded */
+  output: string;
+  /** output bytes dropped (over the agent's or the host's cap) */
+  outputDropped: number;
+  /** the F line: status 0 clean, 1 setup or teardown failed (reboot the guest) */
+  finished?: { status: number; msg: string };
+  /** kernel log records that arrived while it ran, module load and unload included (capped) */
+  kmsg: KmsgRecord[];
+  kmsgDropped: number;
+  errors: string[];
+  garbage: number;
+  elapsedMs: number;
+}
+
+/** Output of one executable the host keeps (the agent relays at most 256 KiB). */
+const MAX_EXEC_OUTPUT = 1024 * 1024;
+/** Silence allowed after an executable's timeout: kill, module unload, F. */
+const EXEC_TEARDOWN_MS = 60_000;
+
 export interface InteractiveProgram {
   readonly run: ProgramRun;
   /** Send op idx of the program and wait for its result. */
@@ -153,6 +195,8 @@ interface ActiveProgram {
   onFinished?: () => void;
   /** interactive: the op waiting for its R */
   pendingOp?: { idx: number; resolve: (r: RawResult) => void; reject: (e: Error) => void };
+  /** executable (U): its output so far and how it ended */
+  exec?: { chunks: string[]; bytes: number; dropped: number; end?: Extract<AgentMsg, { t: 'exec-end' }> };
 }
 
 const MAX_ERRORS_KEPT = 100;
@@ -281,6 +325,53 @@ export class AgentSession {
       this.endProgram(active);
     }
     return this.finishRun(active);
+  }
+
+  /**
+   * Run an executable that is already in the guest (e.g. a reproducer from the initramfs)
+   * while the test device is set up with `device`: the agent loads the module as for a
+   * program, runs the file, kills it after timeoutMs, kills what it left, unloads the module.
+   * Resolves when the agent says the program is over (F). Throws AgentSetupError if the device
+   * could not be set up, AgentProtocolError if the agent rejected the request.
+   */
+  async runExecutable(progId: number, device: DeviceParams, path: string, timeoutMs: number, options: RunOptions = {}): Promise<ExecutableRun> {
+    this.check();
+    if (this.program) throw new Error(`runExecutable(${progId}): program ${this.program.run.progId} is still active`);
+    const lines = encodeExec(progId, device, path, timeoutMs);
+    const active = this.startProgram(progId, 0, options);
+    active.exec = { chunks: [], bytes: 0, dropped: 0 };
+    // the executable may be silent for its whole run: the agent says nothing until W
+    const silence = options.deadlineMs ?? Math.max(this.opts.silenceMs, timeoutMs + EXEC_TEARDOWN_MS);
+    try {
+      await this.wait(`the end of executable ${path} (program ${progId})`, silence, (resolve) => {
+        active.onFinished = () => resolve(undefined);
+        this.send(lines);
+      });
+    } finally {
+      this.endProgram(active);
+    }
+    const run = this.finishRun(active);
+    if (!run.started) {
+      throw new AgentSetupError(`program ${progId} was not set up: ${run.finished ? `status ${run.finished.status}: ${run.finished.msg}` : 'no answer'}`);
+    }
+    const ex = active.exec;
+    const end = ex.end;
+    const out: ExecutableRun = {
+      progId,
+      started: run.started,
+      signal: end?.signal ?? 0,
+      timedOut: end?.timedOut ?? false,
+      output: stripControl(ex.chunks.join('')),
+      outputDropped: ex.dropped + (end?.dropped ?? 0),
+      kmsg: run.kmsg,
+      kmsgDropped: run.kmsgDropped,
+      errors: run.errors,
+      garbage: run.garbage,
+      elapsedMs: run.elapsedMs,
+    };
+    if (end && end.exit >= 0) out.exitCode = end.exit;
+    if (run.finished) out.finished = run.finished;
+    return out;
   }
 
   /** Set up a program in interactive mode: each op is sent and answered on its own. */
@@ -600,6 +691,30 @@ export class AgentSession {
           a.pendingOp = undefined;
           po.reject(new AgentOpDeadlineError(msg.idx, msg.ms));
         }
+        return;
+      }
+      case 'exec-output': {
+        const a = mine(msg.prog);
+        if (!a) return;
+        if (!a.exec || a.exec.end) {
+          a.run.garbage++;
+          return;
+        }
+        const room = MAX_EXEC_OUTPUT - a.exec.bytes;
+        const keep = msg.data.length <= room ? msg.data : msg.data.slice(0, Math.max(0, room));
+        a.exec.chunks.push(keep);
+        a.exec.bytes += keep.length;
+        a.exec.dropped += msg.data.length - keep.length;
+        return;
+      }
+      case 'exec-end': {
+        const a = mine(msg.prog);
+        if (!a) return;
+        if (!a.exec || a.exec.end) {
+          a.run.garbage++;
+          return;
+        }
+        a.exec.end = msg;
         return;
       }
       case 'finished': {

@@ -216,6 +216,25 @@ export function encodeOp(idx: number, op: Op, t: SlotTable): string {
   return ['O', idx, task, OPCODES[op.op], ...a, hexEncode(str)].join(' ');
 }
 
+/** Longest executable path the agent accepts in a U line (bytes). */
+export const EXEC_PATH_MAX = 255;
+/** Longest run of an executable the agent accepts (ms). */
+export const EXEC_TIMEOUT_MAX_MS = 600_000;
+
+/**
+ * The host lines that run an executable in the guest while the program's test device is set
+ * up (D, then U; docs/agent-protocol.md "Executables").
+ */
+export function encodeExec(progId: number, device: DeviceParams, path: string, timeoutMs: number): string[] {
+  if (!path.startsWith('/') || Buffer.byteLength(path, 'utf8') > EXEC_PATH_MAX || path.includes('\0') || path.includes('\n')) {
+    throw new Error(`executable path must be absolute and at most ${EXEC_PATH_MAX} bytes: ${JSON.stringify(path)}`);
+  }
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > EXEC_TIMEOUT_MAX_MS) {
+    throw new Error(`executable timeout must be 1..${EXEC_TIMEOUT_MAX_MS} ms, got ${timeoutMs}`);
+  }
+  return [encodeDevice(progId, device), `U ${progId} ${hexEncode(path)} ${timeoutMs}`];
+}
+
 /** All host lines for running a program in batch mode. */
 export function encodeProgram(progId: number, p: Program): string[] {
   const t = slotTable(p);
@@ -242,6 +261,18 @@ export type AgentMsg =
   | { t: 'task-end'; prog: number; task: number; how: 'signal' | 'status'; value: number }
   | { t: 'timeout'; prog: number; idx: number; ms: number }
   | { t: 'finished'; prog: number; status: number; msg: string }
+  | { t: 'exec-output'; prog: number; data: string }
+  | {
+      t: 'exec-end';
+      prog: number;
+      /** exit status, -1 if it did not exit (killed by a signal, or stuck) */
+      exit: number;
+      /** the signal that killed it, 0 if none */
+      signal: number;
+      timedOut: boolean;
+      /** output bytes the agent did not relay (over its cap) */
+      dropped: number;
+    }
   | { t: 'pong'; nonce: string }
   | { t: 'file'; nonce: string; errno: number; content: string }
   | { t: 'error'; msg: string }
@@ -329,6 +360,31 @@ export function parseAgentLine(line: string): AgentMsg {
       const msg = h(3);
       if (prog === undefined || status === undefined || msg === undefined) return garbage;
       return { t: 'finished', prog, status, msg };
+    }
+    case 'w': {
+      const prog = n(1);
+      const data = h(2);
+      if (prog === undefined || data === undefined || f.length !== 3) return garbage;
+      return { t: 'exec-output', prog, data };
+    }
+    case 'W': {
+      const prog = n(1);
+      const exit = n(2);
+      const signal = n(3);
+      const timedOut = n(4);
+      const dropped = n(5);
+      if (
+        prog === undefined ||
+        exit === undefined ||
+        signal === undefined ||
+        (timedOut !== 0 && timedOut !== 1) ||
+        dropped === undefined ||
+        dropped < 0 ||
+        f.length !== 6
+      ) {
+        return garbage;
+      }
+      return { t: 'exec-end', prog, exit, signal, timedOut: timedOut === 1, dropped };
     }
     case 'P':
       if (f.length !== 2 || !/^[0-9A-Za-z]{1,32}$/.test(f[1] ?? '')) return garbage;

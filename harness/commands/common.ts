@@ -4,8 +4,8 @@ import { join, resolve } from 'node:path';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
-import { Guest, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
-import { info } from '../util/log.js';
+import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
+import { info, warn } from '../util/log.js';
 import { UserError } from '../util/errors.js';
 
 export const DEFAULT_KERNEL = 'debian:6.12';
@@ -35,12 +35,23 @@ export function consoleLogPath(outDir: string, what: string): string {
   return join(outDir, 'logs', `${what}-${ts}-${process.pid}-${bootCounter++}.console.log`);
 }
 
-export async function bootGuest(s: GuestSetup, what: string, extra: Partial<GuestOptions> = {}): Promise<Guest> {
-  const consolePath = consoleLogPath(s.outDir, what);
-  info(`booting ${s.kernel.exactSpec} (${s.kernel.release}) …`);
-  const g = await Guest.boot(s.kernel, s.image, { accel: s.accel, consolePath, ...extra });
-  info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.accel.toUpperCase()}, ${g.machine.iommu})`);
-  return g;
+/**
+ * Boot a guest; a boot that fails (a panic or a timeout of the emulated machine on a loaded
+ * host) is tried again up to `attempts` times in all, each failure saying where its console log is.
+ */
+export async function bootGuest(s: GuestSetup, what: string, extra: Partial<GuestOptions> = {}, attempts = 3): Promise<Guest> {
+  for (let i = 1; ; i++) {
+    const consolePath = consoleLogPath(s.outDir, what);
+    info(`booting ${s.kernel.exactSpec} (${s.kernel.release}) …`);
+    try {
+      const g = await Guest.boot(s.kernel, s.image, { accel: s.accel, consolePath, ...extra });
+      info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.accel.toUpperCase()}, ${g.machine.iommu})`);
+      return g;
+    } catch (e) {
+      if (!(e instanceof GuestBootError) || i >= attempts) throw e;
+      warn(`boot ${i} of ${attempts} failed: ${e.message}; trying again`);
+    }
+  }
 }
 
 /** Parse a duration like 90s, 10m, 2h, 1h30m. */

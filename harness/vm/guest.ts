@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { buildAgent } from '../../guest/build.js';
 import { buildInitramfs, writeCpio } from '../../guest/initramfs.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
-import { AgentSession, type KmsgRecord } from '../agent/session.js';
+import { AgentClosedError, AgentSession, type KmsgRecord } from '../agent/session.js';
 import { UserError } from '../util/errors.js';
 import { atomicWrite, exists, sha256 } from '../util/fsx.js';
 import { ensureHostTools, which } from '../util/host.js';
@@ -97,13 +97,14 @@ export async function ensureQemu(machine: MachineProfile): Promise<void> {
   await ensureHostTools([{ cmd: machine.qemuBinary, pkg: machine.qemuPackage, why: 'running guests' }]);
 }
 
-export class GuestBootError extends Error {
+/** A guest that did not come up. Shown as one line (like a UserError) naming its console log. */
+export class GuestBootError extends UserError {
   constructor(
     message: string,
     readonly consolePath: string,
     readonly kind: 'panic' | 'exit' | 'timeout',
   ) {
-    super(message);
+    super(message, 3);
     this.name = 'GuestBootError';
   }
 }
@@ -152,9 +153,13 @@ export class Guest {
       return new Guest(kernel, vm, session, accel, machine, bootMs, workDir);
     } catch (e) {
       session?.dispose();
-      await vm.kill();
+      // the channel breaks when QEMU goes away (a panic while booting, most likely): give its
+      // exit a moment to be seen before deciding what happened
+      const exitedByItself = vm.hasExited || (e instanceof AgentClosedError && (await Promise.race([vm.exited.then(() => true), sleep(2000).then(() => false)])));
+      const exitInfo = await vm.kill();
       await fs.rm(workDir, { recursive: true, force: true });
       if (e instanceof GuestBootError) throw e;
+      if (exitedByItself) throw bootFailure(vm, exitInfo);
       const msg = (e as Error).message;
       if (/silent|hello|timed? ?out/i.test(msg)) {
         throw new GuestBootError(

@@ -1,0 +1,315 @@
+/**
+ * svadiff repro <finding-dir> [--kernel K] [--runs 5] [--no-minimize]
+ *
+ * Turns a finding into a report a kernel developer can act on, next to the finding:
+ *   program.min.json  the program, minimized on a real guest (harness/repro/minimize.ts)
+ *   repro.c           a standalone C reproducer of it, with the model's expected outcomes
+ *   report.txt        the bug report (harness/repro/report.ts)
+ *   repro.json        ops before/after, minimization time and runs, reliability k/N
+ * repro.c is verified on a fresh guest --runs times. A finding that does not reproduce is
+ * reported as flaky with its measured rate, never dropped and never called reliable. Every file
+ * is written atomically, repro.json last: its presence means the directory is complete.
+ */
+import { promises as fs } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Finding } from '../findings/store.js';
+import { seriesOf } from '../findings/known.js';
+import { profileFor, type KernelProfile } from '../model/index.js';
+import { formatOutcomeSet } from '../program/outcome.js';
+import { formatProgram, parseProgram } from '../program/parse.js';
+import type { Program } from '../program/types.js';
+import { generateC, modelExpectations } from '../repro/csource.js';
+import { GuestTester, findingSignature, minimize, type MinimizeResult, type Trial } from '../repro/minimize.js';
+import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
+import { REPRO_CFLAGS, replay } from '../repro/replay.js';
+import { loadSemanticsSheet, reliabilityText, renderReport, type ReportInput } from '../repro/report.js';
+import { errorMessage, UserError } from '../util/errors.js';
+import { atomicWrite, atomicWriteJson } from '../util/fsx.js';
+import { fmtDuration, info, warn } from '../util/log.js';
+import { safeLine } from '../util/sanitize.js';
+import { readFinding } from './known.js';
+import { bootGuest, parseDuration, parseIntOption, prepare, type GuestSetup } from './common.js';
+
+export const REPRO_FORMAT = 'svadiff-repro';
+export const REPRO_VERSION = 1;
+
+const USAGE = 'usage: svadiff repro <finding-dir> [--kernel K] [--runs 5] [--no-minimize] [--max-runs 400] [--max-time 20m]';
+
+/** A finding directory as the store wrote it: finding.json and program.json. */
+export async function readFindingDir(dir: string): Promise<{ finding: Finding; program: Program }> {
+  const finding = await readFinding(dir);
+  const ppath = join(dir, 'program.json');
+  let ptext: string;
+  try {
+    ptext = await fs.readFile(ppath, 'utf8');
+  } catch {
+    throw new UserError(`${ppath} is missing: this finding has no program to reproduce (crashes seen outside a program cannot be minimized)`);
+  }
+  return { finding, program: parseProgram(ptext, ppath) };
+}
+
+export interface ReproSummary {
+  format: typeof REPRO_FORMAT;
+  version: typeof REPRO_VERSION;
+  finding: string;
+  kind: string;
+  title: string;
+  kernel: { spec: string; release: string; config_sha256: string };
+  minimized: boolean;
+  ops_before: number;
+  ops_after: number;
+  minimization: {
+    time_ms: number;
+    runs: number;
+    stopped_by: string | null;
+    fast_check: string;
+    rolled_back: number;
+    passes: MinimizeResult['passes'];
+    /** re-runs of the minimized program through the agent */
+    confirm: { hits: number; runs: number };
+  } | null;
+  reliability: { hits: number; runs: number; flaky: boolean; what: string };
+  /** the title repro.c was checked against (the minimized program's own) */
+  repro_title: string;
+  /** one line per run of repro.c */
+  repro_runs: string[];
+  verify_error?: string;
+  /** the original program showed the finding again at all */
+  reproduced: boolean;
+  created: string;
+}
+
+export async function cmdRepro(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      kernel: { type: 'string' },
+      runs: { type: 'string' },
+      'no-minimize': { type: 'boolean' },
+      'max-runs': { type: 'string' },
+      'max-time': { type: 'string' },
+      accel: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 1) throw new UserError(USAGE);
+  const dir = resolve(positionals[0]!);
+  const runs = parseIntOption('runs', values.runs, 1, 100) ?? 5;
+  const maxRuns = parseIntOption('max-runs', values['max-runs'], 1, 100_000);
+  const maxTimeMs = values['max-time'] !== undefined ? parseDuration(values['max-time']) : undefined;
+  const { finding, program } = await readFindingDir(dir);
+  const t0 = Date.now();
+
+  // logs of the guests go where the fuzzing run keeps its logs (<out>/logs), else next to the finding
+  const outDir = basename(dirname(dir)) === 'findings' ? dirname(dirname(dir)) : dir;
+  const setup = await prepare(values.kernel ?? finding.kernel.spec, values.accel, outDir);
+  const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
+  const kernelId = { spec: setup.kernel.exactSpec, release: setup.kernel.release };
+  const sig = findingSignature(finding, program);
+  info(`finding ${finding.id}: ${safeLine(finding.title, 160)}`);
+  info(`signature: ${safeLine(sig.key, 160)}; kernel ${kernelId.spec} (${kernelId.release})`);
+
+  const tester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
+  let min: MinimizeResult;
+  try {
+    min = await minimize(program, sig, tester, {
+      ...(values['no-minimize'] ? { noSearch: true } : {}),
+      ...(maxRuns !== undefined ? { maxRuns } : {}),
+      ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
+      onProgress: (m) => info(m),
+    });
+  } finally {
+    await tester.close();
+  }
+  if (!min.reproduced) warn(`the finding's program did not show "${safeLine(finding.title, 120)}" in ${min.confirm.runs} runs; reporting it as flaky, unminimized`);
+  else if (values['no-minimize']) info(`not minimized (--no-minimize); the program showed it in ${min.confirm.hits}/${min.confirm.runs} runs`);
+  else info(`minimized ${min.opsBefore} -> ${min.opsAfter} ops in ${fmtDuration(min.timeMs)} (${min.runs} runs); the minimized program reproduced ${min.confirm.hits}/${min.confirm.runs}`);
+
+  const minProgram: Program = { ...min.program, comment: `minimized from ${finding.id}${program.comment ? ` (${program.comment})` : ''}` };
+  await atomicWrite(join(dir, 'program.min.json'), formatProgram(minProgram));
+
+  const witness = min.witness;
+  const d = witness?.result?.check.divergence;
+  // the minimized program's own title: a divergence may have moved to another rule
+  const title = d?.title ?? finding.title;
+  const verify = await verifyReproducer(dir, setup, profile, minProgram, title, runs);
+  const reliability = verify.reliability;
+
+  const semantics = await loadSemanticsSheet();
+  const reportInput: ReportInput = {
+    kind: finding.kind,
+    title: finding.title,
+    findingId: finding.id,
+    kernel: {
+      exactSpec: setup.kernel.exactSpec,
+      version: setup.kernel.version,
+      release: setup.kernel.release,
+      debianVersion: setup.kernel.debianVersion,
+      arch: setup.kernel.arch,
+      configHash: setup.kernel.configHash,
+      compiler: setup.kernel.compiler,
+    },
+    ...(tester.commandLine ? { qemuCommandLine: tester.commandLine } : {}),
+    program: minProgram,
+    expected: expectedTexts(minProgram, profile),
+    bootModules: [...setup.kernel.extraModules.map((p) => p.split('/').pop()!), 'uacce.ko'],
+    reliability,
+    minimization: {
+      opsBefore: min.opsBefore,
+      opsAfter: min.opsAfter,
+      runs: min.runs,
+      timeMs: min.timeMs,
+      note: [
+        `${values['no-minimize'] ? 'the program' : 'the minimized program'} showed it again in ${min.confirm.hits}/${min.confirm.runs} runs through the agent`,
+        ...(min.stoppedBy ? [`the search stopped at its ${min.stoppedBy} budget`] : []),
+      ].join('; '),
+      ...(values['no-minimize'] ? { skipped: true } : {}),
+    },
+    howToRun: verify.howToRun,
+    semantics,
+    ...(program.comment ? { origin: program.comment } : {}),
+  };
+  if (d) reportInput.divergence = { index: d.index, expected: d.expected, observed: d.observed, rules: d.rules, stateBefore: d.stateBefore };
+  else if (finding.kind === 'divergence' && finding.op_index !== undefined && !min.reproduced) {
+    reportInput.divergence = { index: finding.op_index, expected: finding.expected, observed: finding.observed, rules: (finding.rule ?? '').split(', ').filter(Boolean) };
+  }
+  const kernelReport = kernelReportOf(witness, finding.title) ?? (await fs.readFile(join(dir, 'dmesg.txt'), 'utf8').catch(() => undefined));
+  if (finding.kind !== 'divergence' && kernelReport) reportInput.kernelReport = kernelReport;
+  else if (witness?.result?.reports.length) reportInput.kernelReport = witness.result.reports.map((r) => r.excerpt).join('\n');
+  await atomicWrite(join(dir, 'report.txt'), renderReport(reportInput));
+
+  const summary: ReproSummary = {
+    format: REPRO_FORMAT,
+    version: REPRO_VERSION,
+    finding: finding.id,
+    kind: finding.kind,
+    title: finding.title,
+    kernel: { spec: kernelId.spec, release: kernelId.release, config_sha256: setup.kernel.configHash },
+    minimized: !values['no-minimize'] && min.reproduced,
+    ops_before: min.opsBefore,
+    ops_after: min.opsAfter,
+    minimization: values['no-minimize']
+      ? null
+      : {
+          time_ms: min.timeMs,
+          runs: min.runs,
+          stopped_by: min.stoppedBy ?? null,
+          fast_check: min.fastCheck,
+          rolled_back: min.rolledBack,
+          passes: min.passes,
+          confirm: min.confirm,
+        },
+    reliability: { ...reliability, flaky: reliability.runs === 0 || reliability.hits < reliability.runs },
+    repro_title: title,
+    repro_runs: verify.runs,
+    ...(verify.error ? { verify_error: verify.error } : {}),
+    reproduced: min.reproduced,
+    created: new Date().toISOString(),
+  };
+  if (min.reproduced && reliability.runs > 0 && reliability.hits === reliability.runs) {
+    await atomicWriteJson(join(dir, 'regress.json'), regressCandidate(finding, title, minProgram, kernelId, reliability, program.comment));
+  }
+  await atomicWriteJson(join(dir, 'repro.json'), summary);
+
+  process.stdout.write(
+    `${finding.id}: ${min.opsBefore} -> ${min.opsAfter} ops, ${values['no-minimize'] ? 'not minimized' : 'minimized'} in ${fmtDuration(min.timeMs)} (${min.runs} runs), ` +
+      `${reliabilityText(reliability.hits, reliability.runs)} (${reliability.what}); total ${fmtDuration(Date.now() - t0)}\n` +
+      `  ${join(dir, 'report.txt')}\n`,
+  );
+  return verify.error ? 1 : 0;
+}
+
+/** The excerpt of the kernel report with this title in a reproducing run. */
+function kernelReportOf(witness: Trial | undefined, title: string): string | undefined {
+  return witness?.result?.reports.find((r) => r.title === title)?.excerpt;
+}
+
+function regressCandidate(
+  f: Finding,
+  title: string,
+  p: Program,
+  k: { spec: string; release: string },
+  rel: { hits: number; runs: number },
+  origin: string | undefined,
+): RegressEntry {
+  const { comment: _c, ...prog } = p;
+  return {
+    format: REGRESS_FORMAT,
+    version: REGRESS_VERSION,
+    name: f.id,
+    note: 'TODO: what the bug is and why the semantics sheet is right about it',
+    outcome: { kind: f.kind, title },
+    recorded: {
+      series: seriesOf(k.release) ?? '',
+      kernel: k.spec,
+      release: k.release,
+      date: new Date().toISOString().slice(0, 10),
+      how: `svadiff repro of finding ${f.id}${origin ? ` (${origin})` : ''}`,
+      reliability: `${rel.hits}/${rel.runs}`,
+    },
+    program: prog as Program,
+  };
+}
+
+interface VerifyResult {
+  reliability: { hits: number; runs: number; what: string };
+  howToRun: ReportInput['howToRun'];
+  /** why repro.c could not be verified (the runs did not happen) */
+  error?: string;
+  /** one line per run */
+  runs: string[];
+}
+
+const HOW_TO_RUN: ReportInput['howToRun'] = {
+  build: [`gcc ${REPRO_CFLAGS.join(' ')} -o repro repro.c`],
+  run: ['./repro', 'rmmod svadiff_test'],
+  note:
+    'Load svadiff_test.ko fresh before every run (node names and queue ids assume it); some reports appear only at rmmod. Exit status 1: a step did not do what the model expects (reproduced); 0: every checked step did; 2: a setup problem.',
+};
+
+/** Write repro.c (the model's expectations for every op) and run it on a fresh guest `runs` times. */
+async function verifyReproducer(
+  dir: string,
+  setup: GuestSetup,
+  profile: KernelProfile,
+  program: Program,
+  title: string,
+  runs: number,
+): Promise<VerifyResult> {
+  const m = modelExpectations(program, profile);
+  const notes = [`Minimized by svadiff repro from finding ${basename(dir)}.`];
+  if (m.lostAt !== undefined) notes.push(`Steps from ${m.lostAt} on are not checked: the model allows too many outcomes before them to follow.`);
+  notes.push(`Expectations: svadiff's reference model for ${profile.release} (${profile.distro}, ${profile.arch}).`);
+  const source = generateC(program, { expected: m.expected, rules: m.rules, title, kernel: `${setup.kernel.release} (${setup.kernel.exactSpec})`, notes });
+  const path = join(dir, 'repro.c');
+  await atomicWrite(path, source);
+  info(`wrote ${path}; running it ${runs} times on a fresh ${setup.kernel.exactSpec} guest`);
+  const lines: string[] = [];
+  try {
+    const r = await replay({ kind: 'repro', path, program, title }, setup.kernel.exactSpec, {
+      runs,
+      accel: setup.accel,
+      logDir: join(setup.outDir, 'logs'),
+      onRun: (x) => {
+        const line = `repro.c run ${x.index + 1}/${runs}: ${x.reproduced ? 'reproduced' : 'did not reproduce'} (${x.summary})`;
+        lines.push(line);
+        info(safeLine(line, 300));
+      },
+    });
+    return { reliability: { hits: r.reproduced, runs: r.runs.length, what: 'repro.c on a fresh guest' }, howToRun: HOW_TO_RUN, runs: lines };
+  } catch (e) {
+    const msg = errorMessage(e);
+    warn(`repro.c could not be verified: ${safeLine(msg, 300)}`);
+    return { reliability: { hits: 0, runs: 0, what: `repro.c not verified: ${safeLine(msg, 200)}` }, howToRun: HOW_TO_RUN, error: msg, runs: lines };
+  }
+}
+
+/** The model's expected outcomes of each op, as text ('' where it expects nothing). */
+export function expectedTexts(program: Program, profile: KernelProfile): string[] {
+  const m = modelExpectations(program, profile);
+  return program.ops.map((_, i) => {
+    const e = m.expected[i];
+    return e ? formatOutcomeSet(e) : '';
+  });
+}

@@ -1,0 +1,106 @@
+/**
+ * Per-kernel facts: the small, explicit differences between kernel versions (and Debian's
+ * builds) that are legitimate, i.e. not bugs. Everything else in the model is the same for
+ * every kernel. The table below is the only place where versions are compared.
+ */
+import { UserError } from '../util/errors.js';
+
+export type Arch = 'x86_64' | 'arm64';
+export type Distro = 'debian' | 'upstream';
+
+export interface KernelProfile {
+  /** the release string it was made for, e.g. "6.12.117+deb12-amd64" */
+  release: string;
+  /** major.minor, e.g. [6, 12] */
+  series: readonly [number, number];
+  arch: Arch;
+  distro: Distro;
+  /**
+   * sysfs `isolate` and `isolate_strategy` exist (drivers/misc/uacce/uacce.c, added in 6.2:
+   * isolate_show/isolate_strategy_show/_store and their uacce_dev_is_visible rules; 6.1 has neither).
+   */
+  sysfsIsolate: boolean;
+  /**
+   * How uacce handles UACCE_DEV_SVA:
+   * - 'negotiate-at-alloc' (up to 6.15): uacce_alloc() -> uacce_enable_sva() clears the flag when
+   *   iommu_dev_enable_feature(IOPF/SVA) fails, so sysfs `flags` reads 0 and open never binds;
+   * - 'bind-every-open' (6.16 on): uacce_enable_sva() is gone, the flag is kept and every
+   *   uacce_fops_open() -> uacce_bind_queue() calls iommu_sva_bind_device().
+   */
+  sva: 'negotiate-at-alloc' | 'bind-every-open';
+  /**
+   * Debian's stable-only patch on x86 6.1 and 6.12 makes every SVA bind fail with EOPNOTSUPP.
+   * It only matters when the parent device has an IOMMU group (the test device's does not).
+   */
+  svaBindKillSwitch: boolean;
+  /**
+   * mm/mremap.c from 6.17 ("mm/mremap: permit mremap() move of multiple VMAs" and the rework
+   * before it): a MREMAP_FIXED move that keeps the size may span several VMAs (remap_move()),
+   * and the VMA checks (check_prep_vma()) run before a shrinking move unmaps the tail. Up to
+   * 6.16, mremap_to() unmaps the tail first and vma_to_resize() refuses to cross a VMA end.
+   */
+  mremapMultiVmaMove: boolean;
+  /**
+   * fs/ioctl.c do_vfs_ioctl() handles FS_IOC_GETFSUUID and FS_IOC_GETFSSYSFSPATH itself
+   * (absent in 6.1, present in 6.12 and 7.2; added in 6.10 — Debian ships no series between).
+   */
+  vfsFsInfoIoctls: boolean;
+}
+
+/** Version-dependent facts, each with the first series that has it. */
+const SINCE_TABLE = [
+  { fact: 'sysfsIsolate', since: [6, 2] },
+  { fact: 'svaBindEveryOpen', since: [6, 16] },
+  { fact: 'mremapMultiVmaMove', since: [6, 17] },
+  { fact: 'vfsFsInfoIoctls', since: [6, 10] },
+] as const;
+
+/** Debian's SVA kill switch: (distro, arch, series) where it is applied. */
+const SVA_KILL_SWITCH = [
+  { distro: 'debian', arch: 'x86_64', series: [6, 1] },
+  { distro: 'debian', arch: 'x86_64', series: [6, 12] },
+] as const;
+
+/** The oldest series the model describes (uacce as in the spec; older kernels are not tested). */
+const OLDEST: readonly [number, number] = [6, 1];
+
+function atLeast(v: readonly [number, number], since: readonly [number, number]): boolean {
+  return v[0] > since[0] || (v[0] === since[0] && v[1] >= since[1]);
+}
+
+const ARCH_ALIASES: Record<string, Arch> = { x86_64: 'x86_64', amd64: 'x86_64', arm64: 'arm64', aarch64: 'arm64' };
+
+/**
+ * The profile of a kernel: `version` is a release string ("6.12.117+deb12-amd64",
+ * "6.1.0-41-amd64", "7.2.13") or a series ("6.12").
+ */
+export function profileFor(version: string, opts: { arch: string; distro: Distro }): KernelProfile {
+  const m = /^(\d+)\.(\d+)(?:[.\-+~_].*)?$/.exec(version.trim());
+  if (!m) {
+    throw new UserError(`kernel version "${version}" is not of the form MAJOR.MINOR[...], e.g. 6.12.117+deb12-amd64`);
+  }
+  const series: readonly [number, number] = [Number(m[1]), Number(m[2])];
+  if (!atLeast(series, OLDEST)) {
+    throw new UserError(`kernel ${version}: the reference model describes kernels from ${OLDEST.join('.')} on; use a newer kernel`);
+  }
+  const arch = ARCH_ALIASES[opts.arch];
+  if (arch === undefined) throw new UserError(`architecture "${opts.arch}" is not supported; use x86_64 or arm64`);
+  if (opts.distro !== 'debian' && opts.distro !== 'upstream') {
+    throw new UserError(`distribution "${String(opts.distro)}" is not known; use debian or upstream`);
+  }
+  const has = (fact: (typeof SINCE_TABLE)[number]['fact']): boolean =>
+    SINCE_TABLE.some((r) => r.fact === fact && atLeast(series, r.since));
+  return {
+    release: version.trim(),
+    series,
+    arch,
+    distro: opts.distro,
+    sysfsIsolate: has('sysfsIsolate'),
+    sva: has('svaBindEveryOpen') ? 'bind-every-open' : 'negotiate-at-alloc',
+    svaBindKillSwitch: SVA_KILL_SWITCH.some(
+      (k) => k.distro === opts.distro && k.arch === arch && k.series[0] === series[0] && k.series[1] === series[1],
+    ),
+    mremapMultiVmaMove: has('mremapMultiVmaMove'),
+    vfsFsInfoIoctls: has('vfsFsInfoIoctls'),
+  };
+}

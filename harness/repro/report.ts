@@ -1,0 +1,527 @@
+/**
+ * report.txt: a plain-text bug report a kernel developer can read in a mail client. Every line
+ * is at most REPORT_WIDTH columns (long words are cut, shell commands are continued with a
+ * backslash so that they still paste). Pure: everything it says comes in through ReportInput.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { FindingKind } from '../findings/store.js';
+import { describeRule } from '../model/rules.js';
+import type { DeviceParams, Op, Program } from '../program/types.js';
+import { moduleParams } from './csource.js';
+import { projectRoot } from '../util/paths.js';
+import { stripControl } from '../util/sanitize.js';
+
+export const REPORT_WIDTH = 80;
+
+// ---------------------------------------------------------------------------------------------
+// Wrapping
+
+/**
+ * Wrap one paragraph to `width` columns: words are kept whole when they fit, longer words are
+ * cut. `indent` starts every line, `hang` every line after the first (default: indent).
+ */
+export function wrapText(text: string, width = REPORT_WIDTH, indent = '', hang = indent): string[] {
+  const words = text.split(/\s+/).filter((w) => w.length > 0);
+  const lines: string[] = [];
+  let line = indent;
+  let fresh = true;
+  const lead = () => (lines.length === 0 ? indent : hang);
+  for (let w of words) {
+    const room = () => width - line.length - (fresh ? 0 : 1);
+    if (!fresh && w.length > room()) {
+      lines.push(line);
+      line = lead();
+      fresh = true;
+    }
+    while (w.length > width - line.length - (fresh ? 0 : 1)) {
+      const n = Math.max(1, width - line.length - (fresh ? 0 : 1));
+      line += (fresh ? '' : ' ') + w.slice(0, n);
+      w = w.slice(n);
+      lines.push(line);
+      line = lead();
+      fresh = true;
+    }
+    if (w.length > 0) {
+      line += (fresh ? '' : ' ') + w;
+      fresh = false;
+    }
+  }
+  if (!fresh || lines.length === 0) lines.push(line);
+  return lines.map((l) => l.trimEnd());
+}
+
+/** Cut a line that is not prose (log lines, table rows) into pieces that fit, continued with an indent. */
+export function hardWrap(line: string, width = REPORT_WIDTH, indent = '', cont = '    '): string[] {
+  const out: string[] = [];
+  let rest = line;
+  let first = true;
+  while (indent.length + (first ? 0 : cont.length) + rest.length > width) {
+    const lead = indent + (first ? '' : cont);
+    const room = width - lead.length;
+    // prefer a break at a space in the second half of the room
+    let cut = rest.lastIndexOf(' ', room);
+    if (cut < room / 2) cut = room;
+    out.push((lead + rest.slice(0, cut)).trimEnd());
+    rest = rest.slice(cut).replace(/^ /, '');
+    first = false;
+  }
+  out.push((indent + (first ? '' : cont) + rest).trimEnd());
+  return out;
+}
+
+/** Split a display command line (qemu.ts commandLine: words, single-quoted where needed) into words. */
+export function splitDisplayedCommand(cmd: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < cmd.length) {
+    while (cmd[i] === ' ') i++;
+    if (i >= cmd.length) break;
+    let w = '';
+    while (i < cmd.length && cmd[i] !== ' ') {
+      if (cmd[i] === "'") {
+        const end = cmd.indexOf("'", i + 1);
+        const stop = end < 0 ? cmd.length : end + 1;
+        w += cmd.slice(i, stop);
+        i = stop;
+      } else {
+        w += cmd[i]!;
+        i++;
+      }
+    }
+    words.push(w);
+  }
+  return words;
+}
+
+/**
+ * A shell command (words as a shell would read them, already quoted) over several lines of at
+ * most `width` columns, each continued with " \". An option and its value stay on one line
+ * when they fit. A word too long for a line is cut where the shell joins it again: outside
+ * quotes with a backslash-newline; inside single quotes by closing the quote, a backslash-
+ * newline, and opening a new quote ('ab'\<newline>'cd' is the word abcd).
+ */
+export function wrapCommand(words: readonly string[], width = REPORT_WIDTH, indent = '  ', cont = '      '): string[] {
+  // group options with their value
+  const groups: string[][] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (i > 0 && w.startsWith('-') && next !== undefined && !next.startsWith('-')) {
+      groups.push([w, next]);
+      i++;
+    } else groups.push([w]);
+  }
+  const lines: string[] = [];
+  let line = indent;
+  const max = width - 2; // room for " \"
+  const flush = () => {
+    lines.push(line);
+    line = cont;
+  };
+  for (const g of groups) {
+    const sep = line.trim() === '' ? '' : ' ';
+    const text = g.join(' ');
+    if (line.length + sep.length + text.length <= max) {
+      line += sep + text;
+      continue;
+    }
+    if (line.trim() !== '') flush();
+    // the group alone on fresh lines, cut where needed
+    for (const [k, part] of g.entries()) {
+      const s = k === 0 || line.trim() === '' ? '' : ' ';
+      if (line.length + s.length + part.length <= max) {
+        line += s + part;
+        continue;
+      }
+      if (line.trim() !== '') flush();
+      const pieces = cutShellWord(part, max - line.length, max);
+      for (const piece of pieces.slice(0, -1)) {
+        lines.push(line + piece);
+        line = ''; // a continuation inside a word must start at column 0
+      }
+      line += pieces[pieces.length - 1]!;
+    }
+  }
+  if (line.trim() !== '') lines.push(line);
+  return lines.map((l, i) => (i < lines.length - 1 && !l.endsWith('\\') ? `${l} \\` : l));
+}
+
+/**
+ * Cut one shell word into pieces of at most `firstRoom` (then `room`) columns, each but the last
+ * ending in a backslash-newline that the shell removes. Inside single quotes the quote is closed
+ * before the backslash and opened again on the next line; a backslash escape is never split.
+ */
+export function cutShellWord(word: string, firstRoom: number, room: number): string[] {
+  const pieces: string[] = [];
+  let piece = '';
+  let inQuote = false;
+  let limit = Math.max(4, firstRoom);
+  for (let i = 0; i < word.length; i++) {
+    const c = word[i]!;
+    // an unquoted backslash escape is one unit
+    const unit = !inQuote && c === '\\' && i + 1 < word.length ? word.slice(i, i + 2) : c;
+    // room for the unit, and for a closing quote and the backslash if we have to cut after it
+    const reserve = i + unit.length < word.length ? 2 : 0;
+    if (piece.length + unit.length + reserve > limit && piece.length > 0 && piece !== "'") {
+      pieces.push(inQuote ? `${piece}'\\` : `${piece}\\`);
+      piece = inQuote ? "'" : '';
+      limit = Math.max(4, room);
+    }
+    piece += unit;
+    if (unit === "'") inQuote = !inQuote;
+    i += unit.length - 1;
+  }
+  pieces.push(piece);
+  return pieces;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The program in words
+
+const REGION = ['MMIO', 'DUS'];
+const PROT: Record<string, string> = { r: 'PROT_READ', rw: 'PROT_READ|PROT_WRITE', none: 'PROT_NONE' };
+const hex = (n: number) => `0x${n.toString(16)}`;
+const pagesText = (n: number) => `${n} page${n === 1 ? '' : 's'}`;
+const devText = (dev: number) => `svt${dev}`;
+
+/** One step of a program in words, e.g. "t0: mmap region 1 (DUS) of q0, 1 page, rw, MAP_PRIVATE -> m3". */
+export function describeStep(op: Op): string {
+  const t = `${op.task}:`;
+  switch (op.op) {
+    case 'open':
+      if (op.via === 'procfd') return `${t} open /proc/self/fd/<${op.of}> again -> ${op.fd}`;
+      if (op.via === 'mknod') return `${t} open a second node (mknod, same major:minor) of ${devText(op.dev)} -> ${op.fd}`;
+      return `${t} open /dev/${devText(op.dev)}-<id> -> ${op.fd}`;
+    case 'close':
+      return `${t} close ${op.fd}`;
+    case 'dup':
+      return `${t} dup ${op.fd} -> ${op.as}`;
+    case 'mmap': {
+      const region = op.region < 2 ? `region ${op.region} (${REGION[op.region]})` : `offset page ${op.region} (no such region)`;
+      return `${t} mmap ${region} of ${op.fd}, ${pagesText(op.pages)}, ${PROT[op.prot]}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'} -> ${op.map}`;
+    }
+    case 'alloc':
+      return `${t} mmap anonymous private memory, ${pagesText(op.pages)} -> ${op.map}`;
+    case 'munmap':
+      return `${t} munmap ${pagesText(op.pages)} of ${op.map} from page ${op.page}`;
+    case 'mremap': {
+      const range = `${op.map} page ${op.page}, ${op.old_pages} -> ${pagesText(op.new_pages)}`;
+      if (op.dontunmap) return `${t} mremap ${range}, MREMAP_MAYMOVE|MREMAP_DONTUNMAP to ${op.to}`;
+      if (op.move) return `${t} mremap ${range}, MREMAP_MAYMOVE|MREMAP_FIXED to ${op.to}`;
+      return `${t} mremap ${range} in place (${op.new_pages > op.old_pages ? 'grow' : op.new_pages < op.old_pages ? 'shrink' : 'same size'})`;
+    }
+    case 'madvise':
+      return `${t} madvise MADV_DOFORK on ${pagesText(op.pages)} of ${op.map} from page ${op.page}`;
+    case 'touch':
+      return op.access === 'write'
+        ? `${t} write ${op.value} to ${op.map} page ${op.page} offset ${hex(op.offset)}`
+        : `${t} read 8 bytes at ${op.map} page ${op.page} offset ${hex(op.offset)}`;
+    case 'submit': {
+      const work = op.work === 'write' ? `WRITE64 ${op.value}` : op.work === 'read' ? 'READ64' : 'an invalid opcode';
+      return `${t} submit ${work} at ${op.target} page ${op.page} offset ${hex(op.offset)} through ring ${op.dus} and doorbell ${op.mmio}${op.ack ? '' : ', no ACK'}`;
+    }
+    case 'ioctl': {
+      const cmd = typeof op.cmd === 'number' ? hex(op.cmd) : op.cmd === 'PING' ? 'SVT_IOCTL_PING' : `UACCE_CMD_${op.cmd}`;
+      return `${t} ioctl ${op.fd} ${cmd}`;
+    }
+    case 'poll':
+      return `${t} poll ${op.fd} for POLLIN, ${op.timeout_ms} ms`;
+    case 'fork':
+      return `${t} fork -> ${op.child}`;
+    case 'exit':
+      return `${t} exit`;
+    case 'remove':
+      return `${t} unbind svadiff_test.${op.dev} from its driver (device removal)`;
+    case 'add':
+      return `${t} bind svadiff_test.${op.dev} to its driver again`;
+    case 'sysfs_read':
+      return `${t} read /sys/class/uacce/${devText(op.dev)}-<id>/${op.attr}`;
+    case 'sysfs_write':
+      return `${t} write ${JSON.stringify(op.value)} to /sys/class/uacce/${devText(op.dev)}-<id>/${op.attr}`;
+  }
+}
+
+/** The test module's parameters for this device, as the agent passes them to insmod. */
+export function testModuleParams(d: DeviceParams): string {
+  return moduleParams(d)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The semantics sheet
+
+/** The section of the sheet about each op, for rules that cite none. */
+export const SHEET_SECTION_OF_OP: Record<Op['op'], string> = {
+  open: 'open',
+  close: 'Using mappings, poll, close',
+  dup: 'Objects',
+  mmap: 'mmap',
+  alloc: 'mmap',
+  munmap: 'mmap',
+  mremap: 'mmap',
+  madvise: 'mmap',
+  touch: 'Using mappings, poll, close',
+  submit: 'Using mappings, poll, close',
+  ioctl: 'ioctl',
+  poll: 'Using mappings, poll, close',
+  fork: 'fork and exit',
+  exit: 'fork and exit',
+  remove: 'Device removal',
+  add: 'Device removal',
+  sysfs_read: 'sysfs',
+  sysfs_write: 'sysfs',
+};
+
+/** docs/uacce-semantics.md of this checkout ('' if it is missing). */
+export async function loadSemanticsSheet(): Promise<string> {
+  try {
+    return await fs.readFile(join(projectRoot(), 'docs', 'uacce-semantics.md'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The sections of the sheet a rule text cites as Spec "name". */
+export function citedSections(ruleText: string): string[] {
+  return [...new Set([...ruleText.matchAll(/Spec "([^"]+)"/g)].map((m) => m[1]!))];
+}
+
+/**
+ * One section of the sheet: the `## name…` heading's section, or, for a name that is a bullet
+ * inside a section ("- mremap: …"), that bullet. Undefined when the sheet has neither.
+ */
+export function sheetSection(sheet: string, name: string): { heading: string; body: string[] } | undefined {
+  const lines = sheet.split('\n');
+  const heads: number[] = [];
+  lines.forEach((l, i) => {
+    if (l.startsWith('## ')) heads.push(i);
+  });
+  const bodyOf = (h: number) => {
+    const next = heads.find((x) => x > h) ?? lines.length;
+    return lines.slice(h + 1, next);
+  };
+  const lname = name.toLowerCase();
+  for (const h of heads) {
+    const title = lines[h]!.slice(3).trim();
+    if (title.toLowerCase() === lname || title.toLowerCase().startsWith(lname + ' ')) return { heading: title, body: bodyOf(h) };
+  }
+  for (const h of heads) {
+    const body = bodyOf(h);
+    const at = body.findIndex((l) => l.toLowerCase().startsWith(`- ${lname}:`));
+    if (at >= 0) {
+      const end = body.findIndex((l, i) => i > at && !/^\s{2,}\S/.test(l));
+      return { heading: `${lines[h]!.slice(3).trim()}, ${name}`, body: body.slice(at, end < 0 ? undefined : end) };
+    }
+  }
+  return undefined;
+}
+
+/** Markdown lines to report lines: bullets and paragraphs re-wrapped, tables and code cut. */
+function markdownLines(body: string[], indent: string, maxLines: number): string[] {
+  const out: string[] = [];
+  // join continuation lines of bullets and paragraphs
+  const blocks: string[] = [];
+  for (const raw of body) {
+    // plain text: no code quotes, no emphasis marks
+    const l = raw.replace(/`/g, '').replace(/\*\*([^*]+)\*\*/g, '$1').replace(/(^|[\s(])\*([^*\s][^*]*)\*/g, '$1$2');
+    if (l.trim() === '') {
+      blocks.push('');
+      continue;
+    }
+    const prev = blocks[blocks.length - 1];
+    const isStart = /^\s*([-*]|\d+\.)\s/.test(l) || l.startsWith('|') || prev === undefined || prev === '';
+    if (!isStart && prev !== undefined && !prev.startsWith('|')) blocks[blocks.length - 1] = `${prev} ${l.trim()}`;
+    else blocks.push(l.trimEnd());
+  }
+  for (const b of blocks) {
+    if (b === '') {
+      if (out.length > 0 && out[out.length - 1] !== '') out.push('');
+      continue;
+    }
+    if (b.startsWith('|')) {
+      if (/^\|[\s|:-]+\|$/.test(b)) continue; // the header rule of a table
+      out.push(...hardWrap(b, REPORT_WIDTH, indent));
+      continue;
+    }
+    const m = /^(\s*)([-*]|\d+\.)\s+(.*)$/.exec(b);
+    if (m) {
+      const lead = indent + m[1]! + m[2]! + ' ';
+      out.push(...wrapText(m[3]!, REPORT_WIDTH, lead, ' '.repeat(lead.length)));
+    } else out.push(...wrapText(b, REPORT_WIDTH, indent));
+  }
+  while (out.length > 0 && out[out.length - 1] === '') out.pop();
+  if (out.length > maxLines) return [...out.slice(0, maxLines), `${indent}[… see docs/uacce-semantics.md]`];
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+export interface ReportKernel {
+  exactSpec: string;
+  version: string;
+  release: string;
+  debianVersion?: string;
+  arch: string;
+  configHash: string;
+  compiler?: string;
+}
+
+export interface ReportInput {
+  kind: FindingKind;
+  title: string;
+  findingId?: string;
+  kernel: ReportKernel;
+  /** the QEMU command line of the guest it was reproduced on (qemu.ts commandLine()) */
+  qemuCommandLine?: string;
+  /** the minimized program */
+  program: Program;
+  /** what the model expected at each op of the program ('' or undefined: not checked) */
+  expected?: (string | undefined)[];
+  /** divergences: where and how */
+  divergence?: { index: number; expected: string; observed: string; rules: string[]; stateBefore?: string };
+  /** the kernel's report (oracle excerpt) of a reproducing run, if it had one */
+  kernelReport?: string;
+  /** module file names loaded at boot, in order (extra modules, then uacce.ko) */
+  bootModules: string[];
+  /** where the guest keeps the modules */
+  moduleDir?: string;
+  reliability: { hits: number; runs: number; what: string };
+  minimization?: { opsBefore: number; opsAfter: number; runs: number; timeMs: number; note?: string; skipped?: boolean };
+  howToRun: { build: string[]; run: string[]; note?: string };
+  /** the text of docs/uacce-semantics.md ('' to leave the sheet out) */
+  semantics: string;
+  /** the seed program's origin, e.g. "generated: seed 7, program 216" */
+  origin?: string;
+}
+
+/** "reproduced 5/5", "flaky (2/5)", "did not reproduce (0/5), flaky" or "not verified". */
+export function reliabilityText(hits: number, runs: number): string {
+  if (runs === 0) return 'not verified';
+  if (runs > 0 && hits === runs) return `reproduced ${hits}/${runs}`;
+  if (hits === 0) return `did not reproduce (0/${runs}), flaky`;
+  return `flaky (${hits}/${runs})`;
+}
+
+/** "[BUG] uacce: mmap: expected ok, got EEXIST [mmap.ok]" */
+export function subjectLine(kind: FindingKind, title: string): string {
+  const subsystem = /\b(iommu|dmar|smmu|pasid)\b/i.test(title) && kind !== 'divergence' ? 'iommu' : 'uacce';
+  return `[BUG] ${subsystem}: ${title}`;
+}
+
+function section(out: string[], title: string): void {
+  out.push('', title, '-'.repeat(Math.min(REPORT_WIDTH, title.length)));
+}
+
+const MAX_REPORT_LINES = 60;
+
+export function renderReport(r: ReportInput): string {
+  const out: string[] = [];
+  const title = stripControl(r.title).replace(/\s+/g, ' ');
+  out.push(...wrapText(subjectLine(r.kind, title), REPORT_WIDTH, '', '    '));
+  out.push('');
+  const what =
+    r.kind === 'divergence'
+      ? 'The kernel did something other than what uacce is meant to do (see "Expected versus observed" below).'
+      : r.kind === 'hang'
+        ? 'The kernel stopped making progress (a hang) while running the program below.'
+        : 'The kernel reported a problem while running the program below.';
+  out.push(...wrapText(`${what} Found by svadiff, a differential fuzzer that compares the kernel with a reference model of the intended uacce semantics.`));
+
+  section(out, 'Kernel');
+  out.push(...wrapText(`${r.kernel.release} (${r.kernel.exactSpec}${r.kernel.debianVersion ? `, Debian ${r.kernel.debianVersion}` : ''}), ${r.kernel.arch}`, REPORT_WIDTH, '  ', '    '));
+  out.push(...wrapText(`config sha256 ${r.kernel.configHash.slice(0, 16)}`, REPORT_WIDTH, '  '));
+  if (r.kernel.compiler) out.push(...wrapText(`built with ${r.kernel.compiler}`, REPORT_WIDTH, '  ', '    '));
+  out.push(...wrapText('uacce built as a module from the matching linux-source (Debian kernels have CONFIG_UACCE off).', REPORT_WIDTH, '  ', '    '));
+
+  section(out, 'Machine');
+  if (r.qemuCommandLine) {
+    out.push('  QEMU, as svadiff ran it:');
+    out.push(...wrapCommand(splitDisplayedCommand(stripControl(r.qemuCommandLine))));
+  } else out.push('  (no guest was booted for this report)');
+
+  section(out, 'Test device and modules');
+  const dir = r.moduleDir ?? '/lib/modules/svadiff';
+  out.push(...wrapText('svadiff_test.ko plays the uacce parent driver without hardware (docs/test-device.md). Loaded as:', REPORT_WIDTH, '  ', '  '));
+  for (const m of r.bootModules) out.push(...wrapCommand(['insmod', `${dir}/${m}`]));
+  out.push(...wrapCommand(['insmod', `${dir}/svadiff_test.ko`, ...testModuleParams(r.program.device).split(' ')]));
+
+  section(out, `Steps (${r.program.ops.length} operations, one at a time, in this order)`);
+  const width = String(r.program.ops.length).length;
+  r.program.ops.forEach((op, i) => {
+    const n = `${String(i + 1).padStart(width)}. `;
+    const under = ' '.repeat(2 + n.length);
+    out.push(...wrapText(describeStep(op), REPORT_WIDTH, `  ${n}`, under + '  '));
+    const d = r.divergence;
+    const exp = d?.index === i ? d.expected : r.expected?.[i];
+    const what = d?.index === i ? `expected: ${exp}, observed: ${d.observed}   <-- the kernel diverges here` : `expected: ${exp}`;
+    if (exp) out.push(...wrapText(what, REPORT_WIDTH, under, under + '  '));
+  });
+  if (r.origin) out.push(...wrapText(`(minimized from ${r.origin})`, REPORT_WIDTH, '  '));
+
+  section(out, 'Expected versus observed');
+  if (r.divergence) {
+    const d = r.divergence;
+    const op = r.program.ops[d.index];
+    out.push(...wrapText(`At step ${d.index + 1}${op ? ` (${op.op} by ${op.task})` : ''}:`, REPORT_WIDTH, '  '));
+    out.push(...wrapText(`expected: ${d.expected}`, REPORT_WIDTH, '    ', '      '));
+    out.push(...wrapText(`observed: ${d.observed}`, REPORT_WIDTH, '    ', '      '));
+    for (const rule of d.rules) {
+      out.push('');
+      out.push(...wrapText(`Rule ${rule}: ${describeRule(rule)}`, REPORT_WIDTH, '  ', '    '));
+      const cited = citedSections(describeRule(rule));
+      const names = cited.length > 0 ? cited : op ? [SHEET_SECTION_OF_OP[op.op]] : [];
+      for (const name of names) {
+        const s = r.semantics ? sheetSection(r.semantics, name) : undefined;
+        if (!s) continue;
+        out.push('');
+        out.push(...wrapText(`From the uacce semantics sheet (docs/uacce-semantics.md), "${s.heading}":`, REPORT_WIDTH, '  ', '    '));
+        out.push(...markdownLines(s.body, '    ', 40));
+      }
+    }
+    if (d.stateBefore) {
+      out.push('', '  The model\'s view just before that step:');
+      for (const l of d.stateBefore.split('\n')) out.push(...hardWrap(stripControl(l), REPORT_WIDTH, '    '));
+    }
+  } else {
+    out.push(...wrapText(r.kind === 'hang' ? 'expected: every operation returns; observed: the kernel hung (report below).' : 'expected: no kernel report; observed: the report below.', REPORT_WIDTH, '  ', '    '));
+  }
+
+  section(out, 'Kernel log');
+  if (r.kernelReport && r.kernelReport.trim() !== '') {
+    const lines = stripControl(r.kernelReport).split('\n');
+    for (const l of lines.slice(0, MAX_REPORT_LINES)) out.push(...hardWrap(l, REPORT_WIDTH, '  '));
+    if (lines.length > MAX_REPORT_LINES) out.push(`  [… ${lines.length - MAX_REPORT_LINES} more lines in dmesg.txt]`);
+  } else {
+    out.push(...wrapText('No kernel report (no oops, warning, hang or IOMMU fault) during the run: the kernel returned a wrong result quietly.', REPORT_WIDTH, '  ', '  '));
+  }
+
+  section(out, 'Reproducer');
+  out.push(...wrapText(`Reliability: ${reliabilityText(r.reliability.hits, r.reliability.runs)} (${r.reliability.what}).`, REPORT_WIDTH, '  ', '    '));
+  if (r.minimization?.skipped) {
+    const m = r.minimization;
+    out.push(...wrapText(`Not minimized (${m.opsAfter} operations)${m.note ? `; ${m.note}` : ''}.`, REPORT_WIDTH, '  ', '    '));
+  } else if (r.minimization) {
+    const m = r.minimization;
+    out.push(
+      ...wrapText(
+        `Minimized from ${m.opsBefore} to ${m.opsAfter} operations in ${Math.round(m.timeMs / 1000)} s (${m.runs} runs on the guest)${m.note ? `; ${m.note}` : ''}.`,
+        REPORT_WIDTH,
+        '  ',
+        '    ',
+      ),
+    );
+  }
+  out.push('', '  Build:');
+  for (const l of r.howToRun.build) out.push(...wrapCommand(splitDisplayedCommand(l), REPORT_WIDTH, '    ', '        '));
+  out.push('  Load the modules (as above), then run as root in the guest:');
+  for (const l of r.howToRun.run) out.push(...wrapCommand(splitDisplayedCommand(l), REPORT_WIDTH, '    ', '        '));
+  if (r.howToRun.note) out.push(...wrapText(r.howToRun.note, REPORT_WIDTH, '  ', '  '));
+  if (r.findingId) {
+    out.push('');
+    out.push(...wrapText(`svadiff finding ${r.findingId}: program.json, program.min.json, repro.c, dmesg.txt and console.log are next to this file.`, REPORT_WIDTH, '  ', '  '));
+  }
+  return out.map((l) => l.trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,212 @@
+/**
+ * report.txt: line width, shell commands that still paste after wrapping, the program in
+ * words, the semantics sheet sections, and the facts the report must state.
+ */
+import { execa } from 'execa';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateProgram } from '../../harness/generator/index.js';
+import { parseProgram } from '../../harness/program/parse.js';
+import { OP_KINDS } from '../../harness/program/types.js';
+import {
+  citedSections,
+  cutShellWord,
+  describeStep,
+  hardWrap,
+  reliabilityText,
+  renderReport,
+  sheetSection,
+  splitDisplayedCommand,
+  subjectLine,
+  testModuleParams,
+  wrapCommand,
+  wrapText,
+  REPORT_WIDTH,
+  type ReportInput,
+} from '../../harness/repro/report.js';
+import { describeRule } from '../../harness/model/rules.js';
+import { machineFor } from '../../harness/vm/machine.js';
+import { QemuVm } from '../../harness/vm/qemu.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SHEET = readFileSync(join(ROOT, 'docs', 'uacce-semantics.md'), 'utf8');
+
+/** What sh makes of the lines: one argument per output line. */
+async function shellWords(lines: string[]): Promise<string[]> {
+  const r = await execa('sh', ['-c', `printf '%s\\n' ${lines.join('\n')}`]);
+  return r.stdout.split('\n');
+}
+
+/** A QEMU command line exactly as svadiff builds it, with long cache paths. */
+function realisticQemu(): QemuVm {
+  const cache = '/home/someone-with-a-long-name/.cache/svadiff/kernels/debian-6.12.117+deb12-amd64-0123456789abcdef';
+  return new QemuVm({
+    machine: machineFor('x86_64'),
+    accel: 'tcg',
+    kernelImage: `${cache}/boot/vmlinuz-6.12.117+deb12-amd64`,
+    initrd: `${cache}/../../initramfs/0f3c9a1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd.cpio`,
+    cmdline: ['panic=-1', 'printk.time=1', 'slub_debug=FZPU', 'kfence.sample_interval=10', 'sysctl.kernel.hung_task_timeout_secs=15'],
+    memoryMb: 1024,
+    workDir: '/tmp/svadiff-vm-AbCdEf',
+  });
+}
+
+const MIN = parseProgram(
+  JSON.stringify({
+    format: 'svadiff-program',
+    version: 1,
+    ops: [
+      { op: 'open', task: 't0', fd: 'q0', dev: 0, via: 'path' },
+      { op: 'mmap', task: 't0', map: 'm3', fd: 'q0', region: 1, pages: 1, prot: 'rw', shared: false },
+      { op: 'munmap', task: 't0', map: 'm3', page: 0, pages: 1 },
+      { op: 'mmap', task: 't0', map: 'm4', fd: 'q0', region: 1, pages: 1, prot: 'rw', shared: true },
+    ],
+  }),
+  'min',
+);
+
+function input(extra: Partial<ReportInput> = {}): ReportInput {
+  return {
+    kind: 'divergence',
+    title: 'mmap: expected ok, got EEXIST [mmap.ok]',
+    findingId: 'mmap-expected-ok-got-eexist-mmap-ok-639b14cf05',
+    kernel: {
+      exactSpec: 'debian:6.12.117',
+      version: '6.12.117',
+      release: '6.12.117+deb12-amd64',
+      debianVersion: '6.12.117-1~deb12u1',
+      arch: 'x86_64',
+      configHash: 'c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc',
+      compiler: 'x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40',
+    },
+    qemuCommandLine: realisticQemu().commandLine(),
+    program: MIN,
+    expected: ['ok', 'ok', 'ok', 'ok'],
+    divergence: { index: 3, expected: 'ok', observed: 'EEXIST', rules: ['mmap.ok'], stateBefore: 'devices: svt0-0 1/4 queues\nq1 svt0 INIT refs 1 regions [-,-] opener t0' },
+    bootModules: ['uacce.ko'],
+    reliability: { hits: 5, runs: 5, what: 'repro.c on a fresh guest' },
+    minimization: { opsBefore: 13, opsAfter: 4, runs: 32, timeMs: 7187 },
+    howToRun: { build: ['gcc -static -O2 -o repro repro.c'], run: ['./repro'] },
+    semantics: SHEET,
+    origin: 'generated: seed 7, program 216',
+    ...extra,
+  };
+}
+
+describe('wrapping', () => {
+  it('wrapText keeps words and width', () => {
+    fc.assert(
+      fc.property(fc.array(fc.stringMatching(/^[a-z]{1,100}$/), { maxLength: 40 }), fc.nat({ max: 10 }), (words, ind) => {
+        const indent = ' '.repeat(ind);
+        const lines = wrapText(words.join(' '), REPORT_WIDTH, indent);
+        for (const l of lines) expect(l.length).toBeLessThanOrEqual(REPORT_WIDTH);
+        // words that fit come back whole; long ones are cut but nothing is lost
+        expect(lines.join('').replace(/\s+/g, '')).toBe(words.join(''));
+      }),
+    );
+  });
+
+  it('hardWrap cuts long log lines within the width', () => {
+    const l = 'svadiff_test: fault: queue 3 pasid 0 addr 0x200001000000 (address not accessible, error -14) ' + 'x'.repeat(200);
+    const out = hardWrap(l, REPORT_WIDTH, '  ');
+    for (const x of out) expect(x.length).toBeLessThanOrEqual(REPORT_WIDTH);
+    expect(out.join('').replace(/\s+/g, '')).toBe(l.replace(/\s+/g, ''));
+  });
+
+  it('a wrapped QEMU command line fits in 80 columns and gives sh the same arguments', async () => {
+    const vm = realisticQemu();
+    const lines = wrapCommand(splitDisplayedCommand(vm.commandLine()));
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(REPORT_WIDTH);
+    expect(lines.length).toBeGreaterThan(3);
+    expect(await shellWords(lines)).toEqual([vm.binary, ...vm.args]);
+  });
+
+  it('long words are cut where the shell joins them again, inside quotes too', async () => {
+    const words = ['cmd', 'x'.repeat(230), `'${'a b '.repeat(60)}'`, `'it'\\''s'`, 'tail'];
+    const lines = wrapCommand(words, 40);
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(40);
+    expect(await shellWords(lines)).toEqual(['cmd', 'x'.repeat(230), 'a b '.repeat(60), "it's", 'tail']);
+    // an escape is never split
+    for (const p of cutShellWord(`ab\\'cd`, 4, 4)) expect(p.endsWith('\\\\') && !p.endsWith('\\\\\\')).toBe(false);
+  });
+});
+
+describe('the program in words', () => {
+  it('describes every op kind on one line', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 300 && seen.size < OP_KINDS.length; i++) {
+      for (const op of generateProgram(11, i).ops) {
+        const s = describeStep(op);
+        expect(s).toMatch(new RegExp(`^${op.task}: \\S`));
+        expect(s).not.toMatch(/\n|undefined|\[object/);
+        seen.add(op.op);
+      }
+    }
+    expect([...seen].sort()).toEqual([...OP_KINDS].sort());
+    expect(describeStep(MIN.ops[1]!)).toBe('t0: mmap region 1 (DUS) of q0, 1 page, PROT_READ|PROT_WRITE, MAP_PRIVATE -> m3');
+  });
+
+  it('gives the test module parameters as the agent passes them', () => {
+    expect(testModuleParams(MIN.device)).toBe(
+      'devices=1 mmio_pages=2 dus_pages=2 queue_limit=4 sva=0 isolate_ops=0 isolate_state=0 ioctl=0 api=svadiff-test-v1 algs=copy,fill',
+    );
+  });
+});
+
+describe('semantics sheet', () => {
+  it('finds the sections rules cite, and bullets named like sections', () => {
+    expect(citedSections(describeRule('mmap.exists'))).toEqual(['mmap']);
+    expect(sheetSection(SHEET, 'mmap')?.heading).toMatch(/^mmap \(region/);
+    expect(sheetSection(SHEET, 'mmap')?.body.join('\n')).toContain('stays *mapped*');
+    const mr = sheetSection(SHEET, 'mremap');
+    expect(mr?.body[0]).toMatch(/^- mremap:/);
+    expect(sheetSection(SHEET, 'Device removal')?.body.join(' ')).toContain('SIGBUS');
+    expect(sheetSection(SHEET, 'no such thing')).toBeUndefined();
+  });
+});
+
+describe('renderReport', () => {
+  it('states subject, kernel, machine, modules, steps, expectation, rule, log, reliability and how to run, within 80 columns', () => {
+    const text = renderReport(input());
+    const lines = text.split('\n');
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(REPORT_WIDTH);
+    expect(lines[0]).toBe('[BUG] uacce: mmap: expected ok, got EEXIST [mmap.ok]');
+    expect(text).toContain('6.12.117+deb12-amd64 (debian:6.12.117, Debian 6.12.117-1~deb12u1)');
+    expect(text).toContain('config sha256 c0ffee0011223344');
+    expect(text).toContain('qemu-system-x86_64');
+    expect(text).toContain('insmod /lib/modules/svadiff/uacce.ko');
+    expect(text).toMatch(/insmod \/lib\/modules\/svadiff\/svadiff_test\.ko devices=1 mmio_pages=2/);
+    expect(text).toContain('  2. t0: mmap region 1 (DUS) of q0, 1 page, PROT_READ|PROT_WRITE,');
+    expect(text).toMatch(/4\. t0: mmap region 1 \(DUS\) of q0, .*MAP_SHARED ->\s+m4\n +expected: ok, observed: EEXIST +<-- the kernel diverges here/);
+    expect(text).toContain('expected: ok');
+    expect(text).toContain('observed: EEXIST');
+    expect(text).toContain('Rule mmap.ok: uacce_fops_mmap()');
+    expect(text).toContain('From the uacce semantics sheet (docs/uacce-semantics.md), "mmap (region');
+    expect(text).toMatch(/A region stays mapped from a successful mmap until every page of\s+that\s+mapping is gone/);
+    expect(text).toContain('No kernel report');
+    expect(text).toContain('Reliability: reproduced 5/5 (repro.c on a fresh guest).');
+    expect(text).toContain('Minimized from 13 to 4 operations in 7 s (32 runs on the guest).');
+    expect(text).toContain('gcc -static -O2 -o repro repro.c');
+    expect(text).toContain('./repro');
+  });
+
+  it('calls a partly reproducing finding flaky and keeps kernel reports within the width', () => {
+    const excerpt = readFileSync(join(ROOT, 'test', 'fixtures', 'console', '6.12-warn.log'), 'utf8');
+    const text = renderReport(
+      input({ kind: 'crash', title: 'WARNING in splat_warn', divergence: undefined, kernelReport: excerpt, reliability: { hits: 2, runs: 5, what: 'repro.c' } }),
+    );
+    for (const l of text.split('\n')) expect(l.length, l).toBeLessThanOrEqual(REPORT_WIDTH);
+    expect(text).toContain('Reliability: flaky (2/5)');
+    expect(text).toContain('expected: no kernel report; observed: the report below.');
+    expect(text).toMatch(/WARNING: CPU: \d+ PID: \d+/);
+  });
+
+  it('reliability words', () => {
+    expect(reliabilityText(5, 5)).toBe('reproduced 5/5');
+    expect(reliabilityText(1, 5)).toBe('flaky (1/5)');
+    expect(reliabilityText(0, 5)).toBe('did not reproduce (0/5), flaky');
+    expect(subjectLine('crash', 'DMAR fault: PTE Read access is not set')).toBe('[BUG] iommu: DMAR fault: PTE Read access is not set');
+  });
+});
