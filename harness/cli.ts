@@ -28,8 +28,25 @@ default kernel: debian:6.12
 
 export const DEFAULT_KERNEL = 'debian:6.12';
 
+/** The usage lines of one command (its entry in USAGE), for `svadiff <command> --help` and mistakes. */
+function usageOf(cmd: string): string {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  ${cmd} `) || l === `  ${cmd}`);
+  if (start < 0) return USAGE;
+  const out = [lines[start]!];
+  for (const l of lines.slice(start + 1)) {
+    if (!l.startsWith('      ')) break;
+    out.push(l);
+  }
+  return `usage: svadiff${out.join('\n').replace(/^ {2}/, ' ')}\n`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(usageOf(cmd === 'kernels' ? `kernels ${rest[0] ?? ''}`.trim() : cmd));
+    return 0;
+  }
   switch (cmd) {
     case 'kernels': {
       const [sub, ...args] = rest;
@@ -71,9 +88,16 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
+    const code = (e as { code?: unknown })?.code;
     if (isUserError(e)) {
       process.stderr.write(`svadiff: ${e.message}\n`);
       process.exitCode = e.exitCode;
+    } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      // node:util parseArgs: an unknown option, a missing value, a stray argument
+      const what = errorMessage(e).split('. ')[0];
+      const cmd = process.argv[2] ?? '';
+      process.stderr.write(`svadiff: ${what}; see: svadiff ${cmd} --help\n`);
+      process.exitCode = 2;
     } else {
       process.stderr.write(`svadiff: internal error: ${errorMessage(e)}\n${(e as Error)?.stack ?? ''}\n`);
       process.exitCode = 70;

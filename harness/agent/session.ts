@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { DeviceParams, Program } from '../program/types.js';
-import { LineSplitter, stripControl } from '../util/sanitize.js';
+import { LineSplitter, stripControl, unescapeKmsg } from '../util/sanitize.js';
 import type { RawResult } from './observe.js';
 import {
   MAX_LINE,
@@ -595,7 +595,8 @@ export class AgentSession {
       case 'kmsg': {
         if (msg.seq <= this.lastKmsgSeq) return; // each record once
         this.lastKmsgSeq = msg.seq;
-        const rec: KmsgRecord = { seq: msg.seq, level: msg.level, usec: msg.usec, text: stripControl(msg.text) };
+        // /dev/kmsg escapes non-printable bytes as \xNN (a multi-line record's newlines among them)
+        const rec: KmsgRecord = { seq: msg.seq, level: msg.level, usec: msg.usec, text: stripControl(unescapeKmsg(msg.text)) };
         this.opts.onKmsg?.(rec);
         if (p) {
           p.onKmsg?.(rec);

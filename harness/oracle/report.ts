@@ -12,7 +12,7 @@
  * Every report pattern lives in REPORT_PATTERNS below, one commented entry each; README.md next
  * to this file has the table of titles.
  */
-import { stripControl } from '../util/sanitize.js';
+import { stripControl, unescapeKmsg } from '../util/sanitize.js';
 
 /**
  * - crash: the kernel killed a task or found memory corruption (oops, BUG(), KASAN, KFENCE,
@@ -129,9 +129,6 @@ export interface KmsgRecord {
 
 const KMSG_HEAD_RE = /^(\d{1,4}),(\d{1,20}),(\d{1,20}),([^,;]*)((?:,[^;]*)?);(.*)$/;
 
-function unescapeKmsg(s: string): string {
-  return s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-}
 
 /**
  * Parse the text read from /dev/kmsg (one record per line, dictionary lines start with a space).
@@ -506,7 +503,10 @@ function slubTitle(msg: string): string {
   if (/^Invalid object pointer/.test(msg)) return 'BUG: invalid free';
   // "Left Redzone overwritten", "Right Redzone overwritten", "Poison overwritten",
   // "Object padding overwritten", "Freepointer corrupt", "Wrong object count", …
-  return `BUG: slab ${msg.replace(/\s*0x[0-9a-f]+/gi, '').replace(/\s+/g, ' ').trim().toLowerCase()}`;
+  // The message's first sentence names the check; what follows carries counts and addresses
+  // ("Wrong object count. Counter is 26 but counted were 35") that differ between runs.
+  const first = msg.split('. ')[0] ?? msg;
+  return `BUG: slab ${first.toLowerCase().replace(/\s*0x[0-9a-f]+/g, '').replace(/\d+/g, 'N').replace(/\s+/g, ' ').replace(/\.$/, '').trim()}`;
 }
 
 /** Keep only the stable part of a free-form message: no offsets, addresses, ranges or counters. */

@@ -400,6 +400,27 @@ class Scope {
   }
 }
 
+/**
+ * Drop every op that no longer makes sense after others were removed (by a minimizer): ops of
+ * tasks whose fork is gone or that have exited, ops using descriptors or mappings that no op
+ * creates any more, ops creating a name twice, devices beyond `device.devices`. Forward, so that
+ * dropping a creation drops its users too. Uses the checker's own scope rules (a failed check
+ * leaves the scope unchanged), so the result passes checkProgram whenever each op's fields do.
+ */
+export function repairProgram(p: Program): Program {
+  const scope = new Scope(p.device);
+  const ops = p.ops.filter((op) => {
+    try {
+      scope.apply(op);
+      return true;
+    } catch (e) {
+      if (e instanceof FieldError) return false;
+      throw e;
+    }
+  });
+  return { ...p, ops };
+}
+
 /** The canonical JSON text of a program (stable field order, two-space indent). */
 export function formatProgram(p: Program): string {
   const ops = p.ops.map((op) => '    ' + JSON.stringify(op)).join(',\n');

@@ -31,7 +31,7 @@ import type { FindingKind, KernelId } from '../findings/store.js';
 import { generateProgram, mixSeed, programArbitrary } from '../generator/index.js';
 import type { KernelProfile } from '../model/index.js';
 import { divergenceTitle } from '../oracle/check.js';
-import { checkProgram, formatProgram } from '../program/parse.js';
+import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
 import { DEFAULT_DEVICE, ROOT_TASK, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
@@ -144,88 +144,9 @@ export class GuestTester implements Tester {
 // ---------------------------------------------------------------------------------------------
 // Program edits (pure)
 
-/**
- * Drop every op that no longer makes sense after others were removed: ops of tasks that do not
- * exist (their fork is gone) or have exited, ops that use descriptors or mappings no op creates
- * any more, ops creating a name twice, device indices beyond `device.devices`. Forward, so that
- * dropping a creation drops its users too. The result always passes checkProgram.
- */
-export function repairProgram(p: Program): Program {
-  const fds = new Set<string>();
-  const maps = new Set<string>();
-  const alive = new Set<string>([ROOT_TASK]);
-  const everTask = new Set<string>([ROOT_TASK]);
-  const ops: Op[] = [];
-  const fresh = (n: string) => !fds.has(n) && !maps.has(n);
-  for (const op of p.ops) {
-    if (!alive.has(op.task)) continue;
-    let ok = true;
-    const useFd = (n: string) => (ok &&= fds.has(n));
-    const useMap = (n: string) => (ok &&= maps.has(n));
-    const dev = (d: number) => (ok &&= d < p.device.devices);
-    switch (op.op) {
-      case 'open':
-        dev(op.dev);
-        if (op.of !== undefined) useFd(op.of);
-        ok &&= fresh(op.fd);
-        if (ok) fds.add(op.fd);
-        break;
-      case 'close':
-      case 'ioctl':
-      case 'poll':
-        useFd(op.fd);
-        break;
-      case 'dup':
-        useFd(op.fd);
-        ok &&= fresh(op.as);
-        if (ok) fds.add(op.as);
-        break;
-      case 'mmap':
-        useFd(op.fd);
-        ok &&= fresh(op.map);
-        if (ok) maps.add(op.map);
-        break;
-      case 'alloc':
-        ok &&= fresh(op.map);
-        if (ok) maps.add(op.map);
-        break;
-      case 'munmap':
-      case 'madvise':
-      case 'touch':
-        useMap(op.map);
-        break;
-      case 'mremap':
-        useMap(op.map);
-        if (op.to !== undefined) ok &&= fresh(op.to);
-        if (ok && op.to !== undefined) maps.add(op.to);
-        break;
-      case 'submit':
-        useMap(op.mmio);
-        useMap(op.dus);
-        useMap(op.target);
-        break;
-      case 'fork':
-        ok &&= !everTask.has(op.child);
-        if (ok) {
-          alive.add(op.child);
-          everTask.add(op.child);
-        }
-        break;
-      case 'exit':
-        alive.delete(op.task);
-        break;
-      case 'remove':
-      case 'add':
-      case 'sysfs_read':
-      case 'sysfs_write':
-        dev(op.dev);
-        break;
-    }
-    if (ok) ops.push(op);
-  }
-  const out: Program = { ...p, ops };
-  return out;
-}
+// repairProgram (drop the ops that no longer make sense once others are gone) lives with the
+// program checker, whose scope rules it applies.
+export { repairProgram };
 
 /** checkProgram on a copy: is this a valid program? */
 export function isValidProgram(p: Program): boolean {

@@ -52,3 +52,8 @@ export class LineSplitter {
     return rest ? [rest] : [];
   }
 }
+
+/** /dev/kmsg escapes non-printable bytes of a record as \xNN (newlines of multi-line records too). */
+export function unescapeKmsg(s: string): string {
+  return s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}

@@ -18,6 +18,9 @@ import type { Accel, MachineProfile } from './machine.js';
 
 export type AccelChoice = Accel | 'auto';
 
+/** The automatic choice, once per process and machine profile (reboots do not ask again). */
+const decidedThisRun = new Map<string, Accel>();
+
 export const PROBE_MARKER = 'SVADIFF-ACCEL-PROBE-OK';
 
 interface ProbeRecord {
@@ -80,19 +83,25 @@ export async function chooseAccel(
     info(`accelerator: TCG (${devProblem})`);
     return 'tcg';
   }
+  const decided = decidedThisRun.get(machine.name);
+  if (decided) return decided;
   const path = join(cacheDir(), 'accel-probe.json');
   const key = await hostKey(machine);
   const cached = await readJsonIfExists<ProbeRecord>(path);
   if (cached && cached.key === key) {
     if (!cached.kvmWorks) info(`accelerator: TCG (KVM probe of ${cached.measuredAt}: ${cached.reason}; --accel kvm forces it)`);
-    return cached.kvmWorks ? 'kvm' : 'tcg';
+    const a: Accel = cached.kvmWorks ? 'kvm' : 'tcg';
+    decidedThisRun.set(machine.name, a);
+    return a;
   }
   info('accelerator: probing KVM once (booting the kernel with KVM) …');
   const r = await probe();
   const rec: ProbeRecord = { key, kvmWorks: r.ok, reason: r.reason, measuredAt: new Date().toISOString() };
   await atomicWriteJson(path, rec);
   info(r.ok ? 'accelerator: KVM works here' : `accelerator: TCG (KVM is present but unusable: ${r.reason})`);
-  return r.ok ? 'kvm' : 'tcg';
+  const a: Accel = r.ok ? 'kvm' : 'tcg';
+  decidedThisRun.set(machine.name, a);
+  return a;
 }
 
 /** Boot kernel+initrd with KVM and wait for the marker; used as the probe of chooseAccel. */

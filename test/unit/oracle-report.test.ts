@@ -448,3 +448,11 @@ describe('oracle: untrusted input', () => {
     );
   });
 });
+
+describe('titles from a real fuzzing run (6.1 double free in uacce_vma_close)', () => {
+  it('gives the double free and the slab count report stable titles, without counts', () => {
+    const text = readFileSync('test/fixtures/console/fuzz-6.1-double-free.log', 'utf8');
+    const titles = parseReports(text).map((r) => r.title);
+    expect(titles.slice(0, 2)).toEqual(['BUG: double free in vma_close', 'BUG: slab wrong object count in kobject_put']);
+  });
+});
