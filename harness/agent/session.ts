@@ -241,6 +241,11 @@ export class AgentSession {
     channel.on('end', () => this.fail(new AgentClosedError('agent channel closed by the guest')));
   }
 
+  /** Milliseconds since the agent last said something other than a kernel log line. */
+  get silentMs(): number {
+    return performance.now() - this.lastHeard;
+  }
+
   /** Stop watching; the channel is left to its owner. */
   dispose(): void {
     this.fail(new AgentClosedError('agent session disposed'));

@@ -1274,6 +1274,23 @@ function absorbs(open: Open, t: string): boolean {
   return GENERIC_ABSORB.some((re) => re.test(t));
 }
 
+/**
+ * The crash family of a title, for deciding whether a rerun reproduced a crash. Slab corruption
+ * (a double free, a write after free) is reported by whichever slub check trips first, in
+ * whichever function next touches that slab, so one bug's titles vary between runs ("BUG: double
+ * free in vma_close", "BUG: slab wrong object count in kobject_put"): they form one family. Every
+ * other title is its own family. Findings are still deduplicated by exact title.
+ */
+export function crashFamily(title: string): string {
+  if (/^BUG: (?:double free|invalid free|slab [^]*) in /.test(title)) return 'slab corruption (slub debug)';
+  return title;
+}
+
+/** Do two crash titles show the same crash (the same title or the same family)? */
+export function sameCrash(a: string, b: string): boolean {
+  return a === b || crashFamily(a) === crashFamily(b);
+}
+
 /** The reports of a log, suppressed ones left out. */
 export function parseReports(
   input: string | readonly (string | LogLine)[],

@@ -4,8 +4,8 @@
  * model's expectation and says whether the kernel did what the model expects.
  *
  * The file is meant to be pasted into a mail to kernel developers: it names every constant
- * (the test device ABI, guest/include/svt_abi.h, is included verbatim), says in a comment what
- * each step does in kernel terms, and prints one line per step:
+ * (only the parts of the test device ABI, guest/include/svt_abi.h, that it uses), says in a
+ * comment what each step does in kernel terms, and prints one line per step:
  *
  *   step 7 (t0): mmap(m2, q, region 0, 1 page, rw, shared) = EEXIST (expected ok)  <-- DIVERGES
  *
@@ -13,10 +13,18 @@
  * checked step did, 2 a setup problem (no test device, wrong module parameters, not root, a
  * mapping that did not land at its slot).
  *
- * Processes: a controller (main) hands each step to the task (process) that performs it and
- * waits for the result, one step at a time, in program order, as the agent does. Tasks are
- * created like the agent's: task 0 with fork(), later ones with clone(CLONE_PARENT | SIGCHLD) so
- * that every task is the controller's child and it can wait until an exiting task is gone.
+ * Two forms, the same behaviour (each op's C comes from one place, stepCode):
+ *
+ *   - compact (programs of one task, no fork or exit: almost every minimized finding): main()
+ *     is the program, one block per step, each checked right after it by a small helper. The
+ *     steps run in a child process, task t0 (as the agent's task 0); the parent only watches
+ *     it, as the agent does, for a step past its deadline (hang) or a task killed during a step
+ *     (died), and at the end kills t0 and waits for it within a deadline (a task stuck in the
+ *     kernel as it exits does not stall the run).
+ *   - general (several tasks): a controller process hands each step to the task (process) that
+ *     performs it and waits for the result, one step at a time, in program order, as the agent
+ *     does, from tables of steps. Tasks are created like the agent's: task 0 with fork(), later
+ *     ones with clone(CLONE_PARENT | SIGCHLD), so that every task is the controller's child.
  *
  * The program itself is embedded at the end of the file (REPRO_PROGRAM_MARKER), with the
  * finding's title and kernel in the header (REPRO_TITLE_MARKER, REPRO_KERNEL_MARKER): that is
@@ -29,7 +37,7 @@ import { initialState, predict, type KernelProfile, type ModelState } from '../m
 import { ERRNO_NAMES, SIGNAL_NAMES } from '../program/errno.js';
 import { formatOutcome, formatOutcomeSet, type Outcome } from '../program/outcome.js';
 import { formatProgram, parseProgram } from '../program/parse.js';
-import type { DeviceParams, Op, Program } from '../program/types.js';
+import { ROOT_TASK, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
 import { stripControl } from '../util/sanitize.js';
@@ -55,7 +63,17 @@ export interface ReproOptions {
   kernel?: string;
   /** more header lines (where the program came from, ...) */
   notes?: readonly string[];
+  /** which form of reproducer: 'auto' (the default) is compact whenever reproForm allows it */
+  form?: ReproForm | 'auto';
+  /**
+   * compact form: run the steps in a child process watched by the parent (hangs, deaths, a task
+   * stuck as it exits). Default: unless the title is an ordinary divergence.
+   */
+  watch?: boolean;
 }
+
+/** The compact form (one task: straight-line main) or the general form (tasks, step tables). */
+export type ReproForm = 'compact' | 'general';
 
 /** Expectations per op from the model, following every branch it allows. */
 export interface ModelExpectations {
@@ -193,13 +211,88 @@ function embeddedJson(p: Program): string {
     .replace(/\?/g, '\\u003f');
 }
 
-const ABI_HEADER = 'guest/include/svt_abi.h';
-let abiText: string | undefined;
+/**
+ * The program as compact JSON for the embedding comment (compact form): the device on one line,
+ * one line per op. parseReproSource reads either.
+ */
+function embeddedJsonCompact(p: Program): string {
+  const head: Record<string, unknown> = { format: p.format, version: p.version };
+  if (p.comment !== undefined) head.comment = p.comment;
+  const text = `${JSON.stringify(head).slice(0, -1)},\n"device": ${JSON.stringify(p.device)},\n"ops": [\n${p.ops.map((o) => JSON.stringify(o)).join(',\n')}\n]}`;
+  return text
+    .replace(/[^\x00-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+    .replace(/\*\//g, '*\\/')
+    .replace(/\?/g, '\\u003f');
+}
 
-/** guest/include/svt_abi.h, to be included verbatim (the file must stand alone). */
-function abiHeader(): string {
-  abiText ??= readFileSync(join(projectRoot(), ABI_HEADER), 'utf8').trimEnd();
-  return abiText;
+const ABI_HEADER = 'guest/include/svt_abi.h';
+
+/** One #define of C text (with its continuation lines and trailing comment). */
+interface CDefine {
+  name: string;
+  text: string;
+}
+
+/** The #defines of a C header, in order (the include guard left out). */
+export function parseDefines(text: string): CDefine[] {
+  const lines = text.split('\n');
+  const out: CDefine[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^#define\s+([A-Za-z_][A-Za-z0-9_]*)/.exec(lines[i]!);
+    if (!m || /_H$/.test(m[1]!)) continue;
+    const block = [lines[i]!];
+    while (block[block.length - 1]!.endsWith('\\') && i + 1 < lines.length) block.push(lines[++i]!);
+    out.push({ name: m[1]!, text: block.join('\n') });
+  }
+  return out;
+}
+
+const identifiers = (s: string) => new Set(s.replace(/\/\*[\s\S]*?\*\//g, ' ').match(/\b[A-Za-z_][A-Za-z0-9_]*\b/g) ?? []);
+
+/** The defines `code` uses, directly or through other used defines, in their original order. */
+export function usedDefines(defs: readonly CDefine[], code: string): CDefine[] {
+  const used = new Set<string>();
+  let refs = identifiers(code);
+  for (;;) {
+    const added = defs.filter((d) => !used.has(d.name) && refs.has(d.name));
+    if (added.length === 0) break;
+    for (const d of added) used.add(d.name);
+    refs = identifiers(added.map((d) => d.text.replace(/^#define\s+[A-Za-z0-9_]+/, '')).join('\n'));
+  }
+  return defs.filter((d) => used.has(d.name));
+}
+
+let abiDefs: CDefine[] | undefined;
+
+/** The #defines of guest/include/svt_abi.h (the file must stand alone: plain #defines). */
+function abiDefines(): CDefine[] {
+  abiDefs ??= parseDefines(readFileSync(join(projectRoot(), ABI_HEADER), 'utf8'));
+  return abiDefs;
+}
+
+/** Conventions of the svadiff agent (docs/agent-protocol.md) that reproducers share. */
+const AGENT_DEFINES: CDefine[] = parseDefines(`#define UACCE_CLASS\t\t"/sys/class/uacce"
+#define DRIVER_DIR\t\t"/sys/bus/platform/drivers/" SVT_DRIVER_NAME
+#define MODULE_PARAMS\t\t"/sys/module/" SVT_DRIVER_NAME "/parameters"
+#define SLOT(s)\t\t\t(0x200000000000ULL + (uint64_t)(s) * 0x1000000ULL)\t/* mapping slot s, mapped there without MAP_FIXED */
+#define AT(s, page, off)\t(SLOT(s) + (uint64_t)(page) * SVT_PAGE_SIZE + (uint64_t)(off))
+#define UACCE_REGION_MMIO\t0\t/* mmap offset (in pages) of a queue's MMIO region */
+#define UACCE_REGION_DUS\t1\t/* ... and of its DUS region */
+#define SVT_OP_INVALID\t\t7\t/* a work item opcode the device does not know */
+#define SUBMIT_WAIT_US\t\t200000\t/* how long a work item may take to complete */
+#define SUBMIT_POLL_US\t\t200
+#define STEP_DEADLINE_MS\t10000\t/* a step that takes longer is a hang */
+#define SUBMIT_DEADLINE_MS\t5000
+#define POLL_EXTRA_MS\t\t5000\t/* poll: its timeout plus this */
+#define KILL_DEADLINE_MS\t5000
+#define PATH_LEN\t\t200
+#define DATA_MAX\t\t1024\t/* bytes of a result (what was read, the path opened) */`);
+
+/** The ABI and agent #defines that `code` uses, as C text (empty lines: none). */
+function definesFor(code: string): { abi: string[]; agent: string[] } {
+  const agent = usedDefines(AGENT_DEFINES, code);
+  const abi = usedDefines(abiDefines(), code + '\n' + agent.map((d) => d.text).join('\n'));
+  return { abi: abi.map((d) => d.text), agent: agent.map((d) => d.text) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +303,9 @@ type ValueKind = 'VALUE_NONE' | 'VALUE_DATA' | 'VALUE_RETURN';
 
 interface Names {
   task: (t: string) => string;
+  /** the C lvalue that holds a descriptor name's fd in the task */
   fd: (f: string) => string;
+  /** the C constant of a mapping name's slot */
   map: (m: string) => string;
 }
 
@@ -219,14 +314,24 @@ interface Names {
  * identifiers: parse.ts NAME_RE). The prefixes are ones no libc header uses, so that names like
  * SHARED, CLOEXEC or errno cannot turn into MAP_SHARED, FD_CLOEXEC or a macro.
  */
-const NAMES: Names = { task: (t) => `TASK_${t}`, fd: (f) => `DESC_${f}`, map: (m) => `MAPPING_${m}` };
+const descConst = (f: string) => `DESC_${f}`;
+const NAMES: Names = { task: (t) => `TASK_${t}`, fd: (f) => `fds[${descConst(f)}]`, map: (m) => `MAPPING_${m}` };
+
+/**
+ * The compact form's names: a variable per descriptor, an enum constant per mapping slot, in
+ * lower case. Of libc's lower-case identifiers (the headers reproducers include, with
+ * _GNU_SOURCE) only fd_set and fd_mask start with "fd_", none with "map_".
+ */
+const LIBC_FD_NAMES = new Set(['fd_set', 'fd_mask']);
+const fdVar = (f: string) => (LIBC_FD_NAMES.has(`fd_${f}`) ? `fd_${f}_` : `fd_${f}`);
+const COMPACT_NAMES: Names = { task: () => 'TASK_t0', fd: fdVar, map: (m) => `map_${m}` };
 
 interface StepCode {
   /** short description of the call for the output line */
   call: string;
   /** comment: what it does in kernel terms */
   comment: string;
-  /** C statements in do_step; may use ret, e, r, path */
+  /** C statements of the step; may use ret, e, r, path (and pf for poll) */
   body: string[];
   value: ValueKind;
   /** the controller resolves a path for it (agent.c resolve()) */
@@ -236,11 +341,13 @@ interface StepCode {
   placed?: boolean;
   /** touch/submit: values read from memory are left out of titles (checkProgram divergenceTitle) */
   trim?: boolean;
+  /** touch/submit: SIGSEGV or SIGBUS during the step is its outcome */
+  faults?: boolean;
   /** runtime pieces it needs */
   needs: Need[];
 }
 
-type Need = 'mapped' | 'write_file' | 'read_file' | 'submit' | 'fork_task' | 'node_of' | 'node_path' | 'mknod_path' | 'sysfs_path' | 'set_data' | 'fds';
+type Need = 'mapped' | 'write_file' | 'read_file' | 'submit' | 'fork_task' | 'node_path' | 'mknod_path' | 'sysfs_path' | 'fds' | 'faults';
 
 const PROT = { none: 'PROT_NONE', r: 'PROT_READ', rw: 'PROT_READ | PROT_WRITE' } as const;
 
@@ -282,22 +389,27 @@ function mapOrigins(p: Program): Map<string, string> {
   return m;
 }
 
+/** The address of (page, offset) of a mapping: SLOT(m), or AT(m, page, offset). */
+function at(n: Names, map: string, page: number, off: string | number): string {
+  return page === 0 && (off === 0 || off === '0x0') ? `SLOT(${n.map(map)})` : `AT(${n.map(map)}, ${page}, ${off})`;
+}
+
 function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
   const F = n.fd;
   const M = n.map;
   switch (op.op) {
     case 'open': {
-      const base = { value: 'VALUE_DATA' as const, needs: ['fds', 'set_data'] as Need[] };
+      const base = { value: 'VALUE_DATA' as const, needs: ['fds'] as Need[] };
       if (op.via === 'procfd') {
         return {
           ...base,
           call: `${op.fd} = open(/proc/self/fd/<${op.of}>)`,
           comment: `reopen ${op.of} through /proc/self/fd: a new open of the same device inode, i.e. a new queue`,
           body: [
-            `snprintf(path, PATH_LEN, "/proc/self/fd/%d", fds[${F(op.of!)}]);`,
-            `ret = fds[${F(op.fd)}] = open(path, O_RDWR | O_CLOEXEC);`,
+            `snprintf(path, PATH_LEN, "/proc/self/fd/%d", ${F(op.of!)});`,
+            `ret = ${F(op.fd)} = open(path, O_RDWR | O_CLOEXEC);`,
             'e = errno;',
-            'set_data(r, path);',
+            'DATAF(r, "%s", path);',
           ],
         };
       }
@@ -308,7 +420,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         comment: mk
           ? `open a second device node of svt${op.dev} (mknod of its major:minor): uacce_fops_open() gets a new queue`
           : `open svt${op.dev}'s node: uacce_fops_open() gets a new queue from the driver (get_queue)`,
-        body: [`ret = fds[${F(op.fd)}] = open(path, O_RDWR | O_CLOEXEC);`, 'e = errno;', 'set_data(r, path);'],
+        body: [`ret = ${F(op.fd)} = open(path, O_RDWR | O_CLOEXEC);`, 'e = errno;', 'DATAF(r, "%s", path);'],
         resolve: mk ? `mknod_path(${op.dev}, path);` : `node_path(${op.dev}, path);`,
         needs: [...base.needs, mk ? 'mknod_path' : 'node_path'],
       };
@@ -317,7 +429,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       return {
         call: `close(${op.fd})`,
         comment: `close ${op.fd} (uacce_fops_release() runs once the last reference to the file is gone)`,
-        body: [`ret = close(fds[${F(op.fd)}]);`, 'e = errno;', `fds[${F(op.fd)}] = -1;`],
+        body: [`ret = close(${F(op.fd)});`, 'e = errno;', `${F(op.fd)} = -1;`],
         value: 'VALUE_NONE',
         needs: ['fds'],
       };
@@ -325,7 +437,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       return {
         call: `${op.as} = dup(${op.fd})`,
         comment: `dup ${op.fd} as ${op.as}: the same file, the same queue`,
-        body: [`ret = fds[${F(op.as)}] = dup(fds[${F(op.fd)}]);`, 'e = errno;'],
+        body: [`ret = ${F(op.as)} = dup(${F(op.fd)});`, 'e = errno;'],
         value: 'VALUE_NONE',
         needs: ['fds'],
       };
@@ -337,7 +449,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         comment: `map ${what} of ${op.fd}'s queue at ${op.map}'s slot, ${op.shared ? 'shared' : 'private'}: uacce_fops_mmap()`,
         body: [
           `ret = mapped(r, mmap((void *)SLOT(${M(op.map)}), ${op.pages} * SVT_PAGE_SIZE, ${PROT[op.prot]},`,
-          `\t\t     ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, fds[${F(op.fd)}], ${REGION_NAME(op.region)} * SVT_PAGE_SIZE), SLOT(${M(op.map)}));`,
+          `\t\t     ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${F(op.fd)}, ${REGION_NAME(op.region)} * SVT_PAGE_SIZE), SLOT(${M(op.map)}));`,
           'e = errno;',
         ],
         value: 'VALUE_NONE',
@@ -362,7 +474,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       return {
         call: `munmap(${op.map} + page ${op.page}, ${pages(op.pages)})`,
         comment: `munmap ${op.pages === 1 ? `page ${op.page}` : `pages ${op.page}..${op.page + op.pages - 1}`} of ${op.map}${origin.get(op.map) === 'anon' ? '' : ' (uacce_vma_close() when a whole queue mapping goes)'}`,
-        body: [`ret = munmap((void *)AT(${M(op.map)}, ${op.page}, 0), ${op.pages} * SVT_PAGE_SIZE);`, 'e = errno;'],
+        body: [`ret = munmap((void *)${at(n, op.map, op.page, 0)}, ${op.pages} * SVT_PAGE_SIZE);`, 'e = errno;'],
         value: 'VALUE_NONE',
         needs: [],
       };
@@ -370,14 +482,14 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       const moving = op.move || op.dontunmap;
       const flags = [...(moving ? ['MREMAP_MAYMOVE'] : []), ...(op.dontunmap ? ['MREMAP_DONTUNMAP'] : []), ...(moving && op.to !== undefined ? ['MREMAP_FIXED'] : [])];
       const to = moving && op.to !== undefined ? `(void *)SLOT(${M(op.to)})` : 'NULL';
-      const want = moving && op.to !== undefined ? `SLOT(${M(op.to)})` : `AT(${M(op.map)}, ${op.page}, 0)`;
+      const want = moving && op.to !== undefined ? `SLOT(${M(op.to)})` : at(n, op.map, op.page, 0);
       return {
         call: `mremap(${op.map} + page ${op.page}, ${op.old_pages} -> ${pages(op.new_pages)}${moving ? `, to ${op.to}` : ''}${op.dontunmap ? ', dontunmap' : ''})`,
         comment: moving
           ? `move pages ${op.page}.. of ${op.map} to ${op.to}'s slot${op.dontunmap ? ', leaving the old range mapped (MREMAP_DONTUNMAP)' : ''}: the vma is copied, its vm_ops see open and close`
           : `resize pages ${op.page}.. of ${op.map} in place from ${op.old_pages} to ${pages(op.new_pages)}`,
         body: [
-          `ret = mapped(r, mremap((void *)AT(${M(op.map)}, ${op.page}, 0), ${op.old_pages} * SVT_PAGE_SIZE, ${op.new_pages} * SVT_PAGE_SIZE,`,
+          `ret = mapped(r, mremap((void *)${at(n, op.map, op.page, 0)}, ${op.old_pages} * SVT_PAGE_SIZE, ${op.new_pages} * SVT_PAGE_SIZE,`,
           `\t\t     ${flags.length ? flags.join(' | ') : '0'}, ${to}), ${want});`,
           'e = errno;',
         ],
@@ -390,7 +502,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       return {
         call: `madvise(${op.map} + page ${op.page}, ${pages(op.pages)}, MADV_DOFORK)`,
         comment: `MADV_DOFORK on ${op.map}: clears VM_DONTCOPY, so that fork would copy the mapping`,
-        body: [`ret = madvise((void *)AT(${M(op.map)}, ${op.page}, 0), ${op.pages} * SVT_PAGE_SIZE, MADV_DOFORK);`, 'e = errno;'],
+        body: [`ret = madvise((void *)${at(n, op.map, op.page, 0)}, ${op.pages} * SVT_PAGE_SIZE, MADV_DOFORK);`, 'e = errno;'],
         value: 'VALUE_NONE',
         needs: [],
       };
@@ -402,19 +514,21 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         return {
           call: `read u64 at ${op.map} + page ${op.page} + ${hexOff(op.offset)}`,
           comment: `64-bit load from ${where}`,
-          body: [`DATAF(r, "0x%llx", (unsigned long long)*(volatile uint64_t *)AT(${M(op.map)}, ${op.page}, ${off}));`],
+          body: [`DATAF(r, "0x%llx", (unsigned long long)*(volatile uint64_t *)${at(n, op.map, op.page, off)});`],
           value: 'VALUE_DATA',
           trim: true,
-          needs: [],
+          faults: true,
+          needs: ['faults'],
         };
       }
       return {
         call: `write u64 ${op.value} at ${op.map} + page ${op.page} + ${hexOff(op.offset)}`,
         comment: `64-bit store of ${op.value} to ${where}`,
-        body: [`*(volatile uint64_t *)AT(${M(op.map)}, ${op.page}, ${off}) = ${op.value}ULL;`],
+        body: [`*(volatile uint64_t *)${at(n, op.map, op.page, off)} = ${op.value}ULL;`],
         value: 'VALUE_DATA',
         trim: true,
-        needs: [],
+        faults: true,
+        needs: ['faults'],
       };
     }
     case 'submit': {
@@ -429,14 +543,15 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         call: `submit ${op.work.toUpperCase()} to ${op.target} + page ${op.page} + ${hexOff(op.offset)} via ring ${op.dus}, doorbell ${op.mmio}${op.ack ? ', ack' : ''}`,
         comment: `one work item through the ring in ${op.dus} and the doorbell in ${op.mmio}: ${what}`,
         body: [
-          `ret = submit(r, SLOT(${M(op.mmio)}), SLOT(${M(op.dus)}), ${opcode}, AT(${M(op.target)}, ${op.page}, ${hexOff(op.offset)}),`,
+          `ret = submit(r, SLOT(${M(op.mmio)}), SLOT(${M(op.dus)}), ${opcode}, ${at(n, op.target, op.page, hexOff(op.offset))},`,
           `\t     ${op.value ?? '0x0'}ULL, ${op.ack ? 1 : 0});`,
           'e = errno;',
         ],
         value: 'VALUE_DATA',
         deadline: 'SUBMIT_DEADLINE_MS',
         trim: true,
-        needs: ['submit'],
+        faults: true,
+        needs: ['submit', 'faults'],
       };
     }
     case 'ioctl': {
@@ -454,7 +569,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
       return {
         call: `ioctl(${op.fd}, ${named ? String(op.cmd) : hexOff(ioctlNumber(op.cmd))})`,
         comment,
-        body: [`ret = ioctl(fds[${F(op.fd)}], ${cmd}, 0UL);`, 'e = errno;'],
+        body: [`ret = ioctl(${F(op.fd)}, ${cmd}, 0UL);`, 'e = errno;'],
         value: 'VALUE_RETURN',
         needs: ['fds'],
       };
@@ -464,7 +579,7 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         call: `poll(${op.fd}, POLLIN, ${op.timeout_ms} ms)`,
         comment: `poll ${op.fd} for POLLIN: uacce_fops_poll() asks the driver's is_q_updated`,
         body: [
-          `pf.fd = fds[${F(op.fd)}];`,
+          `pf.fd = ${F(op.fd)};`,
           'pf.events = POLLIN;',
           `ret = poll(&pf, 1, ${op.timeout_ms});`,
           'e = errno;',
@@ -571,12 +686,34 @@ function cOutcome(o: Outcome): string {
 /**
  * The C source of a standalone reproducer of `program`. opts.expected has one entry per op
  * (the outcomes the model allows; undefined: not checked). Deterministic: the same input gives
- * the same text.
+ * the same text. The compact form whenever reproForm allows it (opts.form overrides).
  */
 export function generateC(program: Program, opts: ReproOptions): string {
   if (opts.expected.length !== program.ops.length) {
     throw new Error(`generateC: ${opts.expected.length} expectations for ${program.ops.length} ops`);
   }
+  const possible = reproForm(program, opts.expected);
+  const form = opts.form === undefined || opts.form === 'auto' ? possible : opts.form;
+  if (form === 'compact' && possible !== 'compact') throw new Error('generateC: the compact form is for programs of one task (no fork, no exit)');
+  return form === 'compact' ? generateCompactC(program, opts) : generateGeneralC(program, opts);
+}
+
+/**
+ * The form a reproducer of this program takes: compact for one task (no fork, no exit) when
+ * the model expects no death or hang (the compact form's watcher reports those as divergences)
+ * and the unchecked steps are at the end (after a task died, the general form would go on and
+ * check later steps as ESRCH; the compact form stops there).
+ */
+export function reproForm(program: Program, expected: readonly (readonly Outcome[] | undefined)[]): ReproForm {
+  if (program.ops.some((op) => op.op === 'fork' || op.op === 'exit' || op.task !== ROOT_TASK)) return 'general';
+  if (expected.some((e) => e?.some((o) => o.kind === 'died' || o.kind === 'hang'))) return 'general';
+  const firstUnchecked = expected.findIndex((e) => e === undefined);
+  if (firstUnchecked >= 0 && expected.slice(firstUnchecked).some((e) => e !== undefined)) return 'general';
+  return 'compact';
+}
+
+/** The general form: a controller, task processes, tables of steps. */
+function generateGeneralC(program: Program, opts: ReproOptions): string {
   const slots = slotTable(program);
   const taskNames = [...slots.tasks.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
   const fdNames = [...slots.fds.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
@@ -585,7 +722,6 @@ export function generateC(program: Program, opts: ReproOptions): string {
   const origin = mapOrigins(program);
   const codes = program.ops.map((op) => stepCode(op, names, origin));
   const needs = new Set<Need>(codes.flatMap((c) => c.needs));
-  if (needs.has('node_path') || needs.has('sysfs_path')) needs.add('node_of');
   const d = program.device;
   const title = opts.title !== undefined ? commentText(opts.title) : undefined;
   const kernel = opts.kernel !== undefined ? commentText(opts.kernel) : undefined;
@@ -629,9 +765,9 @@ export function generateC(program: Program, opts: ReproOptions): string {
   push(
     '#define _GNU_SOURCE',
     ...[
-      'dirent.h',
       'errno.h',
       'fcntl.h',
+      'glob.h',
       'poll.h',
       'sched.h',
       'setjmp.h',
@@ -651,31 +787,9 @@ export function generateC(program: Program, opts: ReproOptions): string {
       'sys/wait.h',
     ].map((h) => `#include <${h}>`),
     '',
-    `/* ---- ${ABI_HEADER} of svadiff: the test device's ABI, verbatim ---- */`,
-    '',
-    abiHeader(),
-    '',
-    '/* ---- conventions of the svadiff agent (docs/agent-protocol.md) ---- */',
-    '',
-    '#define UACCE_CLASS\t\t"/sys/class/uacce"',
-    '#define DRIVER_DIR\t\t"/sys/bus/platform/drivers/" SVT_DRIVER_NAME',
-    '#define MODULE_PARAMS\t\t"/sys/module/" SVT_DRIVER_NAME "/parameters"',
-    '/* mapping slot s lives at MAP_BASE + s * MAP_STRIDE, mapped there without MAP_FIXED */',
-    '#define MAP_BASE\t\t0x200000000000ULL',
-    '#define MAP_STRIDE\t\t0x1000000ULL',
-    '#define SLOT(s)\t\t\t(MAP_BASE + (uint64_t)(s) * MAP_STRIDE)',
-    '#define AT(s, page, off)\t(SLOT(s) + (uint64_t)(page) * SVT_PAGE_SIZE + (uint64_t)(off))',
-    '#define UACCE_REGION_MMIO\t0\t/* mmap offset (in pages) of a queue\'s MMIO region */',
-    '#define UACCE_REGION_DUS\t1\t/* ... and of its DUS region */',
-    '#define SVT_OP_INVALID\t\t7\t/* a work item opcode the device does not know */',
-    '#define SUBMIT_WAIT_US\t\t200000\t/* how long a work item may take to complete */',
-    '#define SUBMIT_POLL_US\t\t200',
-    '#define STEP_DEADLINE_MS\t10000\t/* a step that takes longer is a hang */',
-    '#define SUBMIT_DEADLINE_MS\t5000',
-    '#define POLL_EXTRA_MS\t\t5000\t/* poll: its timeout plus this */',
-    '#define KILL_DEADLINE_MS\t5000',
-    '#define DATA_MAX\t\t1024\t/* bytes of a result (what was read, the path opened) */',
-    '',
+  );
+  const definesAt = L.length;
+  push(
     '/* ---- the program ---- */',
     '',
     `#define DEVICES\t\t\t${d.devices}`,
@@ -683,24 +797,15 @@ export function generateC(program: Program, opts: ReproOptions): string {
     `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`,
     `enum { ${[...taskNames.map(names.task), 'N_TASKS'].join(', ')} };`,
   );
-  if (fdNames.length > 0) push(`enum { ${[...fdNames.map(names.fd), 'N_FDS'].join(', ')} };\t/* descriptor names */`);
+  if (fdNames.length > 0) push(`enum { ${[...fdNames.map(descConst), 'N_FDS'].join(', ')} };\t/* descriptor names */`);
   if (mapNames.length > 0) push(`enum { ${mapNames.map(names.map).join(', ')} };\t/* mapping names: their slots */`);
-  for (const n of rawIoctls(program)) {
-    push(`#define IOCTL_${hexOff(n).toUpperCase().replace('0X', '0x')}\t${hexOff(n)}u\t/* no command of uacce or the test driver */`);
-  }
-  push(
-    `static const char *const task_name[N_TASKS] = { ${taskNames.map((t) => cString(t)).join(', ')} };`,
-    'static const char *const module_param[][2] = {',
-    ...moduleParams(d).map(([k, v]) => `\t{ ${cString(k)}, ${cString(v)} },`),
-    '};',
-    '',
-  );
+  push(...rawIoctlDefines(program));
+  push(`static const char *const task_name[N_TASKS] = { ${taskNames.map((t) => cString(t)).join(', ')} };`, '');
 
   push(RUNTIME_TYPES);
   if (needs.has('fds')) push('static int fds[N_FDS];\t\t\t/* this task\'s descriptor of each name, -1: none */');
   push(RUNTIME_TASK_GLOBALS);
   push(RT_DATAF);
-  if (needs.has('set_data')) push(RT_SET_DATA);
   if (needs.has('mapped')) push(RT_MAPPED);
   if (needs.has('write_file')) push(RT_WRITE_FILE);
   if (needs.has('read_file')) push(RT_READ_FILE);
@@ -737,8 +842,7 @@ export function generateC(program: Program, opts: ReproOptions): string {
   );
 
   push(RT_TASK);
-  push(RT_NODES);
-  if (needs.has('node_of')) push(RT_NODE_OF);
+  push('/* ---- the controller: device nodes ---- */', '', rtNodes(needs.has('mknod_path')));
   if (needs.has('node_path')) push(RT_NODE_PATH);
   if (needs.has('mknod_path')) push(RT_MKNOD_PATH);
   if (needs.has('sysfs_path')) push(RT_SYSFS_PATH);
@@ -815,7 +919,26 @@ export function generateC(program: Program, opts: ReproOptions): string {
 
   push(RT_CONTROLLER(needs.has('fds'), needs.has('mknod_path'), needs.has('fork_task')));
   push('', `/* ${REPRO_PROGRAM_MARKER}`, embeddedJson(program).trimEnd(), '*/', '');
+  // the test device's ABI and the agent's conventions: the parts the file uses
+  const defs = definesFor(L.slice(definesAt).join('\n'));
+  L.splice(
+    definesAt,
+    0,
+    `/* ---- ${ABI_HEADER} of svadiff: the test device's ABI (the parts used here) ---- */`,
+    '',
+    ...defs.abi,
+    '',
+    '/* ---- conventions of the svadiff agent (docs/agent-protocol.md) ---- */',
+    '',
+    ...defs.agent,
+    '',
+  );
   return L.join('\n');
+}
+
+/** #defines for the raw ioctl numbers of a program (named constants in the file). */
+function rawIoctlDefines(program: Program): string[] {
+  return rawIoctls(program).map((n) => `#define IOCTL_${hexOff(n).toUpperCase().replace('0X', '0x')}\t${hexOff(n)}u\t/* no command of uacce or the test driver */`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,15 +987,7 @@ static volatile sig_atomic_t in_step, fault_sig;
 const RT_DATAF = `#define DATAF(r, ...)	((r)->len = (unsigned int)snprintf((r)->data, DATA_MAX, __VA_ARGS__))
 `;
 
-const RT_SET_DATA = `/* the path a step opened */
-static void set_data(struct res *r, const char *s)
-{
-	r->len = (unsigned int)strnlen(s, PATH_LEN);
-	memcpy(r->data, s, r->len);
-}
-`;
-
-const RT_MAPPED = `/* mmap, mremap: 0 or -1, and where the mapping went (the controller checks it is its slot) */
+const RT_MAPPED = `/* mmap, mremap: 0 or -1, and where the mapping went (it must be its slot) */
 static long long mapped(struct res *r, void *got, uint64_t want)
 {
 	r->want = want;
@@ -1025,69 +1140,50 @@ static void task_loop(void)
 }
 `;
 
-const RT_NODES = `/* ---- the controller: device nodes ---- */
-
-static char node[DEVICES][128];	/* last seen uacce class entry of each device ("" never seen) */
-static dev_t devt[DEVICES];
-static int have_devt[DEVICES];
-
-/* Device dev's current class entry: the one named svt<dev>-<id>. Remembers name and dev_t. */
+/**
+ * Device nodes, as the agent finds them (guest/agent/agent.c scan_node): device dev's uacce
+ * class entry is the one named svt<dev>-<id> (the first by name if ever two: glob sorts, in
+ * the C locale as strcmp); a removed device keeps the last name seen, a device never seen is
+ * svt<dev>-none (ENOENT). With mknod, also its major:minor.
+ */
+function rtNodes(devt: boolean): string {
+  return `static char node[DEVICES][128];	/* each device's uacce class entry: the current or last seen */
+${devt ? 'static dev_t devt[DEVICES];\t\t/* and its major:minor */\nstatic int have_devt[DEVICES];\n' : ''}
+/* Device dev's class entry, svt<dev>-<id>: 1 if it is there now. */
 static int scan_node(int dev)
 {
-	char prefix[32], best[128] = "", p[300], v[64];
-	unsigned int ma, mi;
-	struct dirent *de;
-	DIR *dir;
-	ssize_t n;
-	int fd;
-
-	snprintf(prefix, sizeof(prefix), SVT_UACCE_NAME_FMT "-", dev);
-	dir = opendir(UACCE_CLASS);
-	if (!dir)
-		return 0;
-	while ((de = readdir(dir)) != NULL) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || strlen(de->d_name) >= sizeof(best))
-			continue;
-		if (best[0] == '\\0' || strcmp(de->d_name, best) < 0)
-			strcpy(best, de->d_name);
+	char p[300];
+	glob_t g;
+	int now;
+${devt ? '\tunsigned int ma, mi;\n\tFILE *f;\n' : ''}
+	snprintf(p, sizeof(p), UACCE_CLASS "/" SVT_UACCE_NAME_FMT "-*", dev);
+	now = glob(p, 0, NULL, &g) == 0;
+	if (now)
+		snprintf(node[dev], sizeof(node[dev]), "%s", strrchr(g.gl_pathv[0], '/') + 1);
+	else if (!node[dev][0])
+		snprintf(node[dev], sizeof(node[dev]), SVT_UACCE_NAME_FMT "-none", dev);	/* never seen: ENOENT */
+	globfree(&g);
+${
+  devt
+    ? `	snprintf(p, sizeof(p), UACCE_CLASS "/%s/dev", node[dev]);
+	f = now ? fopen(p, "re") : NULL;
+	if (f && fscanf(f, "%u:%u", &ma, &mi) == 2) {
+		devt[dev] = makedev(ma, mi);
+		have_devt[dev] = 1;
 	}
-	closedir(dir);
-	if (best[0] == '\\0')
-		return 0;
-	strcpy(node[dev], best);
-	snprintf(p, sizeof(p), UACCE_CLASS "/%s/dev", best);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, v, sizeof(v) - 1);
-		close(fd);
-		if (n > 0) {
-			v[n] = '\\0';
-			if (sscanf(v, "%u:%u", &ma, &mi) == 2) {
-				devt[dev] = makedev(ma, mi);
-				have_devt[dev] = 1;
-			}
-		}
-	}
-	return 1;
+	if (f)
+		fclose(f);
+`
+    : ''
+}	return now;
 }
 `;
-
-const RT_NODE_OF = `/* the class entry name to use: the current one, or for a removed device the last one seen */
-static const char *node_of(int dev)
-{
-	static char none[32];
-
-	scan_node(dev);
-	if (node[dev][0])
-		return node[dev];
-	snprintf(none, sizeof(none), SVT_UACCE_NAME_FMT "-none", dev);	/* never seen: ENOENT */
-	return none;
 }
-`;
 
 const RT_NODE_PATH = `static void node_path(int dev, char *path)
 {
-	snprintf(path, PATH_LEN, "/dev/%s", node_of(dev));
+	scan_node(dev);
+	snprintf(path, PATH_LEN, "/dev/%s", node[dev]);
 }
 `;
 
@@ -1108,17 +1204,17 @@ static void mknod_path(int dev, char *path)
 
 const RT_SYSFS_PATH = `static void sysfs_path(int dev, const char *attr, char *path)
 {
-	snprintf(path, PATH_LEN, UACCE_CLASS "/%s/%s", node_of(dev), attr);
+	scan_node(dev);
+	snprintf(path, PATH_LEN, UACCE_CLASS "/%s/%s", node[dev], attr);
 }
 `;
 
-/** A designated-initializer table by libc macro name ([EPERM] = "EPERM", ...), wrapped. */
-function nameTable(names: Record<number, string>): string {
-  const entries = Object.values(names).map((name) => `[${name}] = "${name}"`);
+/** Items joined with ", ", wrapped at about 96 columns, each line indented by a tab. */
+function wrapList(items: readonly string[]): string {
   const lines: string[] = [];
   let line = '\t';
-  for (const e of entries) {
-    if (line.length + e.length > 96) {
+  for (const e of items) {
+    if (line.length > 1 && line.length + e.length > 96) {
       lines.push(line.trimEnd());
       line = '\t';
     }
@@ -1128,33 +1224,72 @@ function nameTable(names: Record<number, string>): string {
   return lines.join('\n');
 }
 
+/** errno (and signal) names as svadiff writes them (harness/program/errno.ts), and a lookup. */
+function rtNames(signals: boolean): string {
+  return `/* errno ${signals ? 'and signal ' : ''}names as svadiff writes them (harness/program/errno.ts), else errno<N>${signals ? ', SIG<N>' : ''} */
+#define NAME(x)	[x] = #x
+static const char *const errno_names[] = {
+${wrapList(Object.values(ERRNO_NAMES).map((n) => `NAME(${n})`))}
+};
+${
+  signals
+    ? `static const char *const signal_names[] = {
+${wrapList(Object.values(SIGNAL_NAMES).map((n) => `NAME(${n})`))}
+};
+`
+    : ''
+}#define ERRNO_NAME(v)	name_of(errno_names, sizeof(errno_names) / sizeof(*errno_names), v, "errno%d")
+${signals ? '#define SIGNAL_NAME(v)\tname_of(signal_names, sizeof(signal_names) / sizeof(*signal_names), v, "SIG%d")\n' : ''}
+static const char *name_of(const char *const *names, size_t n, int v, const char *fmt)
+{
+	static char buf[32];
+
+	if (v > 0 && (size_t)v < n && names[v])
+		return names[v];
+	snprintf(buf, sizeof(buf), fmt, v);
+	return buf;
+}
+`;
+}
+
+/** The setup check: root, every device's node, the module parameters of INSMOD_LINE. */
+const RT_CHECK_SETUP = `/* The test device must be there, loaded with the parameters of INSMOD_LINE; we must be root. */
+static int check_setup(void)
+{
+	char want[] = INSMOD_LINE, *kv, p[300], got[160], msg[512] = "";
+	FILE *f;
+	int dev, n;
+
+	if (geteuid() != 0) {
+		printf("SETUP PROBLEM: run as root (device nodes, sysfs and the driver's bind files are root's)\\n");
+		return -1;
+	}
+	for (dev = 0; dev < DEVICES && !msg[0]; dev++) {
+		if (!scan_node(dev))
+			snprintf(msg, sizeof(msg), "no uacce device " UACCE_CLASS "/" SVT_UACCE_NAME_FMT "-*", dev);
+		else if (snprintf(p, sizeof(p), "/dev/%s", node[dev]) > 0 && access(p, F_OK) != 0)
+			snprintf(msg, sizeof(msg), "no device node %s", p);
+	}
+	for (kv = strtok(want, " "); kv && !msg[0]; kv = strtok(NULL, " ")) {	/* name=value */
+		n = (int)strcspn(kv, "=");
+		snprintf(p, sizeof(p), MODULE_PARAMS "/%.*s", n, kv);
+		if (!kv[n] || !(f = fopen(p, "re")))
+			continue;	/* not a parameter ("insmod"), or not shown: cannot check */
+		got[fgets(got, sizeof(got), f) ? strcspn(got, "\\n") : 0] = '\\0';
+		fclose(f);
+		if (strcmp(got, kv + n + 1) != 0)
+			snprintf(msg, sizeof(msg), "the test module was loaded with %.*s=%s, this reproducer needs %s", n, kv, got, kv);
+	}
+	if (msg[0])
+		printf("SETUP PROBLEM: %s\\nload the test device first, with these parameters (uacce.ko before it):\\n"
+		       "  rmmod svadiff_test; " INSMOD_LINE "\\n", msg);
+	return msg[0] ? -1 : 0;
+}
+`;
 
 const RT_CONTROLLER = (hasFds: boolean, hasMknod: boolean, hasFork: boolean) => `/* ---- the controller: running the steps, checking outcomes ---- */
 
-/* errno and signal names as svadiff writes them (harness/program/errno.ts) */
-static const char *const errno_names[] = {
-${nameTable(ERRNO_NAMES)}
-};
-static const char *const signal_names[] = {
-${nameTable(SIGNAL_NAMES)}
-};
-
-static const char *errno_name(int e, char *buf, size_t n)
-{
-	if (e > 0 && e < (int)(sizeof(errno_names) / sizeof(errno_names[0])) && errno_names[e])
-		return errno_names[e];
-	snprintf(buf, n, "errno%d", e);
-	return buf;
-}
-
-static const char *signal_name(int sig, char *buf, size_t n)
-{
-	if (sig > 0 && sig < (int)(sizeof(signal_names) / sizeof(signal_names[0])) && signal_names[sig])
-		return signal_names[sig];
-	snprintf(buf, n, "SIG%d", sig);
-	return buf;
-}
-
+${rtNames(true)}
 static pid_t pid_of[N_TASKS];	/* 0: not created (yet), -1: gone */
 
 static long long now_ms(void)
@@ -1226,13 +1361,13 @@ static struct outcome observe(int s, enum outcome_kind end, int status, const st
 		o.kind = OK;	/* the exit step: the task is gone */
 	} else if (end == DIED) {
 		o.kind = DIED;
-		o.text = signal_name(WIFSIGNALED(status) ? WTERMSIG(status) : 0, buf, n);
+		o.text = SIGNAL_NAME(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	} else if (r->sig != 0) {
 		o.kind = SIGNAL;
-		o.text = signal_name(r->sig, buf, n);
+		o.text = SIGNAL_NAME(r->sig);
 	} else if (r->ret < 0) {
 		o.kind = ERRNO;
-		o.text = errno_name(r->err, buf, n);
+		o.text = ERRNO_NAME(r->err);
 	} else if (steps[s].value == VALUE_DATA) {
 		o.kind = OK_VALUE;
 		memcpy(buf, r->data, r->len < n ? r->len : n);
@@ -1362,59 +1497,7 @@ static void print_title(int s, const struct outcome *got)
 	printf(" [%s]\\n", steps[s].rules);
 }
 
-static int setup_problem(const char *what)
-{
-	printf("SETUP PROBLEM: %s\\n", what);
-	printf("load the test device first, with these parameters (uacce.ko before it):\\n");
-	printf("  rmmod svadiff_test; " INSMOD_LINE "\\n");
-	return -1;
-}
-
-/* The test device must be there, loaded with the program's parameters. */
-static int check_setup(void)
-{
-	char msg[512], p[300], v[160];
-	unsigned int i;
-	int dev;
-
-	if (geteuid() != 0) {
-		printf("SETUP PROBLEM: run as root (device nodes, sysfs and the driver's bind files are root's)\\n");
-		return -1;
-	}
-	for (dev = 0; dev < DEVICES; dev++) {
-		if (!scan_node(dev)) {
-			snprintf(msg, sizeof(msg), "no uacce device " UACCE_CLASS "/" SVT_UACCE_NAME_FMT "-*", dev);
-			return setup_problem(msg);
-		}
-		snprintf(p, sizeof(p), "/dev/%s", node[dev]);
-		if (access(p, F_OK) != 0) {
-			snprintf(msg, sizeof(msg), "no device node %s", p);
-			return setup_problem(msg);
-		}
-	}
-	for (i = 0; i < sizeof(module_param) / sizeof(module_param[0]); i++) {
-		ssize_t n;
-		int fd;
-
-		snprintf(p, sizeof(p), MODULE_PARAMS "/%s", module_param[i][0]);
-		fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;	/* not shown: cannot check */
-		n = read(fd, v, sizeof(v) - 1);
-		close(fd);
-		if (n < 0)
-			continue;
-		v[n] = '\\0';
-		v[strcspn(v, "\\n")] = '\\0';
-		if (strcmp(v, module_param[i][1]) != 0) {
-			snprintf(msg, sizeof(msg), "the test module was loaded with %s=%s, this reproducer needs %s=%s",
-				 module_param[i][0], v, module_param[i][0], module_param[i][1]);
-			return setup_problem(msg);
-		}
-	}
-	return 0;
-}
-
+${RT_CHECK_SETUP}
 /* Task 0: a fresh process with every command pipe and the result pipe (as the agent's). */
 static int start_tasks(void)
 {
@@ -1547,3 +1630,474 @@ ${
 	printf("RESULT: every checked step (%d of %d) did what the model expects\\n", checked, N_STEPS);
 	return 0;
 }`;
+
+// ---------------------------------------------------------------------------------------------
+// The compact form: main() is the program
+
+/** Columns of a line as an editor with 8-column tabs shows it. */
+function columns(line: string): number {
+  let n = 0;
+  for (const ch of line) n = ch === '\t' ? n - (n % 8) + 8 : n + 1;
+  return n;
+}
+
+/** `head(args);` on one line, or wrapped after an argument where it would pass 100 columns. */
+function callLines(indent: string, head: string, args: readonly string[]): string[] {
+  const cont = indent + ' '.repeat(head.length + 1);
+  const lines: string[] = [];
+  let line = `${indent}${head}(`;
+  args.forEach((a, i) => {
+    const piece = a + (i === args.length - 1 ? ');' : ',');
+    if (i > 0 && columns(`${line} ${piece}`) > 100) {
+      lines.push(line);
+      line = cont + piece;
+    } else {
+      line += (i > 0 ? ' ' : '') + piece;
+    }
+  });
+  lines.push(line);
+  return lines;
+}
+
+/** A one-line C comment, or a block comment wrapped at 100 columns when it does not fit. */
+function commentLines(indent: string, text: string): string[] {
+  const one = `${indent}/* ${text} */`;
+  if (columns(one) <= 100) return [one];
+  const out = [`${indent}/*`];
+  let line = `${indent} *`;
+  for (const word of text.split(' ')) {
+    if (columns(`${line} ${word}`) > 100 && line !== `${indent} *`) {
+      out.push(line);
+      line = `${indent} *`;
+    }
+    line += ` ${word}`;
+  }
+  out.push(line, `${indent} */`);
+  return out;
+}
+
+/** The title's name of a step's call: "mmap", "ioctl START_Q", "sysfs_read api" (as divergenceTitle). */
+function titleWhat(op: Op): string {
+  return op.op === 'ioctl' ? `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}` : op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
+}
+
+/** Prototypes of the functions a piece of C defines ("static ... name(...)" lines before "{"). */
+function prototypes(code: string): string[] {
+  const out: string[] = [];
+  const lines = code.split('\n');
+  lines.forEach((l, i) => {
+    if (l !== '{' || i === 0) return;
+    let j = i - 1;
+    while (j > 0 && !lines[j]!.startsWith('static ')) j--;
+    if (lines[j]!.startsWith('static ') && lines[j]!.includes('(')) out.push(...lines.slice(j, i - 1), lines[i - 1]! + ';');
+  });
+  return out;
+}
+
+/** A divergence title whose observed outcome is an ordinary one (not died, not a hang). */
+const PLAIN_DIVERGENCE_RE = /^.+?: expected .+, got (?!died\()\S.* \[[^\]]*\]$/;
+
+/**
+ * Whether a compact reproducer watches its task from a parent process: always, except for a
+ * finding that is an ordinary divergence (the step returns, the task lives on). The watcher
+ * reports a step that does not return (hang), a task killed during a step (died), and ends the
+ * task within a deadline, so that a task stuck in the kernel as it exits (an oops while its
+ * files are released) does not hold the run up until the agent's timeout.
+ */
+function compactWatches(opts: ReproOptions): boolean {
+  return opts.watch ?? !(opts.title !== undefined && PLAIN_DIVERGENCE_RE.test(opts.title));
+}
+
+/**
+ * The compact form of a one-task program: a straight-line main(), one block per step, each
+ * checked right after it. Only what the program uses is in the file.
+ */
+function generateCompactC(program: Program, opts: ReproOptions): string {
+  const slots = slotTable(program);
+  const fdNames = [...slots.fds.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  const mapNames = [...slots.maps.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  const names = COMPACT_NAMES;
+  const origin = mapOrigins(program);
+  const codes = program.ops.map((op) => stepCode(op, names, origin));
+  const needs = new Set<Need>(codes.flatMap((c) => c.needs));
+  const has = (k: Op['op']) => program.ops.some((op) => op.op === k);
+  const watch = compactWatches(opts);
+  const faults = needs.has('faults');
+  const usesPath = codes.some((c) => c.resolve !== undefined || c.body.some((l) => /\bpath\b/.test(l)));
+  const trims = has('touch') || has('submit');
+  const d = program.device;
+  const title = opts.title !== undefined ? commentText(opts.title) : undefined;
+  const kernel = opts.kernel !== undefined ? commentText(opts.kernel) : undefined;
+  // the longest expected set as report() prints it
+  const expectLen = Math.max(64, ...opts.expected.map((e) => (e ? formatOutcomeSet(e).length + 1 : 0)));
+  const mknodDevs = [...new Set(program.ops.flatMap((op) => (op.op === 'open' && op.via === 'mknod' ? [op.dev] : [])))].sort((a, b) => a - b);
+  // the helpers of the ops, and of running the steps; main comes before them (prototypes)
+  const opHelpers: string[] = [];
+  if (needs.has('node_path')) opHelpers.push(RT_NODE_PATH);
+  if (needs.has('mknod_path')) opHelpers.push(RT_MKNOD_PATH);
+  if (needs.has('sysfs_path')) opHelpers.push(RT_SYSFS_PATH);
+  if (needs.has('mapped')) opHelpers.push(RT_MAPPED);
+  if (needs.has('write_file')) opHelpers.push(RT_WRITE_FILE);
+  if (needs.has('read_file')) opHelpers.push(RT_READ_FILE);
+  if (needs.has('submit')) opHelpers.push(RT_SUBMIT);
+  const begin = RT_BEGIN(watch);
+  const check = rtCheck(needs.has('mapped'), faults, has('sysfs_read'), watch);
+  const verdict = rtVerdict(mknodDevs, program.ops.length);
+  const startTask = watch ? rtStartTask(faults) : '';
+  const runHelpers = [begin, check, verdict, ...(watch ? [RT_WATCH, startTask] : []), RT_CHECK_SETUP];
+  const mainCalls = [...opHelpers, ...(faults && !watch ? [RT_ON_FAULT] : []), begin, check, ...(watch ? [startTask] : [verdict]), RT_CHECK_SETUP];
+  const L: string[] = [];
+  const push = (...lines: string[]) => L.push(...lines);
+
+  push('// SPDX-License-Identifier: GPL-2.0', '/*', ' * svadiff reproducer');
+  if (title) push(` * ${REPRO_TITLE_MARKER} ${title}`);
+  if (kernel) push(` * ${REPRO_KERNEL_MARKER} ${kernel}`);
+  for (const n of opts.notes ?? []) push(` * ${commentText(n)}`);
+  if (program.comment) push(` * Program: ${commentText(program.comment)}`);
+  push(
+    ' *',
+    ' * Needs uacce.ko and the svadiff test device (guest/module/svadiff_test.c of svadiff), loaded',
+    ' * fresh with these parameters (node names and queue ids assume it); then, as root:',
+    ` *   rmmod svadiff_test; ${insmodLine(d)}`,
+    ' *   gcc -static -O2 -Wall -o repro repro.c && ./repro; rmmod svadiff_test',
+    ' * Some reports only appear at rmmod. Exit status: 1 a step did not do what the model expects',
+    ` * (the finding reproduced), 0 every checked step did, 2 a setup problem.${watch ? ' The steps run in' : ''}`,
+    ...(watch ? [' * a child process, task t0, as in the svadiff agent; the parent watches it (hangs, deaths).'] : []),
+    ' */',
+    '#define _GNU_SOURCE',
+  );
+  const headers = [
+    'errno.h',
+    'fcntl.h',
+    'glob.h',
+    ...(faults ? ['setjmp.h'] : []),
+    ...(has('poll') ? ['poll.h'] : []),
+    'signal.h',
+    'stdint.h',
+    'stdio.h',
+    'stdlib.h',
+    'string.h',
+    ...(watch || has('submit') ? ['time.h'] : []),
+    'unistd.h',
+    ...(has('ioctl') ? ['sys/ioctl.h'] : []),
+    'sys/mman.h',
+    ...(needs.has('mknod_path') ? ['sys/stat.h', 'sys/sysmacros.h'] : []),
+    ...(watch ? ['sys/wait.h'] : []),
+  ];
+  push(...headers.map((h) => `#include <${h}>`), '');
+  const definesAt = L.length;
+  push(`#define DEVICES\t\t\t${d.devices}`, `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`, ...rawIoctlDefines(program));
+  if (fdNames.length > 0) {
+    push(...wrapList(fdNames.map((f) => `${names.fd(f)} = -1`)).replace(/^\t/, 'static int ').replace(/,$/, ';\t/* descriptors */').split('\n'));
+  }
+  if (mapNames.length > 0) push(`enum { ${mapNames.map(names.map).join(', ')} };\t/* mappings, at SLOT(map_<name>) */`);
+
+  push(
+    '',
+    '/* ---- the steps: STEP() says what each is, check() prints its outcome and checks it ---- */',
+    '',
+    'enum value_kind { VALUE_NONE, VALUE_DATA, VALUE_RETURN };\t/* what an ok outcome shows */',
+    'struct step {',
+    '\tint n;',
+    '\tconst char *call, *what, *rules;\t/* the call; its name and the model\'s rules in the title */',
+    '\tconst char *const *expect;\t\t/* the outcomes the model allows, NULL-ended */',
+    '};',
+    '#define STEP(n, call, what, rules, ...) do {\t\t\t\t\t\t\\',
+    '\tstatic const char *const expect_[] = { __VA_ARGS__, NULL };\t\t\t\\',
+    '\tstatic const struct step step_ = { n, call, what, rules, expect_ };\t\t\\',
+    '\tbegin(&step_);\t\t\t\t\t\t\t\t\t\\',
+    '} while (0)',
+    '',
+    '/* What a step did besides its return value (ret) and errno (e). */',
+    'static struct res {',
+    ...(faults ? ['\tint sig;\t\t/* SIGSEGV or SIGBUS raised during the step, 0 if none */'] : []),
+    ...(needs.has('mapped') ? ['\tuint64_t addr, want;\t/* mmap, mremap: where the mapping went, where it should be */'] : []),
+    '\tunsigned int len;',
+    '\tchar data[DATA_MAX];\t/* what the step read, or the path it opened */',
+    '} res, *const r = &res;',
+    'static long long ret;',
+    'static int e;',
+    ...(usesPath ? ['static char path[PATH_LEN];\t/* the path a step opens */'] : []),
+    ...(has('poll') ? ['static struct pollfd pf;'] : []),
+    ...(faults ? ['static sigjmp_buf fault;\t/* where a fault during a touch or submit goes */', 'static volatile sig_atomic_t catching;'] : []),
+    RT_DATAF.trimEnd(),
+    rtRun(watch),
+    ...prototypes(mainCalls.join('\n')),
+    '',
+    'int main(int argc, char **argv)',
+    '{',
+    '\tsetvbuf(stdout, NULL, _IOLBF, 0);',
+    '\tsignal(SIGPIPE, SIG_IGN);\t/* as in the agent, whose tasks inherit it */',
+    '\t/* --no-setup-check: run without the test device (svadiff\'s tests compare with its agent) */',
+    '\tif (!(argc > 1 && strcmp(argv[1], "--no-setup-check") == 0) && check_setup() != 0)',
+    '\t\treturn 2;',
+  );
+  if (watch) push('\tstart_task();\t/* from here on this is t0, a child process; the parent watches it */');
+  else if (faults) push(...FAULT_HANDLERS.map((l) => `\t${l}`));
+  program.ops.forEach((op, i) => {
+    const c = codes[i]!;
+    const exp = opts.expected[i];
+    const rules = (opts.rules?.[i] ?? []).slice(0, 2).join(', ');
+    push('', ...commentLines('\t', commentText(c.comment)));
+    push(...callLines('\t', 'STEP', [String(i), cString(c.call), cString(titleWhat(op)), cString(rules), ...(exp ? exp.map((o) => cString(formatOutcome(o))) : ['NULL'])]));
+    if (watch && c.deadline) push(`\trun->ms = ${c.deadline};`);
+    if (c.resolve) push(`\t${c.resolve}`);
+    if (c.faults) push('\tif (sigsetjmp(fault, 1) == 0) {', '\t\tcatching = 1;', ...c.body.map((l) => `\t\t${l}`), '\t}', '\tcatching = 0;');
+    else push(...c.body.map((l) => `\t${l}`));
+    push(`\tcheck(${c.value});`);
+  });
+  if (watch) push('', '\trun->done = 1;\t/* the parent ends t0 (SIGKILL, as the agent ends its tasks) and gives the verdict */', '\tfor (;;)', '\t\tpause();', '}');
+  else push('\treturn verdict();', '}');
+
+  // svadiff's part, after main: each function after the ones it calls
+  push('', "/* ---- svadiff's helpers: finding the device, checking outcomes (the reproducer is main) ---- */", '');
+  push(rtNames(faults || watch));
+  if (watch) push(RT_NOW_MS);
+  push(rtNodes(needs.has('mknod_path')), ...opHelpers);
+  if (faults) push(RT_ON_FAULT);
+  push(has('sysfs_read') ? RT_OK_VALUE_ESCAPED : RT_OK_VALUE_PLAIN);
+  if (trims) push(RT_TRIM);
+  push(rtReport(trims, expectLen), runHelpers.join('\n'));
+  push(`/* ${REPRO_PROGRAM_MARKER}`, embeddedJsonCompact(program), '*/', '');
+
+  const defs = definesFor(L.slice(definesAt).join('\n'));
+  L.splice(definesAt, 0, `/* ${ABI_HEADER} of svadiff (the test device's ABI) and its agent's conventions */`, ...defs.abi, ...defs.agent);
+  return L.join('\n');
+}
+
+/** The run so far: with a watcher, in a page shared with the parent. */
+function rtRun(watch: boolean): string {
+  return `/* The run so far${watch ? ' (shared with the parent, which watches t0)' : ''}. */
+static struct run {
+	const struct step *step;	/* the step running or last run${watch ? ' (static: the same in both processes)' : ''} */
+	int checked, diverged;
+${watch ? '\tint running, ms, done;\t\t/* ms: the running step\'s deadline */\n\tlong long started;\n' : ''}} run0, *run = &run0;
+`;
+}
+
+const RT_NOW_MS = `static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+`;
+
+const FAULT_HANDLERS = [
+  'sigaction(SIGSEGV, &(struct sigaction){ .sa_handler = on_fault }, NULL);',
+  'sigaction(SIGBUS, &(struct sigaction){ .sa_handler = on_fault }, NULL);',
+];
+
+const RT_ON_FAULT = `/* SIGSEGV or SIGBUS during a touch or submit is its outcome; t0 goes on */
+static void on_fault(int sig)
+{
+	if (catching) {
+		catching = 0;
+		r->sig = sig;
+		siglongjmp(fault, 1);
+	}
+	signal(sig, SIG_DFL);	/* a fault anywhere else: die of it */
+}
+`;
+
+/** ok(value) as harness/program/outcome.ts formatValue writes it; values without sysfs reads need no escapes. */
+const RT_OK_VALUE_PLAIN = `/* ok(value): plain, or quoted when it has other characters (harness/program/outcome.ts) */
+static void ok_value(char *out, const char *s, unsigned int n)
+{
+	int plain = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -") == n &&
+		    !strstr(s, "  ");
+
+	sprintf(out, plain ? "ok(%.*s)" : "ok(\\"%.*s\\")", (int)n, s);
+}
+`;
+
+const RT_OK_VALUE_ESCAPED = `/* ok(value): plain, or quoted like JSON when it has other characters (harness/program/outcome.ts) */
+static void ok_value(char *out, const char *s, unsigned int n)
+{
+	static const char esc[] = "\\"\\\\\\n\\t\\r\\b\\f", letter[] = "\\"\\\\ntrbf";
+	unsigned int i;
+	int plain = !memmem(s, n, "  ", 2);
+
+	for (i = 0; i < n; i++)
+		plain = plain && s[i] && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -", s[i]);
+	out += sprintf(out, plain ? "ok(" : "ok(\\"");
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *x = c ? strchr(esc, c) : NULL;
+
+		if (x)
+			out += sprintf(out, "\\\\%c", letter[x - esc]);
+		else if (c < 0x20 && !plain)
+			out += sprintf(out, "\\\\u%04x", c);
+		else
+			*out++ = (char)c;
+	}
+	strcpy(out, plain ? ")" : "\\")");
+}
+`;
+
+const RT_TRIM = `/* touch, submit: in the title, hex numbers of 6 or more digits are 0x... (memory contents vary) */
+static char *trim(char *s)
+{
+	char *in = s, *out = s;
+	size_t n;
+
+	if (strcmp(run->step->what, "touch") != 0 && strcmp(run->step->what, "submit") != 0)
+		return s;
+	while (*in) {
+		n = in[0] == '0' && in[1] == 'x' ? strspn(in + 2, "0123456789abcdef") : 0;
+		if (n >= 6) {
+			memcpy(out, "0x\\342\\200\\246", 5);	/* U+2026, an ellipsis, in UTF-8 */
+			out += 5;
+			in += 2 + n;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\\0';
+	return s;
+}
+`;
+
+const RT_BEGIN = (watch: boolean) => `static void begin(const struct step *s)
+{
+	run->step = s;
+${watch ? '\trun->ms = STEP_DEADLINE_MS;\n\trun->started = now_ms();\n' : ''}	memset(r, 0, sizeof(*r));
+	ret = 0;
+	e = errno = 0;
+${watch ? '\trun->running = 1;\n' : ''}}
+`;
+
+function rtCheck(placed: boolean, faults: boolean, escaped: boolean, watch: boolean): string {
+  return `/* The step is over: its outcome as svadiff writes it (harness/agent/observe.ts), checked. */
+static void check(enum value_kind value)
+{
+	static char got[${escaped ? '6 * DATA_MAX + 16' : 'DATA_MAX + 16'}];
+
+${watch ? '\trun->running = 0;\n' : ''}${
+    placed
+      ? `	if (r->want && ret == 0 && r->addr != r->want) {
+		printf("step %d (t0): %s landed at 0x%llx, not at its slot 0x%llx\\n", run->step->n, run->step->call,
+		       (unsigned long long)r->addr, (unsigned long long)r->want);
+		printf("SETUP PROBLEM: the address plan of the program does not hold here (not a kernel finding)\\n");
+		exit(2);
+	}
+`
+      : ''
+  }${faults ? '\tif (r->sig)\n\t\tstrcpy(got, SIGNAL_NAME(r->sig));\n\telse ' : '\t'}if (ret < 0)
+		strcpy(got, ERRNO_NAME(e ? e : EIO));
+	else if (value == VALUE_DATA)
+		ok_value(got, r->data, r->len);
+	else if (value == VALUE_RETURN)
+		sprintf(got, "ok(%lld)", ret);
+	else
+		strcpy(got, "ok");
+	report(got);
+}
+`;
+}
+
+function rtReport(trim: boolean, expectLen: number): string {
+  const t = (x: string) => (trim ? `trim(${x})` : x);
+  return `/* The step's line; the first step whose outcome the model does not allow is the finding. */
+static void report(char *got)
+{
+	const struct step *s = run->step;
+	char want[${expectLen}] = "";	/* the expected set as printed */
+	int k, ok = 0;
+
+	for (k = 0; s->expect[k]; k++) {
+		sprintf(want + strlen(want), "%s%s", k ? ", " : s->expect[1] ? "one of {" : "", s->expect[k]);
+		ok |= strcmp(s->expect[k], got) == 0 ||
+		      (strcmp(s->expect[k], "ok") == 0 && strncmp(got, "ok(", 3) == 0);	/* ok: any value */
+	}
+	if (k > 1)
+		strcat(want, "}");
+	printf("step %d (t0): %s = %s", s->n, s->call, got);
+	if (run->diverged || k == 0) {
+		printf(" (%s)\\n", run->diverged ? "not checked: an earlier step diverged" : "not checked");
+		return;
+	}
+	printf(" (expected %s)%s\\n", want, ok ? "" : "  <-- DIVERGES");
+	run->checked++;
+	if (ok)
+		return;
+	run->diverged = 1;
+	printf("RESULT: step %d did not do what the model expects: the kernel diverged\\n", s->n);
+	if (strcmp(got, "hang") == 0)
+		printf("${REPRO_FINDING_PREFIX}hang: %s did not return\\n", s->what);
+	else
+		printf("${REPRO_FINDING_PREFIX}%s: expected %s, got %s [%s]\\n", s->what, ${t('want')}, ${t('got')}, s->rules);
+}
+`;
+}
+
+function rtVerdict(mknodDevs: readonly number[], nSteps: number): string {
+  return `/* After the last step (t0 gone, with the watcher): 1 a step diverged, else 0 */
+static int verdict(void)
+{
+${mknodDevs.map((dev) => `\tunlink(${cString(`/tmp/svt${dev}.node`)});\t/* made by mknod_path */\n`).join('')}	if (run->diverged)
+		return 1;
+	printf("RESULT: every checked step (%d of ${nSteps}) did what the model expects\\n", run->checked);
+	return 0;
+}
+`;
+}
+
+const RT_WATCH = `/*
+ * The parent watches t0 as the agent watches its tasks: a step past its deadline is a hang,
+ * t0 gone during a step died. At the end or at a hang it kills t0 and waits for it, at most
+ * KILL_DEADLINE_MS (a task stuck in the kernel does not hold the verdict up).
+ */
+static int watch(pid_t t0)
+{
+	static char died[48];
+	long long end = 0;
+	int status = 0;
+
+	while (waitpid(t0, &status, WNOHANG) != t0) {
+		if (run->running && now_ms() >= run->started + run->ms) {
+			run->running = 0;
+			report("hang");
+			printf("step %d did not finish within %d ms: stopping here\\n", run->step->n, run->ms);
+			run->done = 1;
+		}
+		if (run->done && !end) {
+			kill(t0, SIGKILL);
+			end = now_ms() + KILL_DEADLINE_MS;
+		}
+		if (end && now_ms() >= end) {
+			printf("note: 1 task(s) did not die within %d ms of SIGKILL (stuck in the kernel)\\n", KILL_DEADLINE_MS);
+			break;
+		}
+		usleep(10000);
+	}
+	if (!end && WIFEXITED(status) && WEXITSTATUS(status) == 2)
+		return 2;	/* a setup problem, said */
+	if (!end && !run->done && run->step) {	/* gone during a step */
+		snprintf(died, sizeof(died), "died(%s)", SIGNAL_NAME(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+		report(died);
+		printf("t0 is gone: the steps after it do not run\\n");
+	}
+	return verdict();
+}
+`;
+
+function rtStartTask(faults: boolean): string {
+  return `/* Fork t0, the task that runs the steps (main goes on in it); this process watches it. */
+static void start_task(void)
+{
+	pid_t t0;
+
+	run = mmap(NULL, sizeof(*run), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	fflush(stdout);
+	if (run == MAP_FAILED || (t0 = fork()) < 0) {
+		printf("SETUP PROBLEM: cannot start task 0: %s\\n", strerror(errno));
+		exit(2);
+	}
+	if (t0 > 0)
+		exit(watch(t0));
+${faults ? FAULT_HANDLERS.map((l) => `\t${l}\n`).join('') : ''}}
+`;
+}

@@ -24,7 +24,7 @@ import { buildInitramfs } from '../../guest/initramfs.js';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import { AgentClosedError, AgentTimeoutError, type ExecutableRun } from '../agent/session.js';
-import { parseConsole, type CrashReport, type LogLine } from '../oracle/report.js';
+import { parseConsole, sameCrash, type CrashReport, type LogLine } from '../oracle/report.js';
 import { profileFor } from '../model/index.js';
 import { parseProgram } from '../program/parse.js';
 import type { DeviceParams, Program } from '../program/types.js';
@@ -339,7 +339,7 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
         const r = await executeProgram(guest, i + 1, t.program, profile);
         if (r.run && !r.run.started) throw new UserError(`the test device could not be set up for ${t.path}: ${r.run.finished?.msg ?? 'no answer'}`);
         const titles = findingCandidates(r, kernelId).map((c) => c.title);
-        const reproduced = expectTitle ? titles.includes(expectTitle) : titles.length > 0;
+        const reproduced = expectTitle ? titles.some((x) => x === expectTitle || (!isModelTitle(expectTitle) && sameCrash(x, expectTitle))) : titles.length > 0;
         const summary = r.check.anomaly
           ? `agent anomaly at op ${r.check.anomaly.index}: ${r.check.anomaly.message}`
           : titles.length > 0
@@ -355,7 +355,7 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
         }
         const titles = [...(r.finding ? [r.finding] : []), ...r.reports.map((x) => x.title)];
         const reproduced = expectTitle
-          ? (r.finding !== undefined && (isModelTitle(expectTitle) ? sameDivergence(expectTitle, r.finding) : false)) || r.reports.some((x) => x.title === expectTitle)
+          ? (r.finding !== undefined && (isModelTitle(expectTitle) ? sameDivergence(expectTitle, r.finding) : false)) || r.reports.some((x) => sameCrash(x.title, expectTitle))
           : r.exitCode === REPRO_EXIT.diverged || r.reports.length > 0 || r.timedOut;
         const how = r.guestDied
           ? `the guest died (${r.guestDied})`

@@ -8,7 +8,7 @@ import { AgentClosedError, AgentTimeoutError, type ProgramRun } from '../agent/s
 import type { FindingCandidate, KernelId } from '../findings/store.js';
 import type { KernelProfile } from '../model/index.js';
 import { checkProgram, type CheckResult } from '../oracle/check.js';
-import { parseConsole, type CrashReport, type LogLine } from '../oracle/report.js';
+import { isReportStart, parseConsole, type CrashReport, type LogLine } from '../oracle/report.js';
 import type { Program } from '../program/types.js';
 import type { Guest } from '../vm/guest.js';
 import { sleep } from '../vm/qemu.js';
@@ -37,7 +37,12 @@ export interface ExecOptions {
   deadlineMs?: number;
   /** after a hang, how long to wait for the kernel's hung-task report on the console */
   hangGraceMs?: number;
+  /** how long a program may go on after a tainting kernel report before the guest is stopped */
+  stuckAfterReportMs?: number;
 }
+
+/** Programs take well under a second in the guest; 8 s after an oops the agent is stuck. */
+const STUCK_AFTER_REPORT_MS = 8000;
 
 export async function executeProgram(
   guest: Guest,
@@ -51,12 +56,34 @@ export async function executeProgram(
   let run: ProgramRun | undefined;
   let hang: ExecResult['hang'];
   let guestDied: string | undefined;
+  // A kernel report that taints the kernel (an oops, slab corruption) often leaves the agent
+  // stuck (a lock held, interrupts off). Rather than wait for the agent's silence limit (a
+  // minute), stop the guest once the agent has been silent for 5 s some seconds after such a
+  // report: the report is on the console, and the guest is rebooted anyway.
+  let reportAt: number | undefined;
+  let stoppedAfterReport = false;
+  const stopWatching = guest.vm.onConsoleLine((line) => {
+    if (reportAt === undefined && isReportStart(line) && parseConsole([line]).reports.some((r) => r.needsReboot)) reportAt = Date.now();
+  });
+  const ticker = setInterval(() => {
+    if (reportAt !== undefined && !stoppedAfterReport && Date.now() - reportAt > (opts.stuckAfterReportMs ?? STUCK_AFTER_REPORT_MS) && guest.session.silentMs > 5000) {
+      stoppedAfterReport = true;
+      void guest.kill();
+    }
+  }, 250);
   try {
     run = await guest.session.runProgram(progId, program, opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {});
   } catch (e) {
     if (e instanceof AgentTimeoutError) hang = { reason: e.message };
     else if (e instanceof AgentClosedError) guestDied = e.message;
     else throw e;
+  } finally {
+    clearInterval(ticker);
+    stopWatching();
+  }
+  if (stoppedAfterReport && !run) {
+    guestDied = undefined;
+    hang = { reason: `the agent did not finish the program within ${(opts.stuckAfterReportMs ?? STUCK_AFTER_REPORT_MS) / 1000} s of a kernel report; the guest was stopped` };
   }
   if (run?.timeout) hang = { opIndex: run.timeout.idx, reason: `op ${run.timeout.idx} did not finish within ${run.timeout.ms} ms` };
   if (hang && guest.alive) {
@@ -140,7 +167,9 @@ export function findingCandidates(r: ExecResult, kernel: KernelId): FindingCandi
     if (at !== undefined) c.opIndex = at;
     out.push(c);
   }
-  if (r.hang && !r.reports.some((x) => x.kind === 'hang')) {
+  // A hang after a kernel report is that report's consequence (an oops with a lock held, slab
+  // corruption): the report is the finding. Only a hang the kernel said nothing about is one.
+  if (r.hang && r.reports.length === 0) {
     const op = r.hang.opIndex !== undefined ? r.program.ops[r.hang.opIndex] : undefined;
     const c: FindingCandidate = {
       ...base,

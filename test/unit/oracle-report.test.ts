@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ConsoleOracle,
+  crashFamily,
+  sameCrash,
   isReportStart,
   isTainting,
   kmsgLines,
@@ -454,5 +456,17 @@ describe('titles from a real fuzzing run (6.1 double free in uacce_vma_close)', 
     const text = readFileSync('test/fixtures/console/fuzz-6.1-double-free.log', 'utf8');
     const titles = parseReports(text).map((r) => r.title);
     expect(titles.slice(0, 2)).toEqual(['BUG: double free in vma_close', 'BUG: slab wrong object count in kobject_put']);
+  });
+});
+
+describe('crash families', () => {
+  it('slab corruption titles of one bug are one family; other titles are their own', () => {
+    const text = readFileSync('test/fixtures/console/fuzz-6.1-double-free.log', 'utf8');
+    const [doubleFree, wrongCount] = parseReports(text).map((r) => r.title);
+    expect(sameCrash(doubleFree!, wrongCount!)).toBe(true);
+    expect(crashFamily(doubleFree!)).toBe('slab corruption (slub debug)');
+    expect(sameCrash('WARNING in uacce_remove', 'WARNING in uacce_put_queue')).toBe(false);
+    expect(sameCrash(doubleFree!, 'general protection fault in __mutex_lock')).toBe(false);
+    expect(crashFamily('general protection fault in __mutex_lock')).toBe('general protection fault in __mutex_lock');
   });
 });

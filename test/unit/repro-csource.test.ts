@@ -157,14 +157,29 @@ describe('generateC', () => {
 
   it('is deterministic and readable: named constants, one comment per step, the insmod line', () => {
     const p = generateProgram(5, 3);
-    const a = reproForProgram(p, PROFILE_612, { title: 't' });
-    expect(reproForProgram(p, PROFILE_612, { title: 't' })).toBe(a);
+    const a = reproForProgram(p, PROFILE_612, { title: 't', form: 'general' });
+    expect(reproForProgram(p, PROFILE_612, { title: 't', form: 'general' })).toBe(a);
     expect(a).toContain(`rmmod svadiff_test; ${insmodLine(p.device)}`);
-    expect(a).toContain('#define SVT_REG_DOORBELL'); // the ABI header, inline
     expect(a).not.toMatch(/#include "/); // stands alone
     for (let i = 0; i < p.ops.length; i++) expect(a).toMatch(new RegExp(`\\tcase ${i}:\\t/\\* ${p.ops[i]!.task}: `));
     // every line of a mail-friendly width apart from the embedded JSON and expectation tables
     expect(a.split('\n').every((l) => !/[^\x09\x0a\x20-\x7e]/.test(l))).toBe(true);
+  });
+
+  it('holds only the parts of the test device ABI (svt_abi.h) it uses, each defined once', () => {
+    const abi = readFileSync('guest/include/svt_abi.h', 'utf8');
+    const all = [...abi.matchAll(/^#define (SVT_[A-Z0-9_]+)/gm)].map((m) => m[1]!);
+    const src = reproForProgram(program(EVERY_OP, { ...DEFAULT_DEVICE, devices: 2, ioctl: true }), PROFILE_612, { form: 'general' });
+    const defined = [...src.matchAll(/^#define (SVT_[A-Z0-9_]+)/gm)].map((m) => m[1]!).filter((d) => d !== 'SVT_OP_INVALID'); // the agent's, not the ABI's
+    expect(new Set(defined).size).toBe(defined.length);
+    expect(defined.every((d) => all.includes(d))).toBe(true);
+    // what it uses is there (the ring, the registers, the ioctls), what it does not use is not
+    for (const used of ['SVT_REG_DOORBELL', 'SVT_REG_CQ_HEAD', 'SVT_DESC_RESULT', 'SVT_RING_SLOTS', 'SVT_IOCTL_PING', 'SVT_UACCE_CMD_START_Q', 'SVT_PAGE_SIZE']) expect(defined).toContain(used);
+    for (const unused of ['SVT_FILL', 'SVT_MAGIC', 'SVT_QSTATE_STARTED', 'SVT_UACCE_DEV_SVA', 'SVT_ABI_H']) expect(defined).not.toContain(unused);
+    // every defined constant is used elsewhere in the file
+    for (const d of defined) expect(src.split(d).length, d).toBeGreaterThan(2);
+    const small = reproForProgram(program([{ op: 'fork', task: 't0', child: 't1' }, { op: 'exit', task: 't1' }]), PROFILE_61);
+    expect([...small.matchAll(/^#define (SVT_[A-Z0-9_]+)/gm)].map((m) => m[1])).toEqual(['SVT_UACCE_NAME_FMT', 'SVT_DRIVER_NAME']);
   });
 
   it('embeds the program, the title and the kernel so that replay can read them back', () => {
