@@ -890,7 +890,7 @@ function generateGeneralC(program: Program, opts: ReproOptions): string {
     const c = codes[i]!;
     const exp = opts.expected[i];
     const rules = opts.rules?.[i] ?? [];
-    const what = op.op === 'ioctl' ? `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}` : op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
+    const what = titleWhat(op);
     const fields = [
       `.task = ${names.task(op.task)}`,
       `.call = ${cString(c.call)}`,
@@ -1224,8 +1224,11 @@ function wrapList(items: readonly string[]): string {
   return lines.join('\n');
 }
 
-/** errno (and signal) names as svadiff writes them (harness/program/errno.ts), and a lookup. */
-function rtNames(signals: boolean): string {
+/**
+ * errno (and signal) names as svadiff writes them (harness/program/errno.ts), and a lookup:
+ * ERRNO_NAME(v), SIGNAL_NAME(v); with lookup false only the errno table (the caller looks up).
+ */
+function rtNames(signals: boolean, lookup = true): string {
   return `/* errno ${signals ? 'and signal ' : ''}names as svadiff writes them (harness/program/errno.ts), else errno<N>${signals ? ', SIG<N>' : ''} */
 #define NAME(x)	[x] = #x
 static const char *const errno_names[] = {
@@ -1238,7 +1241,9 @@ ${wrapList(Object.values(SIGNAL_NAMES).map((n) => `NAME(${n})`))}
 };
 `
     : ''
-}#define ERRNO_NAME(v)	name_of(errno_names, sizeof(errno_names) / sizeof(*errno_names), v, "errno%d")
+}${
+  lookup
+    ? `#define ERRNO_NAME(v)	name_of(errno_names, sizeof(errno_names) / sizeof(*errno_names), v, "errno%d")
 ${signals ? '#define SIGNAL_NAME(v)\tname_of(signal_names, sizeof(signal_names) / sizeof(*signal_names), v, "SIG%d")\n' : ''}
 static const char *name_of(const char *const *names, size_t n, int v, const char *fmt)
 {
@@ -1249,7 +1254,9 @@ static const char *name_of(const char *const *names, size_t n, int v, const char
 	snprintf(buf, sizeof(buf), fmt, v);
 	return buf;
 }
-`;
+`
+    : ''
+}`;
 }
 
 /** The setup check: root, every device's node, the module parameters of INSMOD_LINE. */
@@ -1659,20 +1666,18 @@ function callLines(indent: string, head: string, args: readonly string[]): strin
   return lines;
 }
 
-/** A one-line C comment, or a block comment wrapped at 100 columns when it does not fit. */
+/** A C comment of one line, or of several (net style: text right after the opening) within 100 columns. */
 function commentLines(indent: string, text: string): string[] {
-  const one = `${indent}/* ${text} */`;
-  if (columns(one) <= 100) return [one];
-  const out = [`${indent}/*`];
-  let line = `${indent} *`;
+  const out: string[] = [];
+  let line = `${indent}/*`;
   for (const word of text.split(' ')) {
-    if (columns(`${line} ${word}`) > 100 && line !== `${indent} *`) {
+    if (columns(`${line} ${word}`) > 97 && line !== `${indent}/*` && line !== `${indent} *`) {
       out.push(line);
       line = `${indent} *`;
     }
     line += ` ${word}`;
   }
-  out.push(line, `${indent} */`);
+  out.push(`${line} */`);
   return out;
 }
 
@@ -1744,8 +1749,8 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
   const check = rtCheck(needs.has('mapped'), faults, has('sysfs_read'), watch);
   const verdict = rtVerdict(mknodDevs, program.ops.length);
   const startTask = watch ? rtStartTask(faults) : '';
-  const runHelpers = [begin, check, verdict, ...(watch ? [RT_WATCH, startTask] : []), RT_CHECK_SETUP];
-  const mainCalls = [...opHelpers, ...(faults && !watch ? [RT_ON_FAULT] : []), begin, check, ...(watch ? [startTask] : [verdict]), RT_CHECK_SETUP];
+  const runHelpers = [begin, check, ...(watch ? [verdict, RT_WATCH, startTask] : []), RT_CHECK_SETUP];
+  const mainCalls = [...opHelpers, ...(faults && !watch ? [RT_ON_FAULT] : []), begin, check, ...(watch ? [startTask] : []), RT_CHECK_SETUP];
   const L: string[] = [];
   const push = (...lines: string[]) => L.push(...lines);
 
@@ -1787,6 +1792,7 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
   push(...headers.map((h) => `#include <${h}>`), '');
   const definesAt = L.length;
   push(`#define DEVICES\t\t\t${d.devices}`, `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`, ...rawIoctlDefines(program));
+  if (!has('sysfs_read')) push('#define PLAIN_CHARS\t\t"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -"');
   if (fdNames.length > 0) {
     push(...wrapList(fdNames.map((f) => `${names.fd(f)} = -1`)).replace(/^\t/, 'static int ').replace(/,$/, ';\t/* descriptors */').split('\n'));
   }
@@ -1797,11 +1803,8 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
     '/* ---- the steps: STEP() says what each is, check() prints its outcome and checks it ---- */',
     '',
     'enum value_kind { VALUE_NONE, VALUE_DATA, VALUE_RETURN };\t/* what an ok outcome shows */',
-    'struct step {',
-    '\tint n;',
-    '\tconst char *call, *what, *rules;\t/* the call; its name and the model\'s rules in the title */',
-    '\tconst char *const *expect;\t\t/* the outcomes the model allows, NULL-ended */',
-    '};',
+    '/* a step: the call, its name and the model\'s rules (for the title), the outcomes the model allows */',
+    'struct step { int n; const char *call, *what, *rules, *const *expect; };',
     '#define STEP(n, call, what, rules, ...) do {\t\t\t\t\t\t\\',
     '\tstatic const char *const expect_[] = { __VA_ARGS__, NULL };\t\t\t\\',
     '\tstatic const struct step step_ = { n, call, what, rules, expect_ };\t\t\\',
@@ -1847,15 +1850,18 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
     push(`\tcheck(${c.value});`);
   });
   if (watch) push('', '\trun->done = 1;\t/* the parent ends t0 (SIGKILL, as the agent ends its tasks) and gives the verdict */', '\tfor (;;)', '\t\tpause();', '}');
-  else push('\treturn verdict();', '}');
+  else {
+    push('', ...mknodDevs.map((dev) => `\tunlink(${cString(`/tmp/svt${dev}.node`)});\t/* made by mknod_path */`));
+    push('\tif (run->diverged)', '\t\treturn 1;', `\tprintf("RESULT: every checked step (%d of ${program.ops.length}) did what the model expects\\n", run->checked);`, '\treturn 0;', '}');
+  }
 
   // svadiff's part, after main: each function after the ones it calls
   push('', "/* ---- svadiff's helpers: finding the device, checking outcomes (the reproducer is main) ---- */", '');
-  push(rtNames(faults || watch));
+  push(rtNames(faults || watch, faults || watch));
   if (watch) push(RT_NOW_MS);
   push(rtNodes(needs.has('mknod_path')), ...opHelpers);
   if (faults) push(RT_ON_FAULT);
-  push(has('sysfs_read') ? RT_OK_VALUE_ESCAPED : RT_OK_VALUE_PLAIN);
+  if (has('sysfs_read')) push(RT_OK_VALUE_ESCAPED);
   if (trims) push(RT_TRIM);
   push(rtReport(trims, expectLen), runHelpers.join('\n'));
   push(`/* ${REPRO_PROGRAM_MARKER}`, embeddedJsonCompact(program), '*/', '');
@@ -1898,17 +1904,6 @@ static void on_fault(int sig)
 		siglongjmp(fault, 1);
 	}
 	signal(sig, SIG_DFL);	/* a fault anywhere else: die of it */
-}
-`;
-
-/** ok(value) as harness/program/outcome.ts formatValue writes it; values without sysfs reads need no escapes. */
-const RT_OK_VALUE_PLAIN = `/* ok(value): plain, or quoted when it has other characters (harness/program/outcome.ts) */
-static void ok_value(char *out, const char *s, unsigned int n)
-{
-	int plain = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -") == n &&
-		    !strstr(s, "  ");
-
-	sprintf(out, plain ? "ok(%.*s)" : "ok(\\"%.*s\\")", (int)n, s);
 }
 `;
 
@@ -1960,7 +1955,8 @@ static char *trim(char *s)
 }
 `;
 
-const RT_BEGIN = (watch: boolean) => `static void begin(const struct step *s)
+const RT_BEGIN = (watch: boolean) => `/* Step s begins: nothing done yet (as the agent's task starts an op). */
+static void begin(const struct step *s)
 {
 	run->step = s;
 ${watch ? '\trun->ms = STEP_DEADLINE_MS;\n\trun->started = now_ms();\n' : ''}	memset(r, 0, sizeof(*r));
@@ -1970,11 +1966,12 @@ ${watch ? '\trun->running = 1;\n' : ''}}
 `;
 
 function rtCheck(placed: boolean, faults: boolean, escaped: boolean, watch: boolean): string {
+  const signals = faults || watch;
   return `/* The step is over: its outcome as svadiff writes it (harness/agent/observe.ts), checked. */
 static void check(enum value_kind value)
 {
 	static char got[${escaped ? '6 * DATA_MAX + 16' : 'DATA_MAX + 16'}];
-
+${signals ? '' : '\tint err = e ? e : EIO;\n'}
 ${watch ? '\trun->running = 0;\n' : ''}${
     placed
       ? `	if (r->want && ret == 0 && r->addr != r->want) {
@@ -1985,10 +1982,23 @@ ${watch ? '\trun->running = 0;\n' : ''}${
 	}
 `
       : ''
-  }${faults ? '\tif (r->sig)\n\t\tstrcpy(got, SIGNAL_NAME(r->sig));\n\telse ' : '\t'}if (ret < 0)
-		strcpy(got, ERRNO_NAME(e ? e : EIO));
-	else if (value == VALUE_DATA)
-		ok_value(got, r->data, r->len);
+  }${faults ? '\tif (r->sig)\n\t\tstrcpy(got, SIGNAL_NAME(r->sig));\n\telse ' : '\t'}${
+    signals
+      ? `if (ret < 0)
+		strcpy(got, ERRNO_NAME(e ? e : EIO));`
+      : `if (ret < 0 && err < (int)(sizeof(errno_names) / sizeof(*errno_names)) && errno_names[err])
+		strcpy(got, errno_names[err]);
+	else if (ret < 0)
+		sprintf(got, "errno%d", err);`
+  }
+${
+  escaped
+    ? `	else if (value == VALUE_DATA)
+		ok_value(got, r->data, r->len);`
+    : `	else if (value == VALUE_DATA)	/* plain, or quoted when it has other characters (outcome.ts) */
+		sprintf(got, strspn(r->data, PLAIN_CHARS) == r->len && !strstr(r->data, "  ") ? "ok(%.*s)" : "ok(\\"%.*s\\")",
+			(int)r->len, r->data);`
+}
 	else if (value == VALUE_RETURN)
 		sprintf(got, "ok(%lld)", ret);
 	else
@@ -2034,7 +2044,7 @@ static void report(char *got)
 }
 
 function rtVerdict(mknodDevs: readonly number[], nSteps: number): string {
-  return `/* After the last step (t0 gone, with the watcher): 1 a step diverged, else 0 */
+  return `/* After the last step, t0 gone: 1 a step diverged, else 0 */
 static int verdict(void)
 {
 ${mknodDevs.map((dev) => `\tunlink(${cString(`/tmp/svt${dev}.node`)});\t/* made by mknod_path */\n`).join('')}	if (run->diverged)

@@ -13,7 +13,7 @@ import type { KernelArtifacts } from '../../kernels/types.js';
 import { profileFor } from '../../harness/model/index.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import type { Program } from '../../harness/program/types.js';
-import { parseReproSource, reproForProgram } from '../../harness/repro/csource.js';
+import { modelExpectations, parseReproSource, reproForm, reproForProgram } from '../../harness/repro/csource.js';
 import { compileRepro, guestReproPath, prepareReproImage, runReproOnGuest } from '../../harness/repro/replay.js';
 import { executeProgram, findingCandidates } from '../../harness/run/execute.js';
 import { Guest } from '../../harness/vm/guest.js';
@@ -27,7 +27,10 @@ let kernel: KernelArtifacts;
 let guest: Guest;
 let finding: Program;
 let fixed: Program;
-const bin: { finding?: string; fixed?: string } = {};
+const bin: { finding?: string; fixed?: string; compact?: string } = {};
+/** a minimized single-task program of the regression corpus: its reproducer takes the compact form */
+let compact: Program;
+const COMPACT_TITLE = 'mmap: expected ok, got EEXIST [mmap.ok]';
 
 beforeAll(async () => {
   kernel = await fetchKernel(KERNEL);
@@ -43,7 +46,14 @@ beforeAll(async () => {
   writeFileSync(files.fixed, reproForProgram(fixed, profile, { title: `${TITLE} (fixed up)` }));
   bin.finding = await compileRepro(files.finding, ['-Werror']);
   bin.fixed = await compileRepro(files.fixed, ['-Werror']);
-  const image = await prepareReproImage(kernel, [bin.finding, bin.fixed]);
+  const entry = JSON.parse(readFileSync('corpus/regress/uacce-private-mapping-region-never-freed.json', 'utf8')) as { program: unknown; outcome: { title: string } };
+  compact = parseProgram(JSON.stringify(entry.program), 'regress entry');
+  if (entry.outcome.title !== COMPACT_TITLE) throw new Error('regress entry changed its title');
+  const compactC = reproForProgram(compact, profile, { title: COMPACT_TITLE });
+  if (reproForm(compact, modelExpectations(compact, profile).expected) !== 'compact') throw new Error('not a compact reproducer');
+  writeFileSync(join(dir, 'compact.c'), compactC);
+  bin.compact = await compileRepro(join(dir, 'compact.c'), ['-Werror']);
+  const image = await prepareReproImage(kernel, [bin.finding, bin.fixed, bin.compact]);
   guest = await Guest.boot(kernel, image, { consolePath: join(dir, 'boot.console.log') });
 });
 
@@ -85,5 +95,13 @@ describe(`reproducers on a real guest: ${KERNEL}`, () => {
     const r = await executeProgram(guest, 3, finding, profile);
     expect(r.check.divergence?.index).toBe(DIVERGING_OP);
     expect(findingCandidates(r, { spec: kernel.exactSpec, release: kernel.release }).map((c) => c.title)).toEqual([TITLE]);
+  });
+
+  it('the compact reproducer of a minimized single-task finding reproduces it', { timeout: 120_000 }, async () => {
+    const r = await runReproOnGuest(guest, guestReproPath(bin.compact!), compact.device, { progId: 4 });
+    expect(r.exitCode, r.output).toBe(1);
+    expect(r.finding).toBe(COMPACT_TITLE);
+    expect(r.output).toMatch(/^step 3 \(t0\): mmap\(.*\) = EEXIST \(expected ok\)/m);
+    expect(r.reports).toEqual([]);
   });
 });
