@@ -196,6 +196,7 @@ export class FindingStore {
   static async open(outDir: string, opts: StoreOptions = {}): Promise<FindingStore> {
     const store = new FindingStore(outDir, opts);
     await store.load();
+    await store.relabelAll();
     return store;
   }
 
@@ -329,17 +330,7 @@ export class FindingStore {
     } else {
       f.kernels[release] = { spec, count: 1, first_seen: at, last_seen: at };
     }
-    // (re)label every kernel: the known-issue files may have changed since the last run
-    for (const [rel, entry] of Object.entries(f.kernels)) {
-      const issue: KnownIssue | undefined = (await this.knownFor(rel, entry.spec))?.match(title);
-      if (issue) entry.known = describeKnown(issue);
-      else delete entry.known;
-    }
-    const entries = Object.values(f.kernels);
-    f.known = entries.every((e) => e.known !== undefined);
-    const note = entries.find((e) => e.known !== undefined)?.known;
-    if (note) f.known_note = note;
-    else delete f.known_note;
+    await this.label(f);
 
     if (writeEvidence) {
       if (c.program) {
@@ -353,6 +344,34 @@ export class FindingStore {
     await atomicWriteJson(join(dir, 'finding.json'), f);
     this.findings.set(id, f);
     return { id, isNew: old === undefined, count: f.count, known: f.known };
+  }
+
+  /** (Re)label every kernel of a finding from the known-issue files, which may change between runs. */
+  private async label(f: Finding): Promise<void> {
+    for (const [rel, entry] of Object.entries(f.kernels)) {
+      const issue: KnownIssue | undefined = (await this.knownFor(rel, entry.spec))?.match(f.title);
+      if (issue) entry.known = describeKnown(issue);
+      else delete entry.known;
+    }
+    const entries = Object.values(f.kernels);
+    f.known = entries.every((e) => e.known !== undefined);
+    const note = entries.find((e) => e.known !== undefined)?.known;
+    if (note) f.known_note = note;
+    else delete f.known_note;
+  }
+
+  /**
+   * Relabel the findings already in the directory (at open): a finding reviewed and listed
+   * since it was written shows as known even if this run does not see it again.
+   */
+  private async relabelAll(): Promise<void> {
+    for (const [id, old] of this.findings) {
+      const f = structuredClone(old);
+      await this.label(f);
+      if (f.known === old.known && f.known_note === old.known_note && JSON.stringify(f.kernels) === JSON.stringify(old.kernels)) continue;
+      await atomicWriteJson(join(this.dir, id, 'finding.json'), f);
+      this.findings.set(id, f);
+    }
   }
 }
 

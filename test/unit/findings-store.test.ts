@@ -237,7 +237,24 @@ describe('FindingStore', () => {
     expect([...new Set(asked)].sort()).toEqual(['6.12', '7.2']);
   });
 
-  it('the shipped (empty) known-issue files label nothing as known', async () => {
+  it('relabels findings already on disk when it opens: a title listed since shows as known', async () => {
+    const none = async (series: string) => parseKnownIssues(`{"format":"svadiff-known-issues","version":1,"series":"${series}","issues":[]}`, 'test', series);
+    const first = await open({ knownIssues: none });
+    const a = await first.record(crash());
+    expect(a.known).toBe(false);
+    const listed = async (series: string) =>
+      parseKnownIssues(
+        JSON.stringify({ format: 'svadiff-known-issues', version: 1, series, issues: [{ title: crash().title, note: 'reviewed', link: 'corpus/regress/x.json' }] }),
+        'test',
+        series,
+      );
+    const second = await open({ knownIssues: listed });
+    expect(second.get(a.id)!.known).toBe(true);
+    const onDisk = JSON.parse(readFileSync(join(out, 'findings', a.id, 'finding.json'), 'utf8')) as { known: boolean; count: number };
+    expect(onDisk).toMatchObject({ known: true, count: 1 });
+  });
+
+  it('the shipped known-issue files do not list test titles', async () => {
     const store = await open();
     expect((await store.record(crash())).known).toBe(false);
   });
