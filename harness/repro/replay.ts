@@ -23,11 +23,12 @@ import { buildAgent } from '../../guest/build.js';
 import { buildInitramfs } from '../../guest/initramfs.js';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
-import { AgentClosedError, AgentTimeoutError, type ExecutableRun } from '../agent/session.js';
-import { parseConsole, sameCrash, type CrashReport, type LogLine } from '../oracle/report.js';
+import { AgentClosedError, type ExecutableRun } from '../agent/session.js';
+import { sameCrash, type CrashReport } from '../oracle/report.js';
 import { profileFor } from '../model/index.js';
 import { parseProgram } from '../program/parse.js';
 import type { DeviceParams, Program } from '../program/types.js';
+import { awaitHangReport, guarded, requestReports, type GuardOptions } from '../run/guard.js';
 import { executeProgram, findingCandidates } from '../run/execute.js';
 import type { AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, type GuestImage } from '../vm/guest.js';
@@ -129,46 +130,22 @@ export async function runReproOnGuest(
   guest: Guest,
   guestPath: string,
   device: DeviceParams,
-  opts: { progId?: number; timeoutMs?: number; hangGraceMs?: number } = {},
+  opts: { progId?: number; timeoutMs?: number } & GuardOptions = {},
 ): Promise<ReproRun> {
-  const consoleFrom = guest.vm.consoleLineCount;
-  let exec: ExecutableRun | undefined;
-  let hang = false;
-  let guestDied: string | undefined;
-  try {
-    exec = await guest.session.runExecutable(opts.progId ?? 1, device, guestPath, opts.timeoutMs ?? DEFAULT_REPRO_TIMEOUT_MS);
-  } catch (e) {
-    if (e instanceof AgentTimeoutError) hang = true;
-    else if (e instanceof AgentClosedError) guestDied = e.message;
-    else throw e;
-  }
-  if (hang && guest.alive) {
-    // as executeProgram: give the hung-task detector a chance to say where it is stuck
-    const until = Date.now() + (opts.hangGraceMs ?? 25_000);
-    while (Date.now() < until && guest.alive) {
-      if (guest.consoleSince(consoleFrom).some((l) => /blocked for more than \d+ seconds|rcu.*detected stall/.test(l))) {
-        await sleep(2000);
-        break;
-      }
-      await sleep(500);
-    }
-  }
-  if (!guest.alive && !guestDied) guestDied = 'QEMU exited';
+  const g = await guarded(guest, () => guest.session.runExecutable(opts.progId ?? 1, device, guestPath, opts.timeoutMs ?? DEFAULT_REPRO_TIMEOUT_MS), opts);
+  const exec: ExecutableRun | undefined = g.value;
+  const hang = g.hang !== undefined;
+  if (hang && guest.alive) await awaitHangReport(guest, g.consoleFrom, opts.hangGraceMs);
+  let guestDied = g.guestDied;
+  if (!guest.alive && !guestDied && !hang) guestDied = 'QEMU exited';
   if (guestDied) await sleep(200);
-  const kmsgLines: LogLine[] = [];
-  for (const r of exec?.kmsg ?? []) for (const text of r.text.split('\n')) kmsgLines.push({ text, seq: r.seq });
-  const parsed = [...parseConsole(kmsgLines).reports];
-  if (!exec || guestDied || hang) {
-    const titles = new Set(parsed.map((r) => r.title));
-    for (const r of parseConsole(guest.consoleSince(consoleFrom)).reports) if (!titles.has(r.title)) parsed.push(r);
-  }
-  const reports = parsed.filter((r) => r.kind !== 'device');
+  const { reports, deviceReports, kmsgText } = requestReports(guest, g.consoleFrom, exec?.kmsg ?? [], !exec || Boolean(guestDied) || hang);
   const output = exec?.output ?? '';
   const run: ReproRun = {
     output,
     reports,
-    deviceReports: parsed.filter((r) => r.kind === 'device'),
-    kmsgText: (exec?.kmsg ?? []).map((r) => `[${(r.usec / 1e6).toFixed(6)}] ${r.text}`).join('\n'),
+    deviceReports,
+    kmsgText,
     timedOut: exec?.timedOut ?? hang,
     needsReboot: !exec || hang || Boolean(guestDied) || exec.timedOut || (exec.finished?.status ?? 1) !== 0 || reports.some((r) => r.needsReboot),
   };

@@ -4,14 +4,15 @@
  * deaths. Each program starts from a fresh test device (the agent reloads the module) and a
  * fresh task tree. Turns the verdict into finding candidates; never writes anything itself.
  */
-import { AgentClosedError, AgentTimeoutError, type ProgramRun } from '../agent/session.js';
+import type { ProgramRun } from '../agent/session.js';
 import type { FindingCandidate, KernelId } from '../findings/store.js';
 import type { KernelProfile } from '../model/index.js';
 import { checkProgram, type CheckResult } from '../oracle/check.js';
-import { isReportStart, parseConsole, type CrashReport, type LogLine } from '../oracle/report.js';
+import type { CrashReport } from '../oracle/report.js';
 import type { Program } from '../program/types.js';
 import type { Guest } from '../vm/guest.js';
 import { sleep } from '../vm/qemu.js';
+import { awaitHangReport, guarded, requestReports, type GuardOptions } from './guard.js';
 
 export interface ExecResult {
   program: Program;
@@ -32,17 +33,10 @@ export interface ExecResult {
   elapsedMs: number;
 }
 
-export interface ExecOptions {
+export interface ExecOptions extends GuardOptions {
   /** agent silence limit while the program runs (default: the session's) */
   deadlineMs?: number;
-  /** after a hang, how long to wait for the kernel's hung-task report on the console */
-  hangGraceMs?: number;
-  /** how long a program may go on after a tainting kernel report before the guest is stopped */
-  stuckAfterReportMs?: number;
 }
-
-/** Programs take well under a second in the guest; 8 s after an oops the agent is stuck. */
-const STUCK_AFTER_REPORT_MS = 8000;
 
 export async function executeProgram(
   guest: Guest,
@@ -52,69 +46,17 @@ export async function executeProgram(
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   const t0 = Date.now();
-  const consoleFrom = guest.vm.consoleLineCount;
-  let run: ProgramRun | undefined;
-  let hang: ExecResult['hang'];
-  let guestDied: string | undefined;
-  // A kernel report that taints the kernel (an oops, slab corruption) often leaves the agent
-  // stuck (a lock held, interrupts off). Rather than wait for the agent's silence limit (a
-  // minute), stop the guest once the agent has been silent for 5 s some seconds after such a
-  // report: the report is on the console, and the guest is rebooted anyway.
-  let reportAt: number | undefined;
-  let stoppedAfterReport = false;
-  const stopWatching = guest.vm.onConsoleLine((line) => {
-    if (reportAt === undefined && isReportStart(line) && parseConsole([line]).reports.some((r) => r.needsReboot)) reportAt = Date.now();
-  });
-  const ticker = setInterval(() => {
-    if (reportAt !== undefined && !stoppedAfterReport && Date.now() - reportAt > (opts.stuckAfterReportMs ?? STUCK_AFTER_REPORT_MS) && guest.session.silentMs > 5000) {
-      stoppedAfterReport = true;
-      void guest.kill();
-    }
-  }, 250);
-  try {
-    run = await guest.session.runProgram(progId, program, opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {});
-  } catch (e) {
-    if (e instanceof AgentTimeoutError) hang = { reason: e.message };
-    else if (e instanceof AgentClosedError) guestDied = e.message;
-    else throw e;
-  } finally {
-    clearInterval(ticker);
-    stopWatching();
-  }
-  if (stoppedAfterReport && !run) {
-    guestDied = undefined;
-    hang = { reason: `the agent did not finish the program within ${(opts.stuckAfterReportMs ?? STUCK_AFTER_REPORT_MS) / 1000} s of a kernel report; the guest was stopped` };
-  }
+  const g = await guarded(guest, () => guest.session.runProgram(progId, program, opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}), opts);
+  const run = g.value;
+  let hang: ExecResult['hang'] = g.hang !== undefined ? { reason: g.hang } : undefined;
   if (run?.timeout) hang = { opIndex: run.timeout.idx, reason: `op ${run.timeout.idx} did not finish within ${run.timeout.ms} ms` };
-  if (hang && guest.alive) {
-    // give the kernel's hung-task detector (sysctl set at boot) a chance to say where it is stuck
-    const grace = opts.hangGraceMs ?? 25_000;
-    const until = Date.now() + grace;
-    while (Date.now() < until && guest.alive) {
-      if (guest.consoleSince(consoleFrom).some((l) => /blocked for more than \d+ seconds|rcu.*detected stall/.test(l))) {
-        await sleep(2000); // let the report finish
-        break;
-      }
-      await sleep(500);
-    }
-  }
-  if (!guest.alive && !guestDied) guestDied = 'QEMU exited';
+  if (hang && guest.alive) await awaitHangReport(guest, g.consoleFrom, opts.hangGraceMs);
+  let guestDied = g.guestDied;
+  if (!guest.alive && !guestDied && !hang) guestDied = 'QEMU exited';
   if (guestDied) await sleep(200); // the last console bytes
 
-  const results = run?.results ?? [];
-  const check = checkProgram(program, profile, results);
-  const kmsgLines: LogLine[] = [];
-  for (const r of run?.kmsg ?? []) for (const text of r.text.split('\n')) kmsgLines.push({ text, seq: r.seq });
-  const consoleLines = guest.consoleSince(consoleFrom);
-  // kmsg is complete (every level) while the agent lives; the console is what is left when it
-  // does not (a panic, a hang): use both and keep each title once.
-  const parsed = [...parseConsole(kmsgLines).reports];
-  if (hang || guestDied || !run) {
-    const titles = new Set(parsed.map((r) => r.title));
-    for (const r of parseConsole(consoleLines).reports) if (!titles.has(r.title)) parsed.push(r);
-  }
-  const reports = parsed.filter((r) => r.kind !== 'device');
-  const deviceReports = parsed.filter((r) => r.kind === 'device');
+  const check = checkProgram(program, profile, run?.results ?? []);
+  const { reports, deviceReports, kmsgText } = requestReports(guest, g.consoleFrom, run?.kmsg ?? [], Boolean(hang || guestDied || !run));
   const needsReboot =
     Boolean(hang) ||
     Boolean(guestDied) ||
@@ -128,8 +70,8 @@ export async function executeProgram(
     reports,
     deviceReports,
     needsReboot,
-    kmsgText: (run?.kmsg ?? []).map((r) => `[${(r.usec / 1e6).toFixed(6)}] ${r.text}`).join('\n'),
-    consoleText: consoleLines.join('\n'),
+    kmsgText,
+    consoleText: guest.consoleSince(g.consoleFrom).join('\n'),
     elapsedMs: Date.now() - t0,
   };
   if (run) res.run = run;
