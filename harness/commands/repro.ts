@@ -21,6 +21,7 @@ import { formatProgram, parseProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { generateC, modelExpectations } from '../repro/csource.js';
 import { GuestTester, findingSignature, minimize, type MinimizeResult, type Trial } from '../repro/minimize.js';
+import { readPreceding, replayAfterPreceding, type SequenceResult } from '../repro/preceding.js';
 import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
 import { REPRO_CFLAGS, replay } from '../repro/replay.js';
 import { loadSemanticsSheet, reliabilityText, renderReport, type ReportInput } from '../repro/report.js';
@@ -77,6 +78,8 @@ export interface ReproSummary {
   verify_error?: string;
   /** the original program showed the finding again at all */
   reproduced: boolean;
+  /** crashes whose program alone did not reproduce: the same program after preceding.json's */
+  after_preceding?: { what: string; programs: number; hits: number; runs: number; shown_by: (number | null)[]; runs_detail: string[] };
   created: string;
 }
 
@@ -110,6 +113,8 @@ export async function cmdRepro(args: string[]): Promise<number> {
   info(`finding ${finding.id}: ${safeLine(finding.title, 160)}`);
   info(`signature: ${safeLine(sig.key, 160)}; kernel ${kernelId.spec} (${kernelId.release})`);
 
+  const preceding = await readPreceding(dir);
+  let afterPreceding: SequenceResult | undefined;
   const tester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
   let min: MinimizeResult;
   try {
@@ -119,6 +124,10 @@ export async function cmdRepro(args: string[]): Promise<number> {
       ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
       onProgress: (m) => info(m),
     });
+    if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {
+      info(`the program alone did not show it; replaying it after the ${preceding.length} programs the guest ran before it since boot (preceding.json), ${runs} times`);
+      afterPreceding = await replayAfterPreceding(preceding, program, sig, tester, runs, (m) => info(m));
+    }
   } finally {
     await tester.close();
   }
@@ -167,6 +176,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       ...(values['no-minimize'] ? { skipped: true } : {}),
     },
     howToRun: verify.howToRun,
+    ...(afterPreceding ? { afterPreceding: { programs: afterPreceding.programs, hits: afterPreceding.hits, runs: afterPreceding.runs, shownBy: afterPreceding.shownBy } } : {}),
     semantics,
     ...(program.comment ? { origin: program.comment } : {}),
   };
@@ -201,6 +211,18 @@ export async function cmdRepro(args: string[]): Promise<number> {
           confirm: min.confirm,
         },
     reliability: { ...reliability, flaky: reliability.runs === 0 || reliability.hits < reliability.runs },
+    ...(afterPreceding
+      ? {
+          after_preceding: {
+            what: 'preceding.json then program.json, on a fresh guest, through the agent',
+            programs: afterPreceding.programs,
+            hits: afterPreceding.hits,
+            runs: afterPreceding.runs,
+            shown_by: afterPreceding.shownBy,
+            runs_detail: afterPreceding.lines,
+          },
+        }
+      : {}),
     repro_title: title,
     repro_runs: verify.runs,
     ...(verify.error ? { verify_error: verify.error } : {}),

@@ -5,6 +5,8 @@
  *   <outDir>/findings/<id>/program.json   the program that found it (the first one; see keepShortest)
  *   <outDir>/findings/<id>/console.log    the guest console of that run (bounded, control characters removed)
  *   <outDir>/findings/<id>/dmesg.txt      the kernel report's excerpt
+ *   <outDir>/findings/<id>/preceding.json crashes and hangs: the programs the guest ran since boot
+ *                                         before program.json (a svadiff-program-log, oldest first)
  *
  * Every file is written atomically (util/fsx atomicWrite) and finding.json last, so a finding
  * directory is complete once its finding.json exists. Opening an existing outDir resumes its
@@ -56,8 +58,22 @@ export interface FindingCandidate {
   excerpt?: string;
   /** for crashes and hangs: facts from the oracle's report */
   report?: { kind: ReportKind; pattern: string; frame?: string; corrupted: boolean };
+  /** crashes and hangs: the programs the same guest ran since it booted, before `program`, oldest first */
+  preceding?: readonly Program[];
   /** when it was seen (default: now) */
   at?: Date;
+}
+
+/** At most this many preceding programs are kept with a finding. */
+export const MAX_PRECEDING = 16;
+export const PROGRAM_LOG_FORMAT = 'svadiff-program-log';
+
+/** preceding.json: programs run one after another on one guest, each from a fresh test device. */
+export interface ProgramLog {
+  format: typeof PROGRAM_LOG_FORMAT;
+  version: 1;
+  note: string;
+  programs: Program[];
 }
 
 export interface KernelSeen {
@@ -93,6 +109,8 @@ export interface Finding {
   report?: { kind: ReportKind; pattern: string; frame?: string; corrupted: boolean };
   /** operations in program.json (absent when no program was given) */
   program_ops?: number;
+  /** programs in preceding.json (absent when there is none) */
+  preceding_programs?: number;
 }
 
 export interface RecordResult {
@@ -339,6 +357,21 @@ export class FindingStore {
       }
       await atomicWrite(join(dir, 'console.log'), tailBounded(c.console ?? '', MAX_CONSOLE));
       await atomicWrite(join(dir, 'dmesg.txt'), headBounded(c.excerpt ?? '', MAX_EXCERPT_FILE));
+      const preceding = c.kind !== 'divergence' ? (c.preceding ?? []).slice(-MAX_PRECEDING) : [];
+      if (preceding.length > 0) {
+        const log: ProgramLog = {
+          format: PROGRAM_LOG_FORMAT,
+          version: 1,
+          note: 'the programs the guest ran since it booted, before program.json, oldest first; each started from a fresh test device',
+          programs: [...preceding],
+        };
+        await atomicWriteJson(join(dir, 'preceding.json'), log);
+        f.preceding_programs = preceding.length;
+      } else {
+        // the kept program changed: a log that went with the old one would mislead
+        await fs.rm(join(dir, 'preceding.json'), { force: true });
+        delete f.preceding_programs;
+      }
     }
     // finding.json last: its presence means the directory is complete
     await atomicWriteJson(join(dir, 'finding.json'), f);

@@ -6,7 +6,7 @@
  * that is interrupted continues where it stopped with the same --seed and --out.
  */
 import { join } from 'node:path';
-import type { FindingStore, KernelId } from '../findings/store.js';
+import { MAX_PRECEDING, type FindingStore, type KernelId } from '../findings/store.js';
 import { generateProgram, type GeneratorOptions } from '../generator/index.js';
 import type { KernelProfile } from '../model/index.js';
 import type { Program } from '../program/types.js';
@@ -111,6 +111,11 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
       elapsedMs: (resume?.elapsedMs ?? 0) + (Date.now() - t0),
     } satisfies FuzzState);
 
+  // programs this guest ran since it booted (newest last): a crash is often the delayed effect of
+  // an earlier program (slab corruption found when the cache is next used), so crash and hang
+  // findings keep them (preceding.json) for `svadiff repro` to replay when the program alone
+  // does not reproduce
+  let sinceBoot: Program[] = [];
   let tb = Date.now();
   let guest: Guest | undefined = await hooks.boot();
   stats.bootMs += Date.now() - tb;
@@ -122,6 +127,7 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
         guest = await hooks.boot();
         stats.bootMs += Date.now() - tb;
         stats.reboots++;
+        sinceBoot = [];
       }
       const program = generateProgram(cfg.seed, index, cfg.generator);
       const r = await executeProgram(guest, index + 1, program, cfg.profile);
@@ -130,6 +136,7 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
       stats.checkedOps += r.check.checked;
       stats.executedOps += r.run?.results.filter((x) => x !== undefined).length ?? 0;
       for (const c of findingCandidates(r, cfg.kernel)) {
+        if (c.kind !== 'divergence' && sinceBoot.length > 0) c.preceding = sinceBoot.slice();
         const rec = await cfg.store.record(c);
         if (c.kind === 'divergence') stats.divergences++;
         else if (c.kind === 'hang') stats.hangs++;
@@ -140,6 +147,8 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
         }
         hooks.onFinding?.(rec.id, c.title, rec.isNew, rec.known);
       }
+      sinceBoot.push(program);
+      if (sinceBoot.length > MAX_PRECEDING) sinceBoot.shift();
       hooks.onProgram?.(index - 1, program, r);
       if (r.check.anomaly) {
         // a harness problem, never a kernel finding: say it, reboot to be safe, go on

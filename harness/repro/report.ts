@@ -391,6 +391,8 @@ export interface ReportInput {
   reliability: { hits: number; runs: number; what: string };
   minimization?: { opsBefore: number; opsAfter: number; runs: number; timeMs: number; note?: string; skipped?: boolean };
   howToRun: { build: string[]; run: string[]; note?: string };
+  /** crashes whose program alone did not reproduce: the replay after the programs run before it since boot */
+  afterPreceding?: { programs: number; hits: number; runs: number; shownBy: (number | null)[] };
   /** the text of docs/uacce-semantics.md ('' to leave the sheet out) */
   semantics: string;
   /** the seed program's origin, e.g. "generated: seed 7, program 216" */
@@ -500,6 +502,20 @@ export function renderReport(r: ReportInput): string {
 
   section(out, 'Reproducer');
   out.push(...wrapText(`Reliability: ${reliabilityText(r.reliability.hits, r.reliability.runs)} (${r.reliability.what}).`, REPORT_WIDTH, '  ', '    '));
+  if (r.afterPreceding) {
+    const a = r.afterPreceding;
+    const by = [...new Set(a.shownBy.filter((x): x is number => x !== null))].map((x) => x + 1);
+    out.push(
+      ...wrapText(
+        `The program alone did not show it. Replayed after the ${a.programs - 1} programs the guest had run before it since boot (preceding.json, then program.json, on a fresh guest): ${reliabilityText(a.hits, a.runs)}` +
+          (by.length ? `, shown by program ${by.join(', ')} of ${a.programs}` : '') +
+          (a.hits > 0 ? '. The report is the delayed effect of what an earlier program did.' : '. The cause is not among the programs svadiff kept.'),
+        REPORT_WIDTH,
+        '  ',
+        '    ',
+      ),
+    );
+  }
   if (r.minimization?.skipped) {
     const m = r.minimization;
     out.push(...wrapText(`Not minimized (${m.opsAfter} operations)${m.note ? `; ${m.note}` : ''}.`, REPORT_WIDTH, '  ', '    '));

@@ -126,6 +126,27 @@ describe('FindingStore', () => {
     expect(await readJson(join(dir, 'finding.json'))).toMatchObject({ count: 3, program_ops: 3, op_index: 2 });
   });
 
+  it('keeps the programs run before a crash since boot (preceding.json), and drops them with the evidence they went with', async () => {
+    const store = await open({ keepShortest: true });
+    const before = [shorter(SEED, 2), shorter(SEED, 4)];
+    const r = await store.record(crash({ program: SEED, preceding: before }));
+    const dir = join(out, 'findings', r.id);
+    const log = await readJson(join(dir, 'preceding.json'));
+    expect(log).toMatchObject({ format: 'svadiff-program-log', version: 1 });
+    expect((log.programs as unknown[]).map((p) => parseProgram(JSON.stringify(p), 'log'))).toEqual(before);
+    expect(await readJson(join(dir, 'finding.json'))).toMatchObject({ preceding_programs: 2 });
+    // a shorter program seen right after boot replaces the evidence: its (empty) history too
+    await store.record(crash({ program: shorter(SEED, 3) }));
+    await expect(fs.access(join(dir, 'preceding.json'))).rejects.toThrow();
+    expect(await readJson(join(dir, 'finding.json'))).not.toHaveProperty('preceding_programs');
+  });
+
+  it('never keeps preceding programs for divergences (they start from a fresh device and task tree)', async () => {
+    const store = await open();
+    const r = await store.record({ kind: 'divergence', title: 'mmap: expected ok, got EEXIST [mmap.ok]', kernel: K612, program: SEED, preceding: [SEED], expected: 'ok', observed: 'EEXIST', opIndex: 1 });
+    await expect(fs.access(join(out, 'findings', r.id, 'preceding.json'))).rejects.toThrow();
+  });
+
   it('keeps divergences apart from crashes and stores what was expected and observed', async () => {
     const store = await open();
     const d = await store.record({

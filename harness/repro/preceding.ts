@@ -1,0 +1,95 @@
+/**
+ * Replaying a crash after the programs that ran before it. A crash finding whose program does
+ * not reproduce alone is often the delayed effect of an earlier program on the same guest: slub
+ * finds a double free or a corrupted freelist only when the cache is next used, maybe several
+ * programs later. The fuzzing loop keeps the programs a guest ran since boot (preceding.json);
+ * this runs them again, in order, on a fresh guest, followed by the finding's program, and says
+ * how often, and after which program, the signature showed. It does not minimize the sequence:
+ * the report names the program that showed it so a developer can start from that one.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { PROGRAM_LOG_FORMAT } from '../findings/store.js';
+import { checkProgram } from '../program/parse.js';
+import type { Program } from '../program/types.js';
+import { UserError } from '../util/errors.js';
+import type { Signature, Tester } from './minimize.js';
+
+/** A tester that can be asked for a fresh guest (GuestTester). */
+export interface SequenceTester extends Tester {
+  close(): Promise<void>;
+}
+
+export interface SequenceResult {
+  /** programs in the sequence, the finding's program included */
+  programs: number;
+  hits: number;
+  runs: number;
+  /** per run: the 0-based position in the sequence of the program that showed the signature, or null */
+  shownBy: (number | null)[];
+  /** per run: a short account */
+  lines: string[];
+}
+
+/** The programs of a finding's preceding.json, or [] when it has none. Malformed: one-line error. */
+export async function readPreceding(findingDir: string): Promise<Program[]> {
+  const path = join(findingDir, 'preceding.json');
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message}); delete it to reproduce without the preceding programs`);
+  }
+  const o = raw as { format?: unknown; programs?: unknown };
+  if (typeof o !== 'object' || o === null || o.format !== PROGRAM_LOG_FORMAT || !Array.isArray(o.programs)) {
+    throw new UserError(`${path}: field "format" must be "${PROGRAM_LOG_FORMAT}" with a "programs" array; delete it to reproduce without the preceding programs`);
+  }
+  return o.programs.map((p: unknown, i: number) => checkProgram(p, `${path}: programs[${i}]`));
+}
+
+/**
+ * Run `preceding` then `program` on a fresh guest, `runs` times. A run stops early when a
+ * program shows the signature (a hit) or leaves the guest unusable (a different splat, a hang):
+ * what came after would run on a rebooted guest and prove nothing.
+ */
+export async function replayAfterPreceding(
+  preceding: readonly Program[],
+  program: Program,
+  sig: Signature,
+  tester: SequenceTester,
+  runs: number,
+  onProgress?: (message: string) => void,
+): Promise<SequenceResult> {
+  const seq = [...preceding, program];
+  const res: SequenceResult = { programs: seq.length, hits: 0, runs, shownBy: [], lines: [] };
+  for (let run = 0; run < runs; run++) {
+    await tester.close();
+    let shown: number | null = null;
+    let line = `run ${run + 1}/${runs}: not shown after all ${seq.length} programs`;
+    for (let i = 0; i < seq.length; i++) {
+      const t = await tester.run(seq[i]!);
+      if (t.keys.includes(sig.key)) {
+        shown = i;
+        line = `run ${run + 1}/${runs}: shown by program ${i + 1} of ${seq.length}${seq[i]!.comment ? ` (${seq[i]!.comment})` : ''}`;
+        break;
+      }
+      if (t.result?.needsReboot) {
+        line = `run ${run + 1}/${runs}: program ${i + 1} of ${seq.length} showed something else (${t.keys.join('; ') || 'the guest stopped'}), sequence stopped`;
+        break;
+      }
+    }
+    if (shown !== null) res.hits++;
+    res.shownBy.push(shown);
+    res.lines.push(line);
+    onProgress?.(line);
+  }
+  await tester.close();
+  return res;
+}
