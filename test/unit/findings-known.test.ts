@@ -22,6 +22,22 @@ describe('known issues', () => {
     }
   });
 
+  it("6.1's slab family entry covers the titles one double free gave on 6.1, and nothing outside uacce's paths", async () => {
+    const k = await loadKnownIssues('6.1');
+    // titles of the 6.1 fuzz run (seed 101), all minimized to the same 3-op failed mremap move
+    for (const t of [
+      'BUG: double free in vma_close',
+      'BUG: double free in kernfs_put',
+      'BUG: slab wrong object count in uacce_fops_mmap',
+      'BUG: slab left redzone overwritten in vma_close',
+      'BUG: slab slab has n allocated objects but n are to be freed in vma_close',
+    ]) {
+      expect(k.match(t)?.link, t).toBe('corpus/regress/uacce-6.1-failed-mremap-double-free.json');
+    }
+    expect(k.match('BUG: double free in ext4_put_super')).toBeUndefined();
+    expect(k.match('BUG: KASAN: slab-use-after-free in vma_close')).toBeUndefined();
+  });
+
   it('a series without a file has no known issues', async () => {
     const k = await loadKnownIssues('5.10');
     expect(k.issues).toEqual([]);
