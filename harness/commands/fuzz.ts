@@ -65,7 +65,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const status = new StatusLine(15_000);
   const line = (s: FuzzStats) => {
     const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
-    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), findings ${store.list().length} (new this run ${s.findings}), reboots ${s.reboots}`;
+    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), findings ${store.list().length} (${s.findings} first seen this run, ${s.newFindings} not known), reboots ${s.reboots}`;
   };
   let stats: FuzzStats;
   try {
