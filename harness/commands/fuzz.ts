@@ -107,7 +107,7 @@ function summary(store: FindingStore, s: FuzzStats, outDir: string): string {
     `${s.programs} programs, ${s.executedOps} ops (${s.checkedOps} checked, ${(s.checkedOps / fuzzSecs).toFixed(0)}/s), ${s.reboots} reboots, in ${fmtDuration(s.elapsedMs)}`,
   );
   const all = store.list();
-  L.push(`${all.length} distinct findings in ${join(outDir, 'findings')} (${s.findings} new in this run):`);
+  L.push(`${all.length} distinct findings in ${join(outDir, 'findings')} (${s.findings} first seen in this run, ${s.newFindings} not known):`);
   for (const f of all) L.push(`  ${String(f.count).padStart(5)}  ${f.kind.padEnd(10)} ${f.known ? 'known ' : 'NEW   '} ${f.title}`);
   if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
   return L.join('\n') + '\n';
