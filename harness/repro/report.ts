@@ -535,6 +535,10 @@ export function renderReport(r: ReportInput): string {
   out.push('  Load the modules (as above), then run as root in the guest:');
   for (const l of r.howToRun.run) out.push(...wrapCommand(splitDisplayedCommand(l), REPORT_WIDTH, '    ', '        '));
   if (r.howToRun.note) out.push(...wrapText(r.howToRun.note, REPORT_WIDTH, '  ', '  '));
+  if (r.kind !== 'divergence') {
+    // the reproducer checks return values; a splat is the kernel's to print
+    out.push(...wrapText(`The ${r.kind === 'hang' ? 'hang' : 'crash'} itself shows in dmesg (the kernel log above), during the run or at rmmod, whatever the exit status.`, REPORT_WIDTH, '  ', '  '));
+  }
   if (r.findingId) {
     out.push('');
     out.push(...wrapText(`svadiff finding ${r.findingId}: program.json, program.min.json, repro.c, dmesg.txt and console.log are next to this file.`, REPORT_WIDTH, '  ', '  '));

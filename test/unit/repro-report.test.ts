@@ -190,6 +190,7 @@ describe('renderReport', () => {
     expect(text).toContain('Minimized from 13 to 4 operations in 7 s (32 runs on the guest).');
     expect(text).toContain('gcc -static -O2 -o repro repro.c');
     expect(text).toContain('./repro');
+    expect(text).not.toContain('shows in dmesg');
   });
 
   it('calls a partly reproducing finding flaky and keeps kernel reports within the width', () => {
@@ -201,6 +202,7 @@ describe('renderReport', () => {
     expect(text).toContain('Reliability: flaky (2/5)');
     expect(text).toContain('expected: no kernel report; observed: the report below.');
     expect(text).toMatch(/WARNING: CPU: \d+ PID: \d+/);
+    expect(text.replace(/\s+/g, ' ')).toContain('The crash itself shows in dmesg (the kernel log above), during the run or at rmmod, whatever the exit status.');
   });
 
   it('reliability words', () => {
