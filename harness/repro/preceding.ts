@@ -7,12 +7,12 @@
  * how often, and after which program, the signature showed. It does not minimize the sequence:
  * the report names the program that showed it so a developer can start from that one.
  */
-import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { PROGRAM_LOG_FORMAT } from '../findings/store.js';
 import { checkProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';
+import { readJsonIfExists } from '../util/fsx.js';
 import type { Signature, Tester } from './minimize.js';
 
 /** A tester that can be asked for a fresh guest (GuestTester). */
@@ -34,19 +34,14 @@ export interface SequenceResult {
 /** The programs of a finding's preceding.json, or [] when it has none. Malformed: one-line error. */
 export async function readPreceding(findingDir: string): Promise<Program[]> {
   const path = join(findingDir, 'preceding.json');
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
-  }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = await readJsonIfExists<unknown>(path);
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message}); delete it to reproduce without the preceding programs`);
+    const why = e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read it (${(e as Error).message})`;
+    throw new UserError(`${path}: ${why}; delete it to reproduce without the preceding programs`);
   }
+  if (raw === undefined) return [];
   const o = raw as { format?: unknown; programs?: unknown };
   if (typeof o !== 'object' || o === null || o.format !== PROGRAM_LOG_FORMAT || !Array.isArray(o.programs)) {
     throw new UserError(`${path}: field "format" must be "${PROGRAM_LOG_FORMAT}" with a "programs" array; delete it to reproduce without the preceding programs`);
