@@ -13,7 +13,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Finding } from '../findings/store.js';
+import { programLog, type Finding } from '../findings/store.js';
 import { seriesOf } from '../findings/known.js';
 import { profileFor, type KernelProfile } from '../model/index.js';
 import { formatOutcomeSet } from '../program/outcome.js';
@@ -21,7 +21,7 @@ import { formatProgram, parseProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { generateC, modelExpectations } from '../repro/csource.js';
 import { GuestTester, findingSignature, minimize, type MinimizeResult, type Trial } from '../repro/minimize.js';
-import { readPreceding, replayAfterPreceding, type SequenceResult } from '../repro/preceding.js';
+import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPreceding, type SequenceResult } from '../repro/preceding.js';
 import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
 import { REPRO_CFLAGS, replay } from '../repro/replay.js';
 import { loadSemanticsSheet, reliabilityText, renderReport, type ReportInput } from '../repro/report.js';
@@ -79,7 +79,16 @@ export interface ReproSummary {
   /** the original program showed the finding again at all */
   reproduced: boolean;
   /** crashes whose program alone did not reproduce: the same program after preceding.json's */
-  after_preceding?: { what: string; programs: number; hits: number; runs: number; shown_by: (number | null)[]; runs_detail: string[] };
+  after_preceding?: {
+    what: string;
+    programs: number;
+    hits: number;
+    runs: number;
+    shown_by: (number | null)[];
+    runs_detail: string[];
+    /** the preceding programs it needs (preceding.min.json) and how that sequence did */
+    reduced?: { file: string; programs: number; origins: string[]; time_ms: number; runs: number; stopped_by_time: boolean; hits: number; confirm_runs: number };
+  };
   created: string;
 }
 
@@ -115,6 +124,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
 
   const preceding = await readPreceding(dir);
   let afterPreceding: SequenceResult | undefined;
+  let reduced: (ReducedPreceding & { confirm: SequenceResult }) | undefined;
   const tester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
   let min: MinimizeResult;
   try {
@@ -127,6 +137,14 @@ export async function cmdRepro(args: string[]): Promise<number> {
     if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {
       info(`the program alone did not show it; replaying it after the ${preceding.length} programs the guest ran before it since boot (preceding.json), ${runs} times`);
       afterPreceding = await replayAfterPreceding(preceding, program, sig, tester, runs, (m) => info(m));
+      if (afterPreceding.hits === afterPreceding.runs && preceding.length > 1) {
+        info(`reproduced every time; dropping the preceding programs it does not need (one run each)`);
+        const r = await reducePreceding(preceding, program, sig, tester, { maxTimeMs: maxTimeMs ?? 10 * 60_000, onProgress: (m) => info(m) });
+        const confirm = await replayAfterPreceding(r.kept, program, sig, tester, runs, (m) => info(m));
+        reduced = { ...r, confirm };
+        info(`${r.kept.length} of ${preceding.length} preceding programs needed (${fmtDuration(r.timeMs)}, ${r.runs} runs); with them it reproduced ${confirm.hits}/${confirm.runs}`);
+        await atomicWriteJson(join(dir, 'preceding.min.json'), programLog(r.kept, 'the preceding programs svadiff repro found the finding needs, oldest first; run them, then program.json, on one guest'));
+      }
     }
   } finally {
     await tester.close();
@@ -176,7 +194,19 @@ export async function cmdRepro(args: string[]): Promise<number> {
       ...(values['no-minimize'] ? { skipped: true } : {}),
     },
     howToRun: verify.howToRun,
-    ...(afterPreceding ? { afterPreceding: { programs: afterPreceding.programs, hits: afterPreceding.hits, runs: afterPreceding.runs, shownBy: afterPreceding.shownBy } } : {}),
+    ...(afterPreceding
+      ? {
+          afterPreceding: {
+            programs: afterPreceding.programs,
+            hits: afterPreceding.hits,
+            runs: afterPreceding.runs,
+            shownBy: afterPreceding.shownBy,
+            ...(reduced
+              ? { reduced: { origins: reduced.kept.map((p, i) => p.comment ?? `program ${i + 1}`), timeMs: reduced.timeMs, stoppedByTime: reduced.stoppedByTime, hits: reduced.confirm.hits, runs: reduced.confirm.runs } }
+              : {}),
+          },
+        }
+      : {}),
     semantics,
     ...(program.comment ? { origin: program.comment } : {}),
   };
@@ -220,6 +250,20 @@ export async function cmdRepro(args: string[]): Promise<number> {
             runs: afterPreceding.runs,
             shown_by: afterPreceding.shownBy,
             runs_detail: afterPreceding.lines,
+            ...(reduced
+              ? {
+                  reduced: {
+                    file: 'preceding.min.json',
+                    programs: reduced.kept.length,
+                    origins: reduced.kept.map((p) => p.comment ?? ''),
+                    time_ms: reduced.timeMs,
+                    runs: reduced.runs,
+                    stopped_by_time: reduced.stoppedByTime,
+                    hits: reduced.confirm.hits,
+                    confirm_runs: reduced.confirm.runs,
+                  },
+                }
+              : {}),
           },
         }
       : {}),

@@ -76,6 +76,10 @@ export interface ProgramLog {
   programs: Program[];
 }
 
+export function programLog(programs: readonly Program[], note: string): ProgramLog {
+  return { format: PROGRAM_LOG_FORMAT, version: 1, note, programs: [...programs] };
+}
+
 export interface KernelSeen {
   spec: string;
   count: number;
@@ -359,13 +363,8 @@ export class FindingStore {
       await atomicWrite(join(dir, 'dmesg.txt'), headBounded(c.excerpt ?? '', MAX_EXCERPT_FILE));
       const preceding = c.kind !== 'divergence' ? (c.preceding ?? []).slice(-MAX_PRECEDING) : [];
       if (preceding.length > 0) {
-        const log: ProgramLog = {
-          format: PROGRAM_LOG_FORMAT,
-          version: 1,
-          note: 'the programs the guest ran since it booted, before program.json, oldest first; each started from a fresh test device',
-          programs: [...preceding],
-        };
-        await atomicWriteJson(join(dir, 'preceding.json'), log);
+        const note = 'the programs the guest ran since it booted, before program.json, oldest first; each started from a fresh test device';
+        await atomicWriteJson(join(dir, 'preceding.json'), programLog(preceding, note));
         f.preceding_programs = preceding.length;
       } else {
         // the kept program changed: a log that went with the old one would mislead

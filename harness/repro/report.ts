@@ -392,7 +392,14 @@ export interface ReportInput {
   minimization?: { opsBefore: number; opsAfter: number; runs: number; timeMs: number; note?: string; skipped?: boolean };
   howToRun: { build: string[]; run: string[]; note?: string };
   /** crashes whose program alone did not reproduce: the replay after the programs run before it since boot */
-  afterPreceding?: { programs: number; hits: number; runs: number; shownBy: (number | null)[] };
+  afterPreceding?: {
+    programs: number;
+    hits: number;
+    runs: number;
+    shownBy: (number | null)[];
+    /** the preceding programs it needs (preceding.min.json), and how often that sequence showed it */
+    reduced?: { origins: string[]; timeMs: number; stoppedByTime: boolean; hits: number; runs: number };
+  };
   /** the text of docs/uacce-semantics.md ('' to leave the sheet out) */
   semantics: string;
   /** the seed program's origin, e.g. "generated: seed 7, program 216" */
@@ -515,6 +522,18 @@ export function renderReport(r: ReportInput): string {
         '    ',
       ),
     );
+    if (a.reduced) {
+      const r = a.reduced;
+      out.push(
+        ...wrapText(
+          `It needs ${r.origins.length} of the ${a.programs - 1} (preceding.min.json${r.origins.length ? `: ${r.origins.join('; ')}` : ''}), found in ${Math.round(r.timeMs / 1000)} s` +
+            `${r.stoppedByTime ? ' (the time budget ran out, so some may not be needed)' : ''}; those, then program.json, on a fresh guest: ${reliabilityText(r.hits, r.runs)}.`,
+          REPORT_WIDTH,
+          '  ',
+          '    ',
+        ),
+      );
+    }
   }
   if (r.minimization?.skipped) {
     const m = r.minimization;

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parseProgram } from '../../harness/program/parse.js';
 import type { Program } from '../../harness/program/types.js';
 import type { Signature, Trial } from '../../harness/repro/minimize.js';
-import { readPreceding, replayAfterPreceding, type SequenceTester } from '../../harness/repro/preceding.js';
+import { readPreceding, reducePreceding, replayAfterPreceding, type SequenceTester } from '../../harness/repro/preceding.js';
 import { renderReport } from '../../harness/repro/report.js';
 import type { ExecResult } from '../../harness/run/execute.js';
 
@@ -60,6 +60,43 @@ describe('replayAfterPreceding', () => {
   });
 });
 
+/** The final program shows the signature when the guest, since its last fresh boot, ran every program of `needs`. */
+function needing(needs: string[]): SequenceTester & { runs: number } {
+  let ran = new Set<string>();
+  const t = {
+    runs: 0,
+    async close() {
+      ran = new Set();
+    },
+    async run(p: Program): Promise<Trial> {
+      t.runs++;
+      const name = p.comment ?? '';
+      ran.add(name);
+      const show = name === 'final' && needs.every((n) => ran.has(n));
+      return { keys: show ? [SIG.key] : [], result: { needsReboot: show } as ExecResult };
+    },
+  };
+  return t;
+}
+
+describe('reducePreceding', () => {
+  const before = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5'].map(named);
+  it('keeps exactly the preceding programs the signature needs, in their order', async () => {
+    const t = needing(['p1', 'p4']);
+    const r = await reducePreceding(before, named('final'), SIG, t);
+    expect(r.kept.map((p) => p.comment)).toEqual(['p1', 'p4']);
+    expect(r.runs).toBe(6);
+    expect(r.stoppedByTime).toBe(false);
+    expect(await replayAfterPreceding(r.kept, named('final'), SIG, t, 3)).toMatchObject({ hits: 3, runs: 3 });
+  });
+
+  it('stops at its time budget and says so, keeping what it has not tried', async () => {
+    const r = await reducePreceding(before, named('final'), SIG, needing([]), { maxTimeMs: -1 });
+    expect(r).toMatchObject({ runs: 0, stoppedByTime: true });
+    expect(r.kept).toHaveLength(6);
+  });
+});
+
 describe('readPreceding', () => {
   it('reads preceding.json, is empty without it, and names the file and the fix when it is malformed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'svadiff-preceding-'));
@@ -96,5 +133,13 @@ describe('report.txt', () => {
     expect(flat).toContain('flaky (3/5), shown by program 8, 9 of 9. The report is the delayed effect');
     expect(text.split('\n').every((l) => l.length <= 80)).toBe(true);
     expect(renderReport({ ...base, afterPreceding: { programs: 3, hits: 0, runs: 2, shownBy: [null, null] } }).replace(/\s+/g, ' ')).toContain('(0/2), flaky. The cause is not among the programs svadiff kept.');
+    const reducedText = renderReport({
+      ...base,
+      afterPreceding: { programs: 16, hits: 5, runs: 5, shownBy: [15, 15, 15, 15, 15], reduced: { origins: ['generated: seed 101, program 580'], timeMs: 151_000, stoppedByTime: false, hits: 5, runs: 5 } },
+    });
+    expect(reducedText.replace(/\s+/g, ' ')).toContain(
+      'It needs 1 of the 15 (preceding.min.json: generated: seed 101, program 580), found in 151 s; those, then program.json, on a fresh guest: reproduced 5/5.',
+    );
+    expect(reducedText.split('\n').every((l) => l.length <= 80)).toBe(true);
   });
 });
