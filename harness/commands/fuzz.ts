@@ -85,7 +85,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         boot: () => bootGuest(setup, 'fuzz'),
         onProgress: (s) => status.update(line(s)),
         onFinding: (id, title, isNew, known) => {
-          if (isNew) status.update(`new finding${known ? ' (known)' : ''}: ${safeLine(title, 160)}  [${id}]`, true);
+          if (isNew) status.update(`finding${known ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);
         },
         onAnomaly: (index, message) => warn(`program ${index}: the agent reported something impossible (${safeLine(message, 200)}); rebooting`),
       },

@@ -25,7 +25,7 @@ describe('svadiff fuzz, interrupted', () => {
     const found = new Promise<void>((resolve) => {
       child.stderr?.on('data', (b: Buffer) => {
         stderr += b.toString();
-        if (/new finding/.test(stderr)) resolve();
+        if (/^finding \((NEW|known issue)\): /m.test(stderr)) resolve();
       });
     });
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 240_000));
