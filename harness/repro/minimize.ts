@@ -33,7 +33,7 @@ import type { KernelProfile } from '../model/index.js';
 import { divergenceTitle } from '../oracle/check.js';
 import { crashFamily } from '../oracle/report.js';
 import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
-import { DEFAULT_DEVICE, ROOT_TASK, type DeviceParams, type Op, type Program } from '../program/types.js';
+import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
 

@@ -7,16 +7,12 @@
  * device is checked on a real guest (test/integration/repro-replay.test.ts).
  */
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { observe } from '../../harness/agent/observe.js';
-import { slotTable } from '../../harness/agent/wire.js';
 import { generateProgram } from '../../harness/generator/index.js';
 import { profileFor } from '../../harness/model/index.js';
 import { divergenceTitle } from '../../harness/oracle/check.js';
-import { err, formatOutcome, formatOutcomeSet, ok, sig, type Outcome } from '../../harness/program/outcome.js';
+import { err, formatOutcomeSet, ok, sig, type Outcome } from '../../harness/program/outcome.js';
 import { formatProgram, parseProgram } from '../../harness/program/parse.js';
 import { DEFAULT_DEVICE, OP_KINDS, type Op, type Program } from '../../harness/program/types.js';
 import {
@@ -27,51 +23,19 @@ import {
   parseReproSource,
   REPRO_FINDING_PREFIX,
   reproForProgram,
-  stepCalls,
 } from '../../harness/repro/csource.js';
-import { cleanupAgentCache, startLocalAgent, useTestCache } from './agent-local.js';
+import { cleanupAgentCache } from './agent-local.js';
+import { none, printedOutcomes, program, scratch, viaAgent } from './repro-csource-helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'svadiff-repro-test-'));
+const work = scratch('svadiff-repro-test-');
+const compile = work.compile;
 afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  work.cleanup();
   cleanupAgentCache();
 });
 
 const PROFILE_612 = profileFor('6.12.117+deb12-amd64', { arch: 'x86_64', distro: 'debian' });
 const PROFILE_61 = profileFor('6.1.0-41-amd64', { arch: 'x86_64', distro: 'debian' });
-const FLAGS = ['-static', '-O2', '-Wall', '-Wextra', '-Werror'];
-
-let nfile = 0;
-async function compile(source: string): Promise<string> {
-  const n = nfile++;
-  const c = join(dir, `r${n}.c`);
-  const bin = join(dir, `r${n}`);
-  writeFileSync(c, source);
-  const r = await execa('gcc', [...FLAGS, '-o', bin, c], { reject: false, all: true });
-  if (r.exitCode !== 0) throw new Error(`gcc failed for ${c}:\n${String(r.all).split('\n').slice(0, 30).join('\n')}`);
-  return bin;
-}
-
-function program(ops: Op[], device = DEFAULT_DEVICE): Program {
-  // through the parser: the same checks as any program file
-  return parseProgram(JSON.stringify({ format: 'svadiff-program', version: 1, device, ops }), 'test');
-}
-
-const none = (p: Program) => ({ expected: p.ops.map(() => undefined) });
-
-/** The outcome a reproducer printed for each step ("step N (task): <call> = <outcome> (…)"). */
-function printedOutcomes(p: Program, stdout: string): (string | undefined)[] {
-  const calls = stepCalls(p);
-  const lines = stdout.split('\n');
-  return p.ops.map((op, i) => {
-    const prefix = `step ${i} (${op.task}): ${calls[i]} = `;
-    const line = lines.find((l) => l.startsWith(prefix));
-    if (line === undefined) return undefined;
-    const rest = line.slice(prefix.length);
-    const m = /^(.*?) \((?:expected |not checked)/.exec(rest);
-    return m ? m[1] : rest;
-  });
-}
 
 /** Every op kind, every variant the agent distinguishes (via, prot, region, work, ioctl, attr). */
 const EVERY_OP: Op[] = [
@@ -211,22 +175,6 @@ describe('generateC', () => {
 });
 
 describe('a reproducer behaves like the agent (this host, no test device)', () => {
-  async function viaAgent(p: Program): Promise<string[]> {
-    useTestCache();
-    const agent = await startLocalAgent();
-    try {
-      await agent.session.waitHello(10_000);
-      const run = await agent.session.runProgram(1, p);
-      const slots = slotTable(p);
-      return p.ops.map((op, i) => {
-        const raw = run.results[i];
-        return raw ? formatOutcome(observe(op, raw, slots)) : 'no result';
-      });
-    } finally {
-      await agent.stop();
-    }
-  }
-
   async function viaRepro(p: Program): Promise<{ outcomes: (string | undefined)[]; stdout: string; exitCode: number | undefined }> {
     const bin = await compile(generateC(p, none(p)));
     const r = await execa(bin, ['--no-setup-check'], { reject: false, timeout: 120_000 });
