@@ -852,25 +852,33 @@ static int do_delete_module(void *p)
 	}
 }
 
+/*
+ * The outcome of a module helper (run_helper status): 0, or -1 with a reason in msg naming the
+ * action ("insmod", "rmmod") and its object.
+ */
+static int helper_outcome(int st, const char *action, const char *object, int deadline_ms, char *msg, size_t msglen)
+{
+	if (st == -1) {
+		snprintf(msg, msglen, "%s %s: no answer within %d ms", action, object, deadline_ms);
+		return -1;
+	}
+	if (st < 0 || !WIFEXITED(st)) {
+		snprintf(msg, msglen, "%s %s: helper failed (status %d)", action, object, st);
+		return -1;
+	}
+	if (WEXITSTATUS(st) != 0) {
+		snprintf(msg, msglen, "%s %s: %s", action, object, strerror(WEXITSTATUS(st)));
+		return -1;
+	}
+	return 0;
+}
+
 /* msg gets a reason on failure */
 static int load_module(const char *path, const char *params, char *msg, size_t msglen)
 {
 	struct load_arg a = { path, params };
-	int st = run_helper(do_finit_module, &a, INSMOD_DEADLINE);
 
-	if (st == -1) {
-		snprintf(msg, msglen, "insmod %s: no answer within %d ms", path, INSMOD_DEADLINE);
-		return -1;
-	}
-	if (st < 0 || !WIFEXITED(st)) {
-		snprintf(msg, msglen, "insmod %s: helper failed (status %d)", path, st);
-		return -1;
-	}
-	if (WEXITSTATUS(st) != 0) {
-		snprintf(msg, msglen, "insmod %s: %s", path, strerror(WEXITSTATUS(st)));
-		return -1;
-	}
-	return 0;
+	return helper_outcome(run_helper(do_finit_module, &a, INSMOD_DEADLINE), "insmod", path, INSMOD_DEADLINE, msg, msglen);
 }
 
 static int module_loaded(const char *name)
@@ -883,24 +891,9 @@ static int module_loaded(const char *name)
 
 static int unload_module(const char *name, char *msg, size_t msglen)
 {
-	int st;
-
 	if (!module_loaded(name))
 		return 0;
-	st = run_helper(do_delete_module, (void *)name, RMMOD_DEADLINE);
-	if (st == -1) {
-		snprintf(msg, msglen, "rmmod %s: no answer within %d ms", name, RMMOD_DEADLINE);
-		return -1;
-	}
-	if (st < 0 || !WIFEXITED(st)) {
-		snprintf(msg, msglen, "rmmod %s: helper failed (status %d)", name, st);
-		return -1;
-	}
-	if (WEXITSTATUS(st) != 0) {
-		snprintf(msg, msglen, "rmmod %s: %s", name, strerror(WEXITSTATUS(st)));
-		return -1;
-	}
-	return 0;
+	return helper_outcome(run_helper(do_delete_module, (void *)name, RMMOD_DEADLINE), "rmmod", name, RMMOD_DEADLINE, msg, msglen);
 }
 
 /* uacce.ko and the modules it needs, once at startup, in the order of MOD_DIR/load-order */
