@@ -1089,6 +1089,17 @@ static void res_auxf(struct res *r, const char *fmt, ...)
 	r->alen = (uint32_t)n;
 }
 
+/* mmap/mremap: -1 with errno in *e, or 0 with the address as the result's aux */
+static int map_result(struct res *r, void *got, int *e)
+{
+	*e = errno;
+	if (got == MAP_FAILED)
+		return -1;
+	res_auxf(r, "0x%llx", (unsigned long long)(uintptr_t)got);
+	*e = 0;
+	return 0;
+}
+
 static int fd_of(int64_t slot)
 {
 	return slot >= 0 && slot < MAX_SLOTS ? t_fds[slot] : -1;
@@ -1248,13 +1259,7 @@ static int t_exec(const struct cmd *c, struct res *r)
 		else
 			got = mmap(want, (size_t)a[1] * SVT_PAGE_SIZE, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		e = errno;
-		if (got == MAP_FAILED) {
-			ret = -1;
-		} else {
-			res_auxf(r, "0x%llx", (unsigned long long)(uintptr_t)got);
-			e = 0;
-		}
+		ret = map_result(r, got, &e);
 		break;
 	}
 	case OP_MUNMAP:
@@ -1275,13 +1280,7 @@ static int t_exec(const struct cmd *c, struct res *r)
 			flags |= MREMAP_FIXED;
 		got = mremap(old, (size_t)a[2] * SVT_PAGE_SIZE, (size_t)a[3] * SVT_PAGE_SIZE, flags,
 			     (void *)(uintptr_t)(a[5] >= 0 ? slot_addr(a[5]) : 0));
-		e = errno;
-		if (got == MAP_FAILED) {
-			ret = -1;
-		} else {
-			res_auxf(r, "0x%llx", (unsigned long long)(uintptr_t)got);
-			e = 0;
-		}
+		ret = map_result(r, got, &e);
 		break;
 	}
 	case OP_MADVISE:
