@@ -106,6 +106,75 @@ export function writeCpio(entries: readonly CpioEntry[]): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** One member of a newc archive as readCpio finds it. */
+export interface CpioMember {
+  /** the name as stored ("bin/sh") */
+  path: string;
+  kind: 'dir' | 'file' | 'symlink' | 'chardev' | 'other';
+  /** permission bits (mode & 0o7777) */
+  perm: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  mtime: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  /** file contents, or a symlink's target bytes */
+  data: Buffer;
+}
+
+const NEWC_FIELDS = ['ino', 'mode', 'uid', 'gid', 'nlink', 'mtime', 'filesize', 'devmajor', 'devminor', 'rdevmajor', 'rdevminor', 'namesize', 'check'] as const;
+
+/**
+ * Read a newc archive back (the members before TRAILER!!!), the way the kernel's
+ * init/initramfs.c reads one: 110-byte ASCII headers ("070701" or "070702" and 13 hex
+ * fields), the NUL-terminated name and the data each padded to 4 bytes. Anything malformed is
+ * an error naming the offset. It lets the tests check what writeCpio and buildInitramfs wrote
+ * without a cpio program on the host.
+ */
+export function readCpio(archive: Uint8Array): CpioMember[] {
+  const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+  const out: CpioMember[] = [];
+  let at = 0;
+  for (;;) {
+    const bad = (why: string): never => {
+      throw new Error(`not a newc cpio archive at byte ${at}: ${why}`);
+    };
+    if (at + 110 > buf.length) bad('truncated header (no TRAILER!!!)');
+    const magic = buf.toString('latin1', at, at + 6);
+    if (magic !== '070701' && magic !== '070702') bad(`magic ${JSON.stringify(magic)}`);
+    const h = {} as Record<(typeof NEWC_FIELDS)[number], number>;
+    NEWC_FIELDS.forEach((f, i) => {
+      const text = buf.toString('latin1', at + 6 + 8 * i, at + 14 + 8 * i);
+      if (!/^[0-9a-fA-F]{8}$/.test(text)) bad(`field ${f} is ${JSON.stringify(text)}`);
+      h[f] = parseInt(text, 16);
+    });
+    const nameAt = at + 110;
+    const dataAt = nameAt + h.namesize + pad4(110 + h.namesize);
+    const next = dataAt + h.filesize + pad4(h.filesize);
+    if (h.namesize < 1 || nameAt + h.namesize > buf.length) bad('name runs past the end');
+    if (buf[nameAt + h.namesize - 1] !== 0) bad('name is not NUL-terminated');
+    const path = buf.toString('utf8', nameAt, nameAt + h.namesize - 1);
+    if (path === 'TRAILER!!!') return out;
+    if (dataAt + h.filesize > buf.length) bad(`data of ${path} runs past the end`);
+    const type = h.mode & 0o170000;
+    const kind = type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : type === S_IFCHR ? 'chardev' : 'other';
+    out.push({
+      path,
+      kind,
+      perm: h.mode & 0o7777,
+      uid: h.uid,
+      gid: h.gid,
+      nlink: h.nlink,
+      mtime: h.mtime,
+      rdevMajor: h.rdevmajor,
+      rdevMinor: h.rdevminor,
+      data: Buffer.from(buf.subarray(dataAt, dataAt + h.filesize)),
+    });
+    at = next;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // the svadiff initramfs
 
