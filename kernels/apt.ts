@@ -15,6 +15,7 @@ import { exists, sha256, atomicWrite, atomicWriteJson, readJsonIfExists } from '
 import { isRoot } from '../harness/util/host.js';
 import { StatusLine, fmtBytes, fmtDuration, info, warn } from '../harness/util/log.js';
 import { cacheDir } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
 import type { PackageRef } from './catalog.js';
 import { withLock } from './lock.js';
@@ -163,7 +164,7 @@ export class PrivateApt {
       const t0 = Date.now();
       const status = new StatusLine(5000);
       // --error-on=any: without it apt-get update exits 0 even when every download failed
-      const proc = execa('apt-get', ['-q', 'update', '--error-on=any'], { env: this.env(), reject: false, all: true, buffer: { all: true } });
+      const proc = execaTiedToParent('apt-get', ['-q', 'update', '--error-on=any'], { env: this.env(), reject: false, all: true, buffer: { all: true } });
       let fetched = '';
       const errors: string[] = [];
       proc.all?.setEncoding('utf8');
@@ -236,7 +237,7 @@ export class PrivateApt {
     }, 1000);
     let r;
     try {
-      r = await execa('apt-get', args, { env: this.env(), cwd: dir, reject: false, all: true });
+      r = await execaTiedToParent('apt-get', args, { env: this.env(), cwd: dir, reject: false, all: true });
     } finally {
       clearInterval(timer);
       status.done();

@@ -11,6 +11,7 @@ import { atomicWrite, atomicWriteJson, exists, readJsonIfExists, sha256 } from '
 import type { HostTool } from '../harness/util/host.js';
 import { StatusLine, fmtDuration, info, warn } from '../harness/util/log.js';
 import { cacheDir, projectRoot } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
 import { withLock } from './lock.js';
 import { DEBIAN_ARCHIVE_KEYRING, type BuildEnv } from './profiles.js';
@@ -159,7 +160,7 @@ export function buildErrorLines(output: string, max = 5): string[] {
 
 async function runMake(cmd: string, args: string[], label: string, logPath: string): Promise<void> {
   const t0 = Date.now();
-  const r = await execa(cmd, args, {
+  const r = await execaTiedToParent(cmd, args, {
     reject: false,
     all: true,
     // a clean make environment: no ARCH/CROSS_COMPILE/KBUILD_* from the user's shell
@@ -225,7 +226,7 @@ export async function ensureBuildRoot(env: Extract<BuildEnv, { kind: 'chroot' }>
     info(`creating a Debian ${env.suite} build root: debootstrap ${args.join(' ')}`);
     const t0 = Date.now();
     const status = new StatusLine(10_000);
-    const proc = execa('debootstrap', args, { reject: false, all: true });
+    const proc = execaTiedToParent('debootstrap', args, { reject: false, all: true });
     proc.all?.setEncoding('utf8');
     let part = '';
     proc.all?.on('data', (chunk: string) => {

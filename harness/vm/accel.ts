@@ -13,6 +13,7 @@ import { UserError } from '../util/errors.js';
 import { atomicWriteJson, readJsonIfExists, sha256 } from '../util/fsx.js';
 import { info } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
+import { execaTiedToParent } from '../util/proc.js';
 import { stripControl } from '../util/sanitize.js';
 import type { Accel, MachineProfile } from './machine.js';
 
@@ -132,7 +133,7 @@ export async function probeKvmBoot(
     '-append',
     [`console=${machine.consoleTty}`, 'panic=-1', ...machine.cmdline].join(' '),
   ];
-  const r = await execa(machine.qemuBinary, args, {
+  const r = await execaTiedToParent(machine.qemuBinary, args, {
     reject: false,
     timeout: timeoutMs,
     stdin: 'ignore',

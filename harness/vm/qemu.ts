@@ -4,11 +4,12 @@
  * socket for the agent, its exit and kernel panics detected. This and the agent transport are
  * the only code that touches processes.
  */
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
+import { execaTiedToParent } from '../util/proc.js';
 import { LineSplitter, stripControl } from '../util/sanitize.js';
 import type { Accel, MachineProfile } from './machine.js';
 
@@ -82,7 +83,8 @@ export class QemuVm {
     await fs.mkdir(dirname(this.consolePath), { recursive: true });
     for (const p of [this.agentSocketPath, this.qmpSocketPath]) await fs.rm(p, { force: true });
     this.consoleFile = createWriteStream(this.consolePath, { flags: 'w' });
-    const proc = execa(this.binary, this.args, {
+    // QEMU dies with svadiff, however svadiff ends (util/proc.ts)
+    const proc = execaTiedToParent(this.binary, this.args, {
       stdin: 'ignore',
       stdout: 'pipe',
       stderr: 'pipe',
