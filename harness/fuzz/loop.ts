@@ -6,7 +6,7 @@
  * that is interrupted continues where it stopped with the same --seed and --out.
  */
 import { join } from 'node:path';
-import { MAX_PRECEDING, type FindingStore, type KernelId } from '../findings/store.js';
+import { MAX_PRECEDING, type FindingStore, type KernelId, type RecordResult } from '../findings/store.js';
 import { generateProgram, type GeneratorOptions } from '../generator/index.js';
 import type { KernelProfile } from '../model/index.js';
 import type { Program } from '../program/types.js';
@@ -135,6 +135,7 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
       stats.programs++;
       stats.checkedOps += r.check.checked;
       stats.executedOps += r.run?.results.filter((x) => x !== undefined).length ?? 0;
+      const recorded: { title: string; rec: RecordResult }[] = [];
       for (const c of findingCandidates(r, cfg.kernel)) {
         if (c.kind !== 'divergence' && sinceBoot.length > 0) c.preceding = sinceBoot.slice();
         const rec = await cfg.store.record(c);
@@ -145,8 +146,15 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
           stats.findings++;
           if (!rec.known) stats.newFindings++;
         }
-        hooks.onFinding?.(rec.id, c.title, rec.isNew, rec.known);
+        recorded.push({ title: c.title, rec });
       }
+      if (recorded.length > 0) {
+        // the stream position goes with the findings on disk: a run killed from here on (no
+        // finally then) resumes after this program instead of recording its findings again
+        await saveState();
+        lastSave = Date.now();
+      }
+      for (const { title, rec } of recorded) hooks.onFinding?.(rec.id, title, rec.isNew, rec.known);
       sinceBoot.push(program);
       if (sinceBoot.length > MAX_PRECEDING) sinceBoot.shift();
       hooks.onProgram?.(index - 1, program, r);
