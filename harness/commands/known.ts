@@ -10,7 +10,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FINDING_FORMAT, type Finding } from '../findings/store.js';
+import { currentTitle, FINDING_FORMAT, type Finding } from '../findings/store.js';
 import { KNOWN_FORMAT, KNOWN_VERSION, knownIssuesDir, loadKnownIssues, parseKnownIssues, seriesOf, type KnownIssue } from '../findings/known.js';
 import { UserError } from '../util/errors.js';
 import { atomicWrite } from '../util/fsx.js';
@@ -94,7 +94,7 @@ async function knownAdd(args: string[], dir: string): Promise<number> {
   if (link && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(link)) throw new UserError(`--link must be a URL (scheme:…), got "${safeLine(link, 80)}"`);
 
   const f = await readFinding(positionals[0]!);
-  const { title } = f;
+  const title = currentTitle(f.kind, f.title); // a finding of an older svadiff may have values in its title
   const { release, spec } = f.kernel;
   const series = checkSeries(values.series) ?? seriesOf(release) ?? seriesOf(spec);
   if (!series) throw new UserError(`cannot tell the kernel series of ${safeLine(release, 60)}; give --series (e.g. 6.12)`);

@@ -6,6 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { currentDivergenceTitle } from '../oracle/check.js';
 import { UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
 
@@ -114,7 +115,9 @@ function knownIssues(series: string, source: string, issues: KnownIssue[], regex
     source,
     issues,
     match(title: string): KnownIssue | undefined {
-      return issues.find((issue, i) => (issue.title !== undefined ? issue.title === title : (regexes[i]?.test(title) ?? false)));
+      // an exact title written when divergence titles carried values still matches
+      const now = currentDivergenceTitle(title);
+      return issues.find((issue, i) => (issue.title !== undefined ? currentDivergenceTitle(issue.title) === now : (regexes[i]?.test(title) ?? false)));
     },
   };
 }

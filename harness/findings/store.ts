@@ -11,9 +11,17 @@
  * Every file is written atomically (util/fsx atomicWrite) and finding.json last, so a finding
  * directory is complete once its finding.json exists. Opening an existing outDir resumes its
  * counts; files that cannot be read are reported and skipped, never fatal.
+ *
+ * Divergence titles once carried the values an ok read ("got ok(0x0)", "got ok()"), which split
+ * one divergence into several findings. Opening a directory written then brings its findings to
+ * the current titles (oracle/check.ts currentDivergenceTitle): a finding whose title changes is
+ * renamed to its new id, or, when that id is already a finding, merged into it (counts, kernels
+ * and dates added up; the kept program is the existing finding's) and its directory moved to
+ * findings/.merged/<old id>/, kept for reference. The old ids are listed in former_ids.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { currentDivergenceTitle } from '../oracle/check.js';
 import { formatProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import type { ReportKind } from '../oracle/report.js';
@@ -115,6 +123,8 @@ export interface Finding {
   program_ops?: number;
   /** programs in preceding.json (absent when there is none) */
   preceding_programs?: number;
+  /** ids this finding had under older title formats (see the top of this file) */
+  former_ids?: string[];
 }
 
 export interface RecordResult {
@@ -177,14 +187,25 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 
-/** Check a finding.json read back from disk; a string says what is wrong. */
+/** The title a finding has now (older divergence titles carried values). */
+export function currentTitle(kind: FindingKind, title: string): string {
+  return kind === 'divergence' ? cleanTitle(currentDivergenceTitle(title)) : title;
+}
+
+/**
+ * Check a finding.json read back from disk; a string says what is wrong. Its id and title give
+ * the directory's name, or its old title's id is in it and its current title's id is the
+ * directory's (a rename to the current title that stopped before finding.json was rewritten).
+ */
 function checkFinding(raw: unknown, dirName: string): Finding | string {
   if (!isObj(raw)) return 'not a JSON object';
   if (raw.format !== FINDING_FORMAT || raw.version !== FINDING_VERSION) return `not a ${FINDING_FORMAT} version ${FINDING_VERSION} file`;
-  if (raw.id !== dirName) return `field "id" is ${JSON.stringify(raw.id)}, not the directory name`;
   if (!FINDING_KINDS.includes(raw.kind as FindingKind)) return `field "kind" must be one of ${FINDING_KINDS.join(', ')}`;
   if (!isStr(raw.title) || raw.title === '') return 'field "title" must be a non-empty string';
-  if (findingId(raw.title) !== dirName) return 'field "title" does not give this id';
+  const renamed = raw.id === findingId(raw.title) && findingId(currentTitle(raw.kind as FindingKind, raw.title)) === dirName;
+  if (raw.id !== dirName && !renamed) return `field "id" is ${JSON.stringify(raw.id)}, not the directory name`;
+  if (findingId(raw.title) !== dirName && !renamed) return 'field "title" does not give this id';
+  if (raw.former_ids !== undefined && !(Array.isArray(raw.former_ids) && raw.former_ids.every(isStr))) return 'field "former_ids" must be a list of ids';
   if (!isCount(raw.count)) return 'field "count" must be a positive integer';
   for (const f of ['first_seen', 'last_seen', 'expected', 'observed'] as const) {
     if (!isStr(raw[f])) return `field "${f}" must be a string`;
@@ -218,6 +239,7 @@ export class FindingStore {
   static async open(outDir: string, opts: StoreOptions = {}): Promise<FindingStore> {
     const store = new FindingStore(outDir, opts);
     await store.load();
+    await store.retitleAll();
     await store.relabelAll();
     return store;
   }
@@ -265,7 +287,47 @@ export class FindingStore {
         this.problem(`${path}: ${f}; the finding is recorded anew if seen again`);
         continue;
       }
-      this.findings.set(f.id, f);
+      // by directory: after an interrupted rename the id inside is still the old one
+      this.findings.set(name, f);
+    }
+  }
+
+  /**
+   * Bring findings with titles of an older format to the current title (see the top of this
+   * file): rename, or merge into the finding that has the new title. Safe to interrupt: a
+   * renamed directory whose finding.json still has the old id is finished here next time; an
+   * old directory whose id the target already lists in former_ids was merged and is moved away.
+   */
+  private async retitleAll(): Promise<void> {
+    for (const [dirName, old] of [...this.findings]) {
+      const title = currentTitle(old.kind, old.title);
+      if (title === old.title) continue;
+      const id = findingId(title);
+      const renamed: Finding = { ...structuredClone(old), id, title, former_ids: [...new Set([...(old.former_ids ?? []), old.id])] };
+      try {
+        if (dirName === id) {
+          await atomicWriteJson(join(this.dir, id, 'finding.json'), renamed);
+          this.findings.set(id, renamed);
+          continue;
+        }
+        const target = this.findings.get(id);
+        if (!target) {
+          await fs.rename(join(this.dir, dirName), join(this.dir, id));
+          await atomicWriteJson(join(this.dir, id, 'finding.json'), renamed);
+          this.findings.delete(dirName);
+          this.findings.set(id, renamed);
+          continue;
+        }
+        const merged = target.former_ids?.includes(old.id) ? target : mergeFindings(target, renamed);
+        if (merged !== target) await atomicWriteJson(join(this.dir, id, 'finding.json'), merged);
+        this.findings.set(id, merged);
+        await fs.mkdir(join(this.dir, '.merged'), { recursive: true });
+        await fs.rm(join(this.dir, '.merged', dirName), { recursive: true, force: true });
+        await fs.rename(join(this.dir, dirName), join(this.dir, '.merged', dirName));
+        this.findings.delete(dirName);
+      } catch (e) {
+        this.problem(`${join(this.dir, dirName)}: could not bring its title up to date (${errorMessage(e)}); it stays as it is`);
+      }
     }
   }
 
@@ -298,7 +360,7 @@ export class FindingStore {
 
   private async recordNow(c: FindingCandidate): Promise<RecordResult> {
     if (!FINDING_KINDS.includes(c.kind)) throw new Error(`finding kind ${JSON.stringify(c.kind)} is not one of ${FINDING_KINDS.join(', ')}`);
-    const title = cleanTitle(c.title);
+    const title = currentTitle(c.kind, cleanTitle(c.title));
     const id = findingId(title);
     const at = (c.at ?? new Date()).toISOString();
     const release = cleanTitle(c.kernel.release);
@@ -405,6 +467,29 @@ export class FindingStore {
       this.findings.set(id, f);
     }
   }
+}
+
+/** One finding from two with the same title: counts, kernels and dates added up; a's evidence. */
+export function mergeFindings(a: Finding, b: Finding): Finding {
+  const f = structuredClone(a);
+  f.count += b.count;
+  if (b.first_seen < f.first_seen) {
+    f.first_seen = b.first_seen;
+    f.kernel = { ...b.kernel };
+  }
+  if (b.last_seen > f.last_seen) f.last_seen = b.last_seen;
+  for (const [rel, k] of Object.entries(b.kernels)) {
+    const mine = f.kernels[rel];
+    if (!mine) f.kernels[rel] = { ...k };
+    else {
+      mine.count += k.count;
+      if (k.first_seen < mine.first_seen) mine.first_seen = k.first_seen;
+      if (k.last_seen > mine.last_seen) mine.last_seen = k.last_seen;
+    }
+  }
+  const former = [...new Set([...(a.former_ids ?? []), ...(b.former_ids ?? [])])];
+  if (former.length > 0) f.former_ids = former;
+  return f;
 }
 
 function describeKnown(k: KnownIssue): string {

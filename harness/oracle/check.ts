@@ -122,11 +122,82 @@ function uniqueOutcomes(os: Outcome[]): Outcome[] {
 
 /**
  * The title says which call, what the model expected (and by which rule) and what the kernel
- * did: "mmap: expected EEXIST, got ok [mmap.exists]". Values read from memory are left out of
- * titles (they vary between runs; the report has them), but sysfs texts and errnos stay.
+ * did, by kind only: "mmap: expected EEXIST, got ok [mmap.exists]". Kinds are ok, an errno
+ * name, a signal name, died(SIG…) and hang; the values an ok carries (data read from memory or
+ * sysfs, addresses, return values) are left out, so that one divergence is one finding however
+ * the values vary (they stay in the finding's expected and observed). When the kernel's ok
+ * differs from the model's only by its value the title says "got ok (another value)".
+ * `expected` and `observed` are formatOutcomeSet and formatOutcome texts.
  */
 export function divergenceTitle(op: Op, expected: string, observed: string, rules: string[]): string {
-  const what = op.op === 'ioctl' ? `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}` : op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
-  const trim = (s: string) => (op.op === 'touch' || op.op === 'submit' ? s.replace(/0x[0-9a-f]{6,}/g, '0x…') : s);
-  return `${what}: expected ${trim(expected)}, got ${trim(observed)} [${rules.slice(0, 2).join(', ')}]`;
+  return `${titleWhat(op)}: expected ${titleExpected(expected)}, got ${titleObserved(observed, expected)} [${rules.slice(0, 2).join(', ')}]`;
+}
+
+/** The title's name of an op: "mmap", "ioctl START_Q", "ioctl 0x1234", "sysfs_read api". */
+export function titleWhat(op: Op): string {
+  if (op.op === 'ioctl') return `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}`;
+  return op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
+}
+
+/** An expected set's text as a title gives it: its kinds, each once ("one of {ok, EINVAL}", "ok"). */
+export function titleExpected(expected: string): string {
+  const kinds = outcomeKinds(expected);
+  return kinds.length === 1 ? kinds[0]! : `one of {${kinds.join(', ')}}`;
+}
+
+/** An observed outcome's text as a title gives it, next to what was expected. */
+export function titleObserved(observed: string, expected: string): string {
+  const kind = kindOf(observed);
+  return kind === 'ok' && outcomeKinds(expected).includes('ok') ? 'ok (another value)' : kind;
+}
+
+/** ok(…) is ok; errno and signal names, died(SIG…) and hang are kinds already. */
+function kindOf(outcome: string): string {
+  return outcome.startsWith('ok(') ? 'ok' : outcome;
+}
+
+/** The distinct kinds of an outcome or set text, in order. */
+function outcomeKinds(text: string): string[] {
+  const set = /^one of \{(.*)\}$/.exec(text);
+  return [...new Set((set ? splitOutcomeSet(set[1]!) : [text]).map(kindOf))];
+}
+
+/** The members of a set's text, split at ", " outside parentheses and quoted values. */
+function splitOutcomeSet(inner: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < inner.length; i++) {
+    const c = inner[i]!;
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0 && inner[i + 1] === ' ') {
+      parts.push(inner.slice(start, i));
+      start = i + 2;
+    }
+  }
+  parts.push(inner.slice(start));
+  return parts;
+}
+
+/** what, expected, observed, rules of a divergence title */
+export const DIVERGENCE_TITLE_RE = /^(.+?): expected (.+), got (.+) \[([^\]]*)\]$/;
+
+/**
+ * A divergence title of any svadiff version as divergenceTitle writes it now. Titles used to
+ * carry ok's values ("got ok(0x0)", "got ok()", touch and submit values of 6 or more hex
+ * digits as "0x…"): stores, known-issue lists and reproducers written then still have them.
+ * Other titles (crashes, hangs) come back unchanged; so does a title already current.
+ */
+export function currentDivergenceTitle(title: string): string {
+  // values first: a quoted one could hold anything, "got" and "[" included
+  const valueless = title.replace(/ok\((?:"(?:[^"\\]|\\.)*"|[^()"]*)\)/g, 'ok');
+  const m = DIVERGENCE_TITLE_RE.exec(valueless);
+  if (!m) return title;
+  return `${m[1]}: expected ${titleExpected(m[2]!)}, got ${titleObserved(m[3]!, m[2]!)} [${m[4]}]`;
 }

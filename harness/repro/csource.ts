@@ -34,6 +34,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ioctlNumber, slotTable } from '../agent/wire.js';
 import { initialState, predict, type KernelProfile, type ModelState } from '../model/index.js';
+import { titleExpected, titleWhat } from '../oracle/check.js';
 import { ERRNO_NAMES, SIGNAL_NAMES } from '../program/errno.js';
 import { formatOutcome, formatOutcomeSet, type Outcome } from '../program/outcome.js';
 import { formatProgram, parseProgram } from '../program/parse.js';
@@ -339,8 +340,6 @@ interface StepCode {
   deadline?: string;
   /** mmap/alloc/mremap: the controller checks where the mapping landed */
   placed?: boolean;
-  /** touch/submit: values read from memory are left out of titles (checkProgram divergenceTitle) */
-  trim?: boolean;
   /** touch/submit: SIGSEGV or SIGBUS during the step is its outcome */
   faults?: boolean;
   /** runtime pieces it needs */
@@ -516,7 +515,6 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
           comment: `64-bit load from ${where}`,
           body: [`DATAF(r, "0x%llx", (unsigned long long)*(volatile uint64_t *)${at(n, op.map, op.page, off)});`],
           value: 'VALUE_DATA',
-          trim: true,
           faults: true,
           needs: ['faults'],
         };
@@ -526,7 +524,6 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         comment: `64-bit store of ${op.value} to ${where}`,
         body: [`*(volatile uint64_t *)${at(n, op.map, op.page, off)} = ${op.value}ULL;`],
         value: 'VALUE_DATA',
-        trim: true,
         faults: true,
         needs: ['faults'],
       };
@@ -549,7 +546,6 @@ function stepCode(op: Op, n: Names, origin: Map<string, string>): StepCode {
         ],
         value: 'VALUE_DATA',
         deadline: 'SUBMIT_DEADLINE_MS',
-        trim: true,
         faults: true,
         needs: ['submit', 'faults'],
       };
@@ -877,9 +873,9 @@ function generateGeneralC(program: Program, opts: ReproOptions): string {
     '\tint forks;\t\t\t/* fork: the new task (never task 0) */',
     '\tint exit;\t\t\t/* the task ends: done when it is gone */',
     '\tint placed;\t\t\t/* mmap, mremap: the mapping must land at its slot */',
-    '\tint trim;\t\t\t/* values read from memory are left out of the title */',
     '\tconst char *what;\t\t/* the call in the title */',
     '\tconst char *expect_text;\t/* the expectation as svadiff prints it, NULL: not checked */',
+    '\tconst char *expect_title;\t/* the same as the title names it: kinds, no values */',
     '\tconst char *rules;\t\t/* the model rules behind it */',
     '\tstruct outcome expect[MAX_EXPECT];',
     '};',
@@ -899,9 +895,8 @@ function generateGeneralC(program: Program, opts: ReproOptions): string {
       ...(op.op === 'fork' ? [`.forks = ${names.task(op.child)}`] : []),
       ...(op.op === 'exit' ? ['.exit = 1'] : []),
       ...(c.placed ? ['.placed = 1'] : []),
-      ...(c.trim ? ['.trim = 1'] : []),
       `.what = ${cString(what)}`,
-      ...(exp ? [`.expect_text = ${cString(formatOutcomeSet(exp))}`, `.rules = ${cString(rules.slice(0, 2).join(', '))}`, `.expect = { ${exp.map(cOutcome).join(', ')} }`] : []),
+      ...(exp ? [`.expect_text = ${cString(formatOutcomeSet(exp))}`, `.expect_title = ${cString(titleExpected(formatOutcomeSet(exp)))}`, `.rules = ${cString(rules.slice(0, 2).join(', '))}`, `.expect = { ${exp.map(cOutcome).join(', ')} }`] : []),
     ];
     push(`\t[${i}] = {`);
     // a few fields per line, readable in a mail
@@ -1463,44 +1458,21 @@ static void print_outcome(FILE *f, const struct outcome *o)
 	}
 }
 
-/* s with every hex number of 6 or more digits shown as 0x... (values read from memory vary) */
-static void print_trimmed(FILE *f, const char *s)
-{
-	while (*s) {
-		size_t n = 0;
-
-		if (s[0] == '0' && s[1] == 'x')
-			while ((s[2 + n] >= '0' && s[2 + n] <= '9') || (s[2 + n] >= 'a' && s[2 + n] <= 'f'))
-				n++;
-		if (n >= 6) {
-			fputs("0x\\342\\200\\246", f);	/* "0x" and U+2026 (an ellipsis) in UTF-8 */
-			s += 2 + n;
-		} else {
-			fputc(*s++, f);
-		}
-	}
-}
-
-/* The finding's title as svadiff writes it: "mmap: expected ok, got EEXIST [mmap.ok]". */
+/*
+ * The finding's title as svadiff writes it: "touch: expected SIGBUS, got ok [touch.zombie]".
+ * Kinds only (ok, errno, signal): the values an ok carries vary between runs.
+ */
 static void print_title(int s, const struct outcome *got)
 {
-	char obs[2 * DATA_MAX];
-	FILE *m = fmemopen(obs, sizeof(obs), "w");
+	int k, ok_expected = 0;
 
-	if (!m)
-		return;
-	print_outcome(m, got);
-	fputc('\\0', m);
-	fclose(m);
-	obs[sizeof(obs) - 1] = '\\0';
-	printf("${REPRO_FINDING_PREFIX}%s: expected ", steps[s].what);
-	if (steps[s].trim) {
-		print_trimmed(stdout, steps[s].expect_text);
-		fputs(", got ", stdout);
-		print_trimmed(stdout, obs);
-	} else {
-		printf("%s, got %s", steps[s].expect_text, obs);
-	}
+	for (k = 0; k < MAX_EXPECT && steps[s].expect[k].kind != NONE; k++)
+		ok_expected |= steps[s].expect[k].kind == OK || steps[s].expect[k].kind == OK_VALUE;
+	printf("${REPRO_FINDING_PREFIX}%s: expected %s, got ", steps[s].what, steps[s].expect_title);
+	if (got->kind == OK || got->kind == OK_VALUE)
+		fputs(ok_expected ? "ok (another value)" : "ok", stdout);
+	else
+		print_outcome(stdout, got);
 	printf(" [%s]\\n", steps[s].rules);
 }
 
@@ -1681,11 +1653,6 @@ function commentLines(indent: string, text: string): string[] {
   return out;
 }
 
-/** The title's name of a step's call: "mmap", "ioctl START_Q", "sysfs_read api" (as divergenceTitle). */
-function titleWhat(op: Op): string {
-  return op.op === 'ioctl' ? `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}` : op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
-}
-
 /** Prototypes of the functions a piece of C defines ("static ... name(...)" lines before "{"). */
 function prototypes(code: string): string[] {
   const out: string[] = [];
@@ -1729,7 +1696,6 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
   const watch = compactWatches(opts);
   const faults = needs.has('faults');
   const usesPath = codes.some((c) => c.resolve !== undefined || c.body.some((l) => /\bpath\b/.test(l)));
-  const trims = has('touch') || has('submit');
   const d = program.device;
   const title = opts.title !== undefined ? commentText(opts.title) : undefined;
   const kernel = opts.kernel !== undefined ? commentText(opts.kernel) : undefined;
@@ -1862,8 +1828,7 @@ function generateCompactC(program: Program, opts: ReproOptions): string {
   push(rtNodes(needs.has('mknod_path')), ...opHelpers);
   if (faults) push(RT_ON_FAULT);
   if (has('sysfs_read')) push(RT_OK_VALUE_ESCAPED);
-  if (trims) push(RT_TRIM);
-  push(rtReport(trims, expectLen), runHelpers.join('\n'));
+  push(rtReport(expectLen), runHelpers.join('\n'));
   push(`/* ${REPRO_PROGRAM_MARKER}`, embeddedJsonCompact(program), '*/', '');
 
   const defs = definesFor(L.slice(definesAt).join('\n'));
@@ -1932,29 +1897,6 @@ static void ok_value(char *out, const char *s, unsigned int n)
 }
 `;
 
-const RT_TRIM = `/* touch, submit: in the title, hex numbers of 6 or more digits are 0x... (memory contents vary) */
-static char *trim(char *s)
-{
-	char *in = s, *out = s;
-	size_t n;
-
-	if (strcmp(run->step->what, "touch") != 0 && strcmp(run->step->what, "submit") != 0)
-		return s;
-	while (*in) {
-		n = in[0] == '0' && in[1] == 'x' ? strspn(in + 2, "0123456789abcdef") : 0;
-		if (n >= 6) {
-			memcpy(out, "0x\\342\\200\\246", 5);	/* U+2026, an ellipsis, in UTF-8 */
-			out += 5;
-			in += 2 + n;
-		} else {
-			*out++ = *in++;
-		}
-	}
-	*out = '\\0';
-	return s;
-}
-`;
-
 const RT_BEGIN = (watch: boolean) => `/* Step s begins: nothing done yet (as the agent's task starts an op). */
 static void begin(const struct step *s)
 {
@@ -2008,19 +1950,25 @@ ${
 `;
 }
 
-function rtReport(trim: boolean, expectLen: number): string {
-  const t = (x: string) => (trim ? `trim(${x})` : x);
-  return `/* The step's line; the first step whose outcome the model does not allow is the finding. */
+function rtReport(expectLen: number): string {
+  return `#define KIND(o)	(strncmp(o, "ok", 2) == 0 ? "ok" : (o))	/* as titles name it: no values (they vary) */
+
+/* The step's line; the first step whose outcome the model does not allow is the finding. */
 static void report(char *got)
 {
 	const struct step *s = run->step;
-	char want[${expectLen}] = "";	/* the expected set as printed */
-	int k, ok = 0;
+	char want[${expectLen}] = "", kinds[${expectLen}] = "";	/* the expected set as printed; its kinds */
+	int k, j, ok = 0, n = 0, ok_expected = 0;
 
 	for (k = 0; s->expect[k]; k++) {
 		sprintf(want + strlen(want), "%s%s", k ? ", " : s->expect[1] ? "one of {" : "", s->expect[k]);
 		ok |= strcmp(s->expect[k], got) == 0 ||
 		      (strcmp(s->expect[k], "ok") == 0 && strncmp(got, "ok(", 3) == 0);	/* ok: any value */
+		for (j = 0; j < k && strcmp(KIND(s->expect[j]), KIND(s->expect[k])) != 0; j++)
+			;
+		if (j == k)	/* a kind not named yet */
+			sprintf(kinds + strlen(kinds), "%s%s", n++ ? ", " : "", KIND(s->expect[k]));
+		ok_expected |= strcmp(KIND(s->expect[k]), "ok") == 0;
 	}
 	if (k > 1)
 		strcat(want, "}");
@@ -2038,7 +1986,8 @@ static void report(char *got)
 	if (strcmp(got, "hang") == 0)
 		printf("${REPRO_FINDING_PREFIX}hang: %s did not return\\n", s->what);
 	else
-		printf("${REPRO_FINDING_PREFIX}%s: expected %s, got %s [%s]\\n", s->what, ${t('want')}, ${t('got')}, s->rules);
+		printf("${REPRO_FINDING_PREFIX}%s: expected %s%s%s, got %s [%s]\\n", s->what, n > 1 ? "one of {" : "", kinds, n > 1 ? "}" : "",
+		       strcmp(KIND(got), "ok") != 0 ? got : ok_expected ? "ok (another value)" : "ok", s->rules);
 }
 `;
 }

@@ -24,6 +24,7 @@ import { buildInitramfs } from '../../guest/initramfs.js';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import { AgentClosedError, type ExecutableRun } from '../agent/session.js';
+import { currentDivergenceTitle, DIVERGENCE_TITLE_RE } from '../oracle/check.js';
 import { sameCrash, type CrashReport } from '../oracle/report.js';
 import { profileFor } from '../model/index.js';
 import { parseProgram } from '../program/parse.js';
@@ -166,8 +167,6 @@ export function reproFindingLine(output: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Titles
 
-const DIVERGENCE_TITLE_RE = /^(.+?): expected (.+), got (.+) \[([^\]]*)\]$/;
-
 /** Is this the title of a divergence (harness/oracle/check.ts divergenceTitle) or of a hang? */
 export function isModelTitle(title: string): boolean {
   return DIVERGENCE_TITLE_RE.test(title) || /^hang: \S+ did not return$/.test(title);
@@ -178,7 +177,10 @@ export function isModelTitle(title: string): boolean {
  * observed outcome and a rule in common: the reproducer follows every branch of the model, so
  * its expected set can be wider than the one checkProgram printed along the kernel's path.
  */
-export function sameDivergence(expected: string, got: string): boolean {
+export function sameDivergence(expectedTitle: string, gotTitle: string): boolean {
+  // either may come from an older svadiff, whose titles carried values
+  const expected = currentDivergenceTitle(expectedTitle);
+  const got = currentDivergenceTitle(gotTitle);
   if (expected === got) return true;
   const a = DIVERGENCE_TITLE_RE.exec(expected);
   const b = DIVERGENCE_TITLE_RE.exec(got);
@@ -270,7 +272,9 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
   const runs = opts.runs ?? 3;
   if (!Number.isInteger(runs) || runs < 1 || runs > 1000) throw new UserError(`--runs must be 1..1000, got ${runs}`);
   const kernel = await fetchKernel(kernelSpec);
-  const expectTitle = opts.expectTitle !== undefined ? opts.expectTitle || undefined : t.title;
+  const given = opts.expectTitle !== undefined ? opts.expectTitle || undefined : t.title;
+  // a finding or reproducer of an older svadiff may have a title with values in it
+  const expectTitle = given !== undefined ? currentDivergenceTitle(given) : undefined;
   const logDir = opts.logDir ?? (await fs.mkdtemp(join(tmpdir(), 'svadiff-replay-')));
   await fs.mkdir(logDir, { recursive: true });
 

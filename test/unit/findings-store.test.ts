@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseKnownIssues } from '../../harness/findings/known.js';
-import { cleanTitle, findingId, FindingStore, MAX_CONSOLE, type FindingCandidate } from '../../harness/findings/store.js';
+import { cleanTitle, findingId, FindingStore, MAX_CONSOLE, type Finding, type FindingCandidate } from '../../harness/findings/store.js';
 import { parseReports } from '../../harness/oracle/report.js';
 import { formatProgram, parseProgram } from '../../harness/program/parse.js';
 import type { Program } from '../../harness/program/types.js';
@@ -273,6 +273,75 @@ describe('FindingStore', () => {
     expect(second.get(a.id)!.known).toBe(true);
     const onDisk = JSON.parse(readFileSync(join(out, 'findings', a.id, 'finding.json'), 'utf8')) as { known: boolean; count: number };
     expect(onDisk).toMatchObject({ known: true, count: 1 });
+  });
+
+  describe('a directory written when divergence titles carried values', () => {
+    const K61 = { spec: 'debian:6.1', release: '6.1.0-56-amd64' };
+    const OLD_EMPTY = 'touch: expected SIGBUS, got ok() [touch.zombie]';
+    const OLD_ZERO = 'touch: expected SIGBUS, got ok(0x0) [touch.zombie]';
+    const NOW = 'touch: expected SIGBUS, got ok [touch.zombie]';
+    const listed = async (series: string) =>
+      parseKnownIssues(JSON.stringify({ format: 'svadiff-known-issues', version: 1, series, issues: [{ title: NOW, note: 'reviewed', link: 'corpus/regress/x.json' }] }), 'test', series);
+
+    /** A finding directory as an older svadiff wrote it. */
+    async function oldFinding(title: string, count: number, at: string, ops: number, kernel = K61): Promise<string> {
+      const id = findingId(title);
+      const f: Finding = {
+        format: 'svadiff-finding', version: 1, id, kind: 'divergence', title, kernel,
+        kernels: { [kernel.release]: { spec: kernel.spec, count, first_seen: at, last_seen: at } },
+        count, first_seen: at, last_seen: at, expected: 'SIGBUS', observed: title.includes('0x0') ? 'ok(0x0)' : 'ok()',
+        known: false, op_index: ops - 1, rule: 'touch.zombie', program_ops: ops,
+      };
+      await fs.mkdir(join(out, 'findings', id), { recursive: true });
+      await fs.writeFile(join(out, 'findings', id, 'program.json'), formatProgram(shorter(SEED, ops)));
+      await fs.writeFile(join(out, 'findings', id, 'finding.json'), JSON.stringify(f));
+      return id;
+    }
+
+    it('brings them to the current title: one finding, counts and kernels added up, known again, nothing lost', async () => {
+      const emptyId = await oldFinding(OLD_EMPTY, 3, '2026-11-20T10:00:00.000Z', 3);
+      const zeroId = await oldFinding(OLD_ZERO, 2, '2026-11-21T10:00:00.000Z', 2, K612);
+      const store = await open({ knownIssues: listed });
+      expect(problems).toEqual([]);
+      const id = findingId(NOW);
+      expect(store.list().map((f) => [f.id, f.title, f.count, f.known])).toEqual([[id, NOW, 5, true]]);
+      const f = await readJson(join(out, 'findings', id, 'finding.json'));
+      expect(f).toMatchObject({ id, title: NOW, count: 5, first_seen: '2026-11-20T10:00:00.000Z', last_seen: '2026-11-21T10:00:00.000Z', kernel: K61 });
+      expect(f.former_ids).toEqual([emptyId, zeroId].sort());
+      expect(Object.keys(f.kernels as object).sort()).toEqual([K61.release, K612.release]);
+      // the first (by directory name) was renamed with its evidence, the other kept aside
+      const [renamed, merged] = [emptyId, zeroId].sort();
+      expect(await fs.readFile(join(out, 'findings', id, 'program.json'), 'utf8')).toBe(formatProgram(shorter(SEED, renamed === emptyId ? 3 : 2)));
+      expect((await fs.readdir(join(out, 'findings'))).sort()).toEqual(['.merged', id]);
+      expect(await fs.readdir(join(out, 'findings', '.merged'))).toEqual([merged]);
+      // again: nothing changes; the same divergence seen now counts on
+      const again = await open({ knownIssues: listed });
+      expect(again.list().map((x) => x.count)).toEqual([5]);
+      expect(await again.record({ kind: 'divergence', title: OLD_ZERO, kernel: K61, expected: 'SIGBUS', observed: 'ok(0x0)' })).toMatchObject({ id, isNew: false, count: 6, known: true });
+    });
+
+    it('finishes a rename that was interrupted (directory renamed, finding.json not rewritten yet)', async () => {
+      const id = findingId(NOW);
+      const emptyId = await oldFinding(OLD_EMPTY, 3, '2026-11-20T10:00:00.000Z', 3);
+      await fs.rename(join(out, 'findings', emptyId), join(out, 'findings', id));
+      const store = await open();
+      expect(problems).toEqual([]);
+      expect(store.list().map((f) => [f.id, f.title, f.count, f.former_ids])).toEqual([[id, NOW, 3, [emptyId]]]);
+      expect(await readJson(join(out, 'findings', id, 'finding.json'))).toMatchObject({ id, title: NOW, count: 3 });
+    });
+
+    it('finishes a merge that was interrupted (target written, old directory still there) without counting twice', async () => {
+      const id = findingId(NOW);
+      const zeroId = await oldFinding(OLD_ZERO, 2, '2026-11-21T10:00:00.000Z', 2);
+      const old = await readJson(join(out, 'findings', zeroId, 'finding.json'));
+      await fs.mkdir(join(out, 'findings', id));
+      await fs.writeFile(join(out, 'findings', id, 'finding.json'), JSON.stringify({ ...old, id, title: NOW, count: 5, former_ids: ['x-0123456789', zeroId] }));
+      const store = await open();
+      expect(problems).toEqual([]);
+      expect(store.list().map((f) => [f.id, f.count])).toEqual([[id, 5]]);
+      expect((await fs.readdir(join(out, 'findings'))).sort()).toEqual(['.merged', id]);
+      expect(await fs.readdir(join(out, 'findings', '.merged'))).toEqual([zeroId]);
+    });
   });
 
   it('the shipped known-issue files do not list test titles', async () => {

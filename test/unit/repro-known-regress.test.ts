@@ -51,6 +51,14 @@ describe('svadiff known', () => {
     expect(store.get(rec.id)?.known_note).toBe('private mappings never free their region — https://lore.kernel.org/some-thread');
   });
 
+  it('add writes the current title of a finding an older svadiff wrote (its title had values)', async () => {
+    const f = JSON.parse(await fs.readFile(join(findingDir, 'finding.json'), 'utf8')) as Record<string, unknown>;
+    await fs.writeFile(join(findingDir, 'finding.json'), JSON.stringify({ ...f, title: 'touch: expected SIGBUS, got ok(0x0) [touch.zombie]' }));
+    await cmdKnown(['add', findingDir, '--reason', 'checked', '--note', 'n'], knownDir);
+    const k = parseKnownIssues(await fs.readFile(join(knownDir, '6.12.json'), 'utf8'), '6.12.json', '6.12');
+    expect(k.issues.map((i) => i.title)).toEqual(['touch: expected SIGBUS, got ok [touch.zombie]']);
+  });
+
   it('adding the same title twice leaves the file unchanged', async () => {
     const args = ['add', findingDir, '--reason', 'checked by hand', '--note', 'n'];
     await cmdKnown(args, knownDir);
