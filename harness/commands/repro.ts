@@ -5,12 +5,14 @@
  *   program.min.json  the program, minimized on a real guest (harness/repro/minimize.ts)
  *   repro.c           a standalone C reproducer of it, with the model's expected outcomes
  *   report.txt        the bug report (harness/repro/report.ts)
- *   repro.json        ops before/after, minimization time and runs, reliability k/N
+ *   repro.json        ops before/after, minimization time and runs, reliability k/N, QEMU's
+ *                     exact command (report.txt names its files without this machine's paths)
  * repro.c is verified on a fresh guest --runs times. A finding that does not reproduce is
  * reported as flaky with its measured rate, never dropped and never called reliable. Every file
  * is written atomically, repro.json last: its presence means the directory is complete.
  */
 import { promises as fs } from 'node:fs';
+import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { programLog, type Finding } from '../findings/store.js';
@@ -24,10 +26,11 @@ import { GuestTester, findingSignature, minimize, type MinimizeResult, type Tria
 import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPreceding, type SequenceResult } from '../repro/preceding.js';
 import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
 import { REPRO_CFLAGS, replay } from '../repro/replay.js';
-import { loadSemanticsSheet, reliabilityText, renderReport, type ReportInput } from '../repro/report.js';
+import { loadSemanticsSheet, reliabilityText, renderReport, reportPathNames, type ReportInput } from '../repro/report.js';
 import { errorMessage, UserError } from '../util/errors.js';
 import { atomicWrite, atomicWriteJson } from '../util/fsx.js';
 import { fmtDuration, info, warn } from '../util/log.js';
+import { cacheDir } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
 import { readFinding } from './known.js';
 import { bootGuest, parseDuration, parseIntOption, prepare, type GuestSetup } from './common.js';
@@ -75,6 +78,8 @@ export interface ReproSummary {
   repro_title: string;
   /** one line per run of repro.c */
   repro_runs: string[];
+  /** QEMU exactly as it ran here (report.txt shows it with file names instead of these paths) */
+  qemu?: { argv: string[]; kernel_image: string; initrd: string };
   verify_error?: string;
   /** the original program showed the finding again at all */
   reproduced: boolean;
@@ -177,7 +182,8 @@ export async function cmdRepro(args: string[]): Promise<number> {
       configHash: setup.kernel.configHash,
       compiler: setup.kernel.compiler,
     },
-    ...(tester.commandLine ? { qemuCommandLine: tester.commandLine } : {}),
+    ...(tester.qemu ? { qemu: { commandLine: tester.qemu.portable, kernelFile: tester.qemu.kernelFile, initrdFile: tester.qemu.initrdFile } } : {}),
+    pathNames: reportPathNames({ uacceKo: setup.kernel.modules.uacce, testModuleKo: setup.kernel.modules.svadiffTest, cache: cacheDir(), home: homedir() }),
     program: minProgram,
     expected: expectedTexts(minProgram, profile),
     bootModules: [...setup.kernel.extraModules.map((p) => p.split('/').pop()!), 'uacce.ko'],
@@ -269,6 +275,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       : {}),
     repro_title: title,
     repro_runs: verify.runs,
+    ...(tester.qemu ? { qemu: { argv: tester.qemu.argv, kernel_image: tester.qemu.kernelImage, initrd: tester.qemu.initrd } } : {}),
     ...(verify.error ? { verify_error: verify.error } : {}),
     reproduced: min.reproduced,
     created: new Date().toISOString(),

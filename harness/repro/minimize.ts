@@ -36,6 +36,7 @@ import { checkProgram, formatProgram, repairProgram } from '../program/parse.js'
 import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
+import type { QemuCommand } from '../vm/qemu.js';
 
 // ---------------------------------------------------------------------------------------------
 // Signatures
@@ -109,8 +110,8 @@ export class GuestTester implements Tester {
   private guest: Guest | undefined;
   private progId = 1;
   boots = 0;
-  /** the QEMU command line of the last guest booted (for report.txt) */
-  commandLine: string | undefined;
+  /** the QEMU command of the last guest booted (for report.txt and repro.json) */
+  qemu: QemuCommand | undefined;
 
   constructor(
     private readonly opts: {
@@ -126,7 +127,7 @@ export class GuestTester implements Tester {
     if (!this.guest) {
       this.guest = await this.opts.boot();
       this.boots++;
-      this.commandLine = this.guest.vm.commandLine();
+      this.qemu = this.guest.vm.command();
     }
     const r = await executeProgram(this.guest, this.progId++, program, this.opts.profile, this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {});
     if (r.needsReboot) {

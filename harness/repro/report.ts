@@ -4,7 +4,7 @@
  * backslash so that they still paste). Pure: everything it says comes in through ReportInput.
  */
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FindingKind } from '../findings/store.js';
 import { describeRule } from '../model/rules.js';
 import type { DeviceParams, Op, Program } from '../program/types.js';
@@ -374,8 +374,11 @@ export interface ReportInput {
   title: string;
   findingId?: string;
   kernel: ReportKernel;
-  /** the QEMU command line of the guest it was reproduced on (qemu.ts commandLine()) */
-  qemuCommandLine?: string;
+  /**
+   * QEMU as the guest it was reproduced on ran (qemu.ts command()): the command line with its
+   * files by name, never by their paths on the reporter's machine (those go to repro.json)
+   */
+  qemu?: { commandLine: string; kernelFile: string; initrdFile: string };
   /** the minimized program */
   program: Program;
   /** what the model expected at each op of the program ('' or undefined: not checked) */
@@ -384,6 +387,11 @@ export interface ReportInput {
   divergence?: { index: number; expected: string; observed: string; rules: string[]; stateBefore?: string };
   /** the kernel's report (oracle excerpt) of a reproducing run, if it had one */
   kernelReport?: string;
+  /**
+   * Paths of this machine the kernel's report may name (module sources, compiled in for WARN
+   * and BUG lines) and what the report says instead, most specific first (reportPathNames)
+   */
+  pathNames?: readonly { from: string; to: string }[];
   /** module file names loaded at boot, in order (extra modules, then uacce.ko) */
   bootModules: string[];
   /** where the guest keeps the modules */
@@ -404,6 +412,30 @@ export interface ReportInput {
   semantics: string;
   /** the seed program's origin, e.g. "generated: seed 7, program 216" */
   origin?: string;
+}
+
+/**
+ * What a report calls the paths of the reporter's machine: the module sources by their place in
+ * the kernel's tree (uacce.c is linux-source's drivers/misc/uacce/uacce.c, copied unchanged by
+ * kernels/fetch.ts) or in svadiff's (the test module is guest/module/), then svadiff's cache and
+ * the home directory by name.
+ */
+export function reportPathNames(p: { uacceKo: string; testModuleKo: string; cache: string; home: string }): { from: string; to: string }[] {
+  const uacce = dirname(p.uacceKo);
+  const svadiffGuest = dirname(dirname(p.testModuleKo)); // <modules>/svadiff/{module,include}
+  return [
+    { from: `${uacce}/include/`, to: 'include/' },
+    { from: `${uacce}/`, to: 'drivers/misc/uacce/' },
+    { from: `${svadiffGuest}/`, to: 'guest/' },
+    { from: p.cache, to: '$SVADIFF_CACHE' },
+    { from: p.home, to: '~' },
+  ].filter((x) => x.from.length > 2);
+}
+
+function namePaths(text: string, names: readonly { from: string; to: string }[] | undefined): string {
+  let out = text;
+  for (const n of names ?? []) out = out.split(n.from).join(n.to);
+  return out;
 }
 
 /** "reproduced 5/5", "flaky (2/5)", "did not reproduce (0/5), flaky" or "not verified". */
@@ -446,9 +478,20 @@ export function renderReport(r: ReportInput): string {
   out.push(...wrapText('uacce built as a module from the matching linux-source (Debian kernels have CONFIG_UACCE off).', REPORT_WIDTH, '  ', '    '));
 
   section(out, 'Machine');
-  if (r.qemuCommandLine) {
+  if (r.qemu) {
+    const q = r.qemu;
     out.push('  QEMU, as svadiff ran it:');
-    out.push(...wrapCommand(splitDisplayedCommand(stripControl(r.qemuCommandLine))));
+    out.push(...wrapCommand(splitDisplayedCommand(stripControl(q.commandLine))));
+    const spec = r.kernel.exactSpec;
+    out.push(
+      ...wrapText(
+        `${q.kernelFile} is the kernel image of Debian's ${r.kernel.release}: svadiff kernels fetch ${spec} downloads it and builds uacce.ko and svadiff_test.ko for it. ` +
+          `${q.initrdFile} holds busybox, the svadiff agent (run by /init) and those modules: svadiff boot ${spec} --json builds it and prints the QEMU command with the paths of both files.`,
+        REPORT_WIDTH,
+        '  ',
+        '  ',
+      ),
+    );
   } else out.push('  (no guest was booted for this report)');
 
   section(out, 'Test device and modules');
@@ -500,7 +543,7 @@ export function renderReport(r: ReportInput): string {
 
   section(out, 'Kernel log');
   if (r.kernelReport && r.kernelReport.trim() !== '') {
-    const lines = stripControl(r.kernelReport).split('\n');
+    const lines = namePaths(stripControl(r.kernelReport), r.pathNames).split('\n');
     for (const l of lines.slice(0, MAX_REPORT_LINES)) out.push(...hardWrap(l, REPORT_WIDTH, '  '));
     if (lines.length > MAX_REPORT_LINES) out.push(`  [… ${lines.length - MAX_REPORT_LINES} more lines in dmesg.txt]`);
   } else {

@@ -23,6 +23,8 @@ export interface MachineProfile {
   cmdline: string[];
   /** CPU model: 'host' with KVM, an emulated one with TCG */
   cpu(accel: Accel): string;
+  /** what reports call the kernel image in QEMU's command line, instead of its path here */
+  kernelFile: string;
 }
 
 export type Accel = 'kvm' | 'tcg';
@@ -52,6 +54,7 @@ export const X86_64_VTD: MachineProfile = {
   // ("timer doesn't work through Interrupt-remapped IO-APIC"); the emulated timer is fine.
   cmdline: ['intel_iommu=on,sm_on', 'iommu=nopt', 'no_timer_check'],
   cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,la57=off'),
+  kernelFile: 'bzImage',
 };
 
 export const MACHINES: Record<string, MachineProfile> = {

@@ -29,6 +29,22 @@ export interface QemuOptions {
   extraArgs?: string[];
 }
 
+/** A QEMU command line twice: exactly as run, and as reports show it (files by name, no paths of this machine). */
+export interface QemuCommand {
+  /** program and arguments as run */
+  argv: string[];
+  kernelImage: string;
+  initrd: string;
+  /** the command line with the kernel image, initramfs and sockets as plain file names */
+  portable: string;
+  /** the names it gives the kernel image and the initramfs */
+  kernelFile: string;
+  initrdFile: string;
+}
+
+/** What reports call the initramfs instead of its path here. */
+export const INITRD_FILE = 'initramfs.cpio';
+
 export interface ExitInfo {
   code: number | undefined;
   signal: string | undefined;
@@ -73,9 +89,27 @@ export class QemuVm {
     return this.opts.machine.qemuBinary;
   }
 
-  /** The command line as a user could paste it (for reports). */
+  /** The command line as a user on this machine could paste it. */
   commandLine(): string {
     return [this.binary, ...this.args].map(shellQuoteForDisplay).join(' ');
+  }
+
+  /**
+   * The command as run and as a report shows it: the kernel image, the initramfs and the sockets
+   * by file name (bzImage, initramfs.cpio, agent.sock, qmp.sock), so that no path of this
+   * machine (its cache under the home directory, the sockets under the temporary one) is in it.
+   */
+  command(): QemuCommand {
+    const kernelFile = this.opts.machine.kernelFile;
+    const args = buildQemuArgs({ ...this.opts, kernelImage: kernelFile, initrd: INITRD_FILE }, 'agent.sock', 'qmp.sock');
+    return {
+      argv: [this.binary, ...this.args],
+      kernelImage: this.opts.kernelImage,
+      initrd: this.opts.initrd,
+      portable: [this.binary, ...args].map(shellQuoteForDisplay).join(' '),
+      kernelFile,
+      initrdFile: INITRD_FILE,
+    };
   }
 
   async start(): Promise<void> {

@@ -4,7 +4,8 @@
  */
 import { execa } from 'execa';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateProgram } from '../../harness/generator/index.js';
@@ -17,6 +18,7 @@ import {
   hardWrap,
   reliabilityText,
   renderReport,
+  reportPathNames,
   sheetSection,
   splitDisplayedCommand,
   subjectLine,
@@ -29,6 +31,7 @@ import {
 import { describeRule } from '../../harness/model/rules.js';
 import { machineFor } from '../../harness/vm/machine.js';
 import { QemuVm } from '../../harness/vm/qemu.js';
+import { cacheDir, projectRoot } from '../../harness/util/paths.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHEET = readFileSync(join(ROOT, 'docs', 'uacce-semantics.md'), 'utf8');
@@ -51,6 +54,12 @@ function realisticQemu(): QemuVm {
     memoryMb: 1024,
     workDir: '/tmp/svadiff-vm-AbCdEf',
   });
+}
+
+/** What svadiff repro gives the report (commands/repro.ts). */
+function reportQemu(vm: QemuVm): ReportInput['qemu'] {
+  const c = vm.command();
+  return { commandLine: c.portable, kernelFile: c.kernelFile, initrdFile: c.initrdFile };
 }
 
 const MIN = parseProgram(
@@ -81,7 +90,7 @@ function input(extra: Partial<ReportInput> = {}): ReportInput {
       configHash: 'c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc',
       compiler: 'x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40',
     },
-    qemuCommandLine: realisticQemu().commandLine(),
+    qemu: reportQemu(realisticQemu()),
     program: MIN,
     expected: ['ok', 'ok', 'ok', 'ok'],
     divergence: { index: 3, expected: 'ok', observed: 'EEXIST', rules: ['mmap.ok'], stateBefore: 'devices: svt0-0 1/4 queues\nq1 svt0 INIT refs 1 regions [-,-] opener t0' },
@@ -191,6 +200,72 @@ describe('renderReport', () => {
     expect(text).toContain('gcc -static -O2 -o repro repro.c');
     expect(text).toContain('./repro');
     expect(text).not.toContain('shows in dmesg');
+  });
+
+  it('carries no path of the machine it was made on: QEMU with bzImage and initramfs.cpio, and how to get them', () => {
+    // a guest as Guest.boot starts one: files in this machine's cache, sockets in a temporary directory
+    const workDir = mkdtempSync(join(tmpdir(), 'svadiff-vm-'));
+    try {
+      const kdir = join(cacheDir(), 'kernels', 'debian-6.12.117-x86_64');
+      const modules = join(kdir, 'modules-0123456789ab');
+      const vm = new QemuVm({
+        machine: machineFor('x86_64'),
+        accel: 'tcg',
+        kernelImage: join(kdir, 'kernel', 'boot', 'vmlinuz-6.12.117+deb12-amd64'),
+        initrd: join(cacheDir(), 'initramfs', `${'0f3c'.repeat(16)}.cpio`),
+        cmdline: ['panic=-1', 'printk.time=1', 'slub_debug=FZPU'],
+        memoryMb: 1024,
+        workDir,
+      });
+      // a WARN in uacce.c names the file as compiled: in the module build directory in the cache
+      const warn = readFileSync(join(ROOT, 'test', 'fixtures', 'console', '6.12-warn.log'), 'utf8').replace(/\/tmp\/splat-record\.\w+\/mod\/splat\.c/g, join(modules, 'uacce', 'uacce.c'));
+      expect(warn).toContain(`at ${cacheDir()}/`);
+      const pathNames = reportPathNames({ uacceKo: join(modules, 'uacce', 'uacce.ko'), testModuleKo: join(modules, 'svadiff', 'module', 'svadiff_test.ko'), cache: cacheDir(), home: homedir() });
+      const text = renderReport(input({ qemu: reportQemu(vm), kernelReport: warn, pathNames }));
+      for (const path of [homedir(), cacheDir(), projectRoot(), workDir, `${tmpdir()}/svadiff`]) expect(text, path).not.toContain(path);
+      expect(text.replace(/\s+/g, ' ')).toContain('WARNING: CPU: 0 PID: 133 at drivers/misc/uacce/uacce.c:45 splat_warn');
+      expect(text).toContain('-kernel bzImage -initrd initramfs.cpio');
+      expect(text).toMatch(/socket,id=agent,path=agent\.sock,server=on,wait=off/);
+      expect(text).toContain('unix:qmp.sock,server=on,wait=off');
+      expect(text.replace(/\s+/g, ' ')).toContain(
+        "bzImage is the kernel image of Debian's 6.12.117+deb12-amd64: svadiff kernels fetch debian:6.12.117 downloads it and builds uacce.ko and svadiff_test.ko for it.",
+      );
+      expect(text.replace(/\s+/g, ' ')).toContain('svadiff boot debian:6.12.117 --json builds it and prints the QEMU command with the paths of both files.');
+      // the same command, exactly as it ran, is what repro.json keeps
+      const c = vm.command();
+      expect(c.argv).toEqual([vm.binary, ...vm.args]);
+      expect(c.argv).toContain(c.kernelImage);
+      expect(c.argv).toContain(c.initrd);
+      expect(c.argv.join(' ')).toContain(join(workDir, 'agent.sock'));
+      // and the portable one is the same but for those files
+      const portable = splitDisplayedCommand(c.portable).map((w) => w.replace(/^'|'$/g, ''));
+      expect(portable.length).toBe(c.argv.length);
+      const differ = c.argv.map((w, i) => [w, portable[i]]).filter(([a, b]) => a !== b);
+      expect(differ.map(([, b]) => b)).toEqual(['socket,id=agent,path=agent.sock,server=on,wait=off', 'unix:qmp.sock,server=on,wait=off', 'bzImage', 'initramfs.cpio']);
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
+  it('names module sources by their place in the kernel or svadiff tree, other cache and home paths by name', () => {
+    const names = reportPathNames({ uacceKo: '/home/u/.cache/svadiff/k/m/uacce/uacce.ko', testModuleKo: '/home/u/.cache/svadiff/k/m/svadiff/module/svadiff_test.ko', cache: '/home/u/.cache/svadiff', home: '/home/u' });
+    const text = renderReport(
+      input({
+        kernelReport: [
+          'WARNING: CPU: 0 PID: 7 at /home/u/.cache/svadiff/k/m/uacce/uacce.c:214 uacce_vma_close+0x5/0x9 [uacce]',
+          'kernel BUG at /home/u/.cache/svadiff/k/m/uacce/include/linux/uacce.h:12!',
+          'WARNING: CPU: 0 PID: 7 at /home/u/.cache/svadiff/k/m/svadiff/module/svadiff_test.c:99 svt_remove+0x1/0x2 [svadiff_test]',
+          'x /home/u/.cache/svadiff/other y /home/u/z',
+        ].join('\n'),
+        pathNames: names,
+      }),
+    );
+    const flat = text.replace(/\s+/g, ' ');
+    expect(flat).toContain('at drivers/misc/uacce/uacce.c:214 uacce_vma_close');
+    expect(flat).toContain('kernel BUG at include/linux/uacce.h:12!');
+    expect(flat).toContain('at guest/module/svadiff_test.c:99 svt_remove');
+    expect(flat).toContain('x $SVADIFF_CACHE/other y ~/z');
+    expect(text).not.toContain('/home/u');
   });
 
   it('calls a partly reproducing finding flaky and keeps kernel reports within the width', () => {
