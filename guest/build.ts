@@ -1,12 +1,14 @@
 /**
- * Build the guest agent (guest/agent/agent.c) as a static binary, cached by the hash of its
- * sources and of the toolchain. The binary runs as the guest's PID 1 next to nothing but busybox,
- * so it must not need a dynamic loader or any library.
+ * Build the guest agent (guest/agent/agent.c and the parts it includes, the runtime it shares
+ * with the reproducers in guest/runtime, and the ops generated from their descriptions) as a
+ * static binary, cached by the hash of all of that and of the toolchain. The binary runs as the
+ * guest's PID 1 next to nothing but busybox, so it must not need a dynamic loader or any library.
  */
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Arch } from '../kernels/types.js';
+import { agentOpsHeader } from '../harness/ops/render.js';
 import { UserError } from '../harness/util/errors.js';
 import { exists, sha256 } from '../harness/util/fsx.js';
 import { ensureHostTools, isRoot, type HostTool } from '../harness/util/host.js';
@@ -46,11 +48,18 @@ export const AGENT_CFLAGS = ['-static', '-O2', '-g0', '-Wall', '-Wextra', '-Werr
 
 export const AGENT_BINARY_NAME = 'svadiff-agent';
 
-function agentSources(): { src: string; include: string; files: string[] } {
+/** The generated header of the agent's ops (harness/ops/render.ts agentOpsHeader). */
+export const AGENT_OPS_HEADER = 'svt_ops.gen.h';
+
+/** The agent's sources: agent.c includes its parts (guest/agent/*.h), the runtime and the ABI. */
+async function agentSources(): Promise<{ src: string; includes: string[]; files: string[] }> {
   const root = projectRoot();
-  const src = join(root, 'guest', 'agent', 'agent.c');
-  const include = join(root, 'guest', 'include');
-  return { src, include, files: [src, join(include, 'svt_abi.h')] };
+  const dirs = ['agent', 'runtime', 'include'].map((d) => join(root, 'guest', d));
+  const files: string[] = [];
+  for (const d of dirs) {
+    for (const f of (await fs.readdir(d)).sort()) if (/\.[ch]$/.test(f)) files.push(join(d, f));
+  }
+  return { src: join(root, 'guest', 'agent', 'agent.c'), includes: dirs, files };
 }
 
 async function ensureStaticLibc(tc: AgentToolchain): Promise<void> {
@@ -109,9 +118,10 @@ export function staticElfProblem(elf: Uint8Array, arch: Arch): string | undefine
 /** The cache key of the agent for this architecture: sources, flags and toolchain. */
 export async function agentHash(arch: Arch): Promise<string> {
   const tc = TOOLCHAINS[arch];
-  const { files } = agentSources();
+  const { files } = await agentSources();
   const parts: string[] = [`arch ${arch}`, `cc ${tc.cc}`, `flags ${AGENT_CFLAGS.join(' ')}`, await toolchainId(tc)];
   for (const f of files) parts.push(`${f.slice(projectRoot().length)}\n${sha256(await fs.readFile(f))}`);
+  parts.push(`${AGENT_OPS_HEADER}\n${sha256(agentOpsHeader())}`);
   return sha256(parts.join('\n'));
 }
 
@@ -130,10 +140,13 @@ export async function buildAgent(arch: Arch): Promise<string> {
   if (await exists(out)) return out;
 
   await fs.mkdir(dir, { recursive: true });
-  const { src, include } = agentSources();
+  const { src, includes } = await agentSources();
   // Build under a unique name and rename: concurrent builders each produce a whole binary.
   const tmp = join(dir, `.${AGENT_BINARY_NAME}.${process.pid}.${Date.now()}.tmp`);
-  const r = await execa(tc.cc, [...AGENT_CFLAGS, '-I', include, '-o', tmp, src], { reject: false, all: true });
+  const gen = await fs.mkdtemp(join(dir, '.gen-'));
+  await fs.writeFile(join(gen, AGENT_OPS_HEADER), agentOpsHeader());
+  const r = await execa(tc.cc, [...AGENT_CFLAGS, '-I', gen, ...includes.flatMap((d) => ['-I', d]), '-o', tmp, src], { reject: false, all: true });
+  await fs.rm(gen, { recursive: true, force: true });
   if (r.exitCode !== 0) {
     await fs.rm(tmp, { force: true });
     const tail = String(r.all ?? '').split('\n').slice(-15).join('\n');

@@ -7,7 +7,10 @@
 import type { Op } from '../program/types.js';
 import { errnoName, signalName } from '../program/errno.js';
 import type { Outcome } from '../program/outcome.js';
-import { slotAddress, type SlotTable } from './wire.js';
+import { SVT_PAGE_SIZE } from '../device/abi.js';
+import { descOf } from '../ops/index.js';
+import { slotAddress } from './conventions.js';
+import type { SlotTable } from './wire.js';
 
 export interface RawResult {
   ret: bigint;
@@ -35,50 +38,29 @@ export function observe(op: Op, raw: RawResult, slots: SlotTable): Outcome {
     if (raw.errno <= 0) throw new AgentAnomaly(`op ${op.op}: ret ${raw.ret} with errno ${raw.errno}`);
     return { kind: 'errno', errno: errnoName(raw.errno) };
   }
-  switch (op.op) {
-    case 'open':
-      // the path the agent opened: it shows which node (and uacce id) the open reached
-      return { kind: 'ok', value: raw.data };
-    case 'dup':
-    case 'close':
-    case 'munmap':
-    case 'madvise':
-    case 'fork':
-    case 'exit':
-    case 'remove':
-    case 'add':
-      return { kind: 'ok' };
-    case 'mmap':
-    case 'alloc':
-      checkAddress(op.op, raw.aux, slots.maps.get(op.map));
-      return { kind: 'ok' };
-    case 'mremap': {
-      const slot = op.move || op.dontunmap ? slots.maps.get(op.to!) : slots.maps.get(op.map);
-      const expected = slot === undefined ? undefined : slotAddress(slot) + BigInt(op.move || op.dontunmap ? 0 : op.page * 4096);
-      if (expected !== undefined && raw.aux !== '' && parseAddr(raw.aux) !== expected) {
-        throw new AgentAnomaly(`mremap: result at ${raw.aux}, expected 0x${expected.toString(16)}`);
+  const d = descOf(op.op);
+  if (d.placed !== undefined) {
+    // the mapping it made must be at its slot: the address plan of the program depends on it
+    const at = d.placed(op as never);
+    const slot = slots.maps.get(at.map);
+    if (slot !== undefined) {
+      const want = slotAddress(slot) + BigInt(at.page * SVT_PAGE_SIZE);
+      if (parseAddr(raw.aux) !== want) {
+        throw new AgentAnomaly(`${op.op}: mapping landed at ${raw.aux || '?'}, not at its slot 0x${want.toString(16)}`);
       }
-      return { kind: 'ok' };
     }
-    case 'touch':
-    case 'poll':
-    case 'submit':
-    case 'sysfs_read':
+  }
+  switch (d.result) {
+    case 'data':
+    case 'text':
       return { kind: 'ok', value: raw.data };
-    case 'ioctl':
-    case 'sysfs_write':
+    case 'return':
       return { kind: 'ok', value: raw.ret.toString() };
+    case 'none':
+      return { kind: 'ok' };
   }
 }
 
 function parseAddr(s: string): bigint | undefined {
   return /^0x[0-9a-f]+$/i.test(s) ? BigInt(s) : undefined;
-}
-
-function checkAddress(kind: string, aux: string, slot: number | undefined): void {
-  if (slot === undefined) return;
-  const got = parseAddr(aux);
-  if (got !== slotAddress(slot)) {
-    throw new AgentAnomaly(`${kind}: mapping landed at ${aux || '?'}, not at its slot 0x${slotAddress(slot).toString(16)}`);
-  }
 }

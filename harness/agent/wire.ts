@@ -2,48 +2,14 @@
  * The line protocol between host and guest agent (docs/agent-protocol.md): encoding programs
  * into host lines, and parsing agent lines defensively (guest output is untrusted).
  */
-import type { DeviceParams, IoctlCmd, Op, Program } from '../program/types.js';
-import { ROOT_TASK, SYSFS_ATTRS } from '../program/types.js';
+import { HANDLES, type Field, type HandleKind, type OpDesc, type WireArg } from '../ops/describe.js';
+import { createdNames, descOf, fieldsOf } from '../ops/index.js';
+import type { DeviceParams, Op, Program } from '../program/types.js';
+import { ROOT_TASK } from '../program/types.js';
 
 export const PROTO_VERSION = 1;
+/** Longest protocol line, without its newline (the agent's MAX_LINE). */
 export const MAX_LINE = 4096;
-
-/** Base and stride of the agent's mapping slots (see docs/agent-protocol.md). */
-export const MAP_BASE = 0x2000_0000_0000n;
-export const MAP_STRIDE = 0x100_0000n;
-
-export const OPCODES = {
-  open: 1,
-  close: 2,
-  dup: 3,
-  mmap: 4,
-  alloc: 5,
-  munmap: 6,
-  mremap: 7,
-  madvise: 8,
-  touch: 9,
-  submit: 10,
-  ioctl: 11,
-  poll: 12,
-  fork: 13,
-  exit: 14,
-  remove: 15,
-  add: 16,
-  sysfs_read: 17,
-  sysfs_write: 18,
-} as const satisfies Record<Op['op'], number>;
-
-/** _IO('W', nr) */
-const IO_W = (nr: number) => (0x57 << 8) | nr;
-export const IOCTL_NUMBERS: Record<Exclude<IoctlCmd, number>, number> = {
-  START_Q: IO_W(0),
-  PUT_Q: IO_W(1),
-  PING: IO_W(0x20),
-};
-
-export function ioctlNumber(cmd: IoctlCmd): number {
-  return typeof cmd === 'number' ? cmd : IOCTL_NUMBERS[cmd];
-}
 
 export function hexEncode(s: string): string {
   return s.length === 0 ? '-' : Buffer.from(s, 'utf8').toString('hex');
@@ -55,51 +21,23 @@ export function hexDecode(h: string): string | undefined {
   return Buffer.from(h, 'hex').toString('latin1');
 }
 
-/** Slot numbers for the symbolic names of a program. */
+/** Slot numbers for the symbolic names of a program, by handle kind. */
 export interface SlotTable {
   tasks: Map<string, number>;
   fds: Map<string, number>;
   maps: Map<string, number>;
 }
 
+/** Names get slots in the order the program first creates them (task t0 is slot 0). */
 export function slotTable(p: Program): SlotTable {
-  const tasks = new Map<string, number>([[ROOT_TASK, 0]]);
-  const fds = new Map<string, number>();
-  const maps = new Map<string, number>();
-  const fd = (n: string) => {
-    if (!fds.has(n)) fds.set(n, fds.size);
-  };
-  const map = (n: string) => {
-    if (!maps.has(n)) maps.set(n, maps.size);
-  };
+  const t: SlotTable = { tasks: new Map<string, number>([[ROOT_TASK, 0]]), fds: new Map(), maps: new Map() };
   for (const op of p.ops) {
-    switch (op.op) {
-      case 'open':
-        fd(op.fd);
-        break;
-      case 'dup':
-        fd(op.as);
-        break;
-      case 'mmap':
-      case 'alloc':
-        map(op.map);
-        break;
-      case 'mremap':
-        if (op.to !== undefined) map(op.to);
-        break;
-      case 'fork':
-        if (!tasks.has(op.child)) tasks.set(op.child, tasks.size);
-        break;
-      default:
-        break;
+    for (const [kind, name] of createdNames(op)) {
+      const m = t[HANDLES[kind].slots];
+      if (!m.has(name)) m.set(name, m.size);
     }
   }
-  return { tasks, fds, maps };
-}
-
-/** The address the agent gives mapping slot s. */
-export function slotAddress(slot: number): bigint {
-  return MAP_BASE + BigInt(slot) * MAP_STRIDE;
+  return t;
 }
 
 function b(v: boolean): number {
@@ -125,95 +63,65 @@ export function encodeDevice(progId: number, d: DeviceParams): string {
   ].join(' ');
 }
 
-const WORK = { write: 1, read: 2, invalid: 7 } as const;
-const PROT = { none: 0, r: 1, rw: 3 } as const;
-const VIA = { path: 0, mknod: 1, procfd: 2 } as const;
+/** Number of numeric arguments of an O line. */
+export const WIRE_ARGS = 8;
+
+/** How an op travels in an O line: its numeric arguments (a0..a7) and its string argument. */
+export interface WireLayout {
+  args: WireArg[];
+  /** the field passed as the string argument, if any */
+  str?: string;
+}
+
+/** The wire layout of an op kind: its description's, or its fields in order (hex64/text: the string). */
+export function wireLayout(d: OpDesc): WireLayout {
+  const strs = Object.entries(d.fields).filter(([, f]) => f.spec.t === 'hex64' || f.spec.t === 'text');
+  if (strs.length > 1) throw new Error(`op ${d.op}: more than one string field`);
+  const args = d.wire ?? Object.keys(d.fields).filter((f) => !strs.some(([s]) => s === f));
+  if (args.length > WIRE_ARGS) throw new Error(`op ${d.op}: more than ${WIRE_ARGS} wire arguments`);
+  return strs[0] ? { args: [...args], str: strs[0][0] } : { args: [...args] };
+}
+
+/** The wire number of one field's value. */
+function wireValue(f: Field, v: unknown, slot: (kind: HandleKind, name: string) => number): number {
+  const s = f.spec;
+  switch (s.t) {
+    case 'int':
+      return v as number;
+    case 'bool':
+      return b(v as boolean);
+    case 'enum':
+      return s.values[v as string]!.wire;
+    case 'handle':
+      return v === undefined ? -1 : slot(s.kind, v as string);
+    case 'ioctl':
+      return typeof v === 'number' ? v : s.names[v as string]!.number;
+    case 'hex64':
+    case 'text':
+      throw new Error('a string field is not a number');
+  }
+}
 
 /** Encode one op as an `O` line. */
 export function encodeOp(idx: number, op: Op, t: SlotTable): string {
   const task = t.tasks.get(op.task);
   if (task === undefined) throw new Error(`op ${idx}: unknown task ${op.task}`);
-  const F = (n: string) => {
-    const s = t.fds.get(n);
-    if (s === undefined) throw new Error(`op ${idx}: unknown descriptor ${n}`);
+  const slot = (kind: HandleKind, name: string) => {
+    const s = t[HANDLES[kind].slots].get(name);
+    if (s === undefined) throw new Error(`op ${idx}: unknown ${HANDLES[kind].noun} ${name}`);
     return s;
   };
-  const M = (n: string) => {
-    const s = t.maps.get(n);
-    if (s === undefined) throw new Error(`op ${idx}: unknown mapping ${n}`);
-    return s;
-  };
-  let a: number[] = [];
-  let str = '';
-  switch (op.op) {
-    case 'open':
-      a = [F(op.fd), op.dev, VIA[op.via], op.of !== undefined ? F(op.of) : -1];
-      break;
-    case 'close':
-      a = [F(op.fd)];
-      break;
-    case 'dup':
-      a = [F(op.fd), F(op.as)];
-      break;
-    case 'mmap':
-      a = [M(op.map), F(op.fd), op.region, op.pages, PROT[op.prot], b(op.shared)];
-      break;
-    case 'alloc':
-      a = [M(op.map), op.pages];
-      break;
-    case 'munmap':
-      a = [M(op.map), op.page, op.pages];
-      break;
-    case 'mremap':
-      a = [
-        M(op.map),
-        op.page,
-        op.old_pages,
-        op.new_pages,
-        (op.move ? 1 : 0) | (op.dontunmap ? 2 : 0),
-        op.to !== undefined ? M(op.to) : -1,
-      ];
-      break;
-    case 'madvise':
-      a = [M(op.map), op.page, op.pages, 0];
-      break;
-    case 'touch':
-      a = [M(op.map), op.page, op.offset, op.access === 'write' ? 1 : 0];
-      str = op.value ?? '';
-      break;
-    case 'submit':
-      a = [M(op.mmio), M(op.dus), WORK[op.work], M(op.target), op.page, op.offset, b(op.ack)];
-      str = op.value ?? '';
-      break;
-    case 'ioctl':
-      a = [F(op.fd), ioctlNumber(op.cmd)];
-      break;
-    case 'poll':
-      a = [F(op.fd), op.timeout_ms];
-      break;
-    case 'fork': {
-      const c = t.tasks.get(op.child);
-      if (c === undefined) throw new Error(`op ${idx}: unknown task ${op.child}`);
-      a = [c];
-      break;
-    }
-    case 'exit':
-      a = [];
-      break;
-    case 'remove':
-    case 'add':
-      a = [op.dev];
-      break;
-    case 'sysfs_read':
-      a = [op.dev, SYSFS_ATTRS.indexOf(op.attr)];
-      break;
-    case 'sysfs_write':
-      a = [op.dev, SYSFS_ATTRS.indexOf(op.attr)];
-      str = op.value;
-      break;
-  }
-  while (a.length < 8) a.push(0);
-  return ['O', idx, task, OPCODES[op.op], ...a, hexEncode(str)].join(' ');
+  const d = descOf(op.op);
+  const o = fieldsOf(op);
+  const layout = wireLayout(d);
+  const a = layout.args.map((arg) =>
+    typeof arg === 'string'
+      ? wireValue(d.fields[arg]!, o[arg], slot)
+      : Object.entries(arg.bits).reduce((acc, [field, bit]) => acc | (o[field] === true ? bit : 0), 0),
+  );
+  while (a.length < WIRE_ARGS) a.push(0);
+  const str = layout.str !== undefined ? ((o[layout.str] as string | undefined) ?? '') : '';
+  return ['O', idx, task, d.opcode, ...a, hexEncode(str)].join(' ');
 }
 
 /** Longest executable path the agent accepts in a U line (bytes). */

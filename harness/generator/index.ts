@@ -10,6 +10,7 @@
  * fork or removal), a minority pick wrong ones on purpose (another task's mapping, a closed fd).
  */
 import fc from 'fast-check';
+import { OP_DESCS } from '../ops/index.js';
 import {
   DEFAULT_DEVICE,
   LIMITS,
@@ -26,27 +27,8 @@ import {
 
 export type Weights = Record<OpKind, number>;
 
-/** Default relative frequency of each op kind. */
-export const DEFAULT_WEIGHTS: Weights = {
-  open: 8,
-  close: 4,
-  dup: 2,
-  mmap: 12,
-  alloc: 3,
-  munmap: 8,
-  mremap: 5,
-  madvise: 1,
-  touch: 10,
-  submit: 6,
-  ioctl: 9,
-  poll: 3,
-  fork: 3,
-  exit: 2,
-  remove: 2,
-  add: 2,
-  sysfs_read: 4,
-  sysfs_write: 2,
-};
+/** Default relative frequency of each op kind: its description's weight. */
+export const DEFAULT_WEIGHTS: Weights = Object.fromEntries(OP_DESCS.map((d) => [d.op, d.weight])) as Weights;
 
 export interface GeneratorOptions {
   minOps: number;

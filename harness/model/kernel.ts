@@ -3,7 +3,7 @@
  * lifetime (file references, release, cdev references), address spaces (VMA pieces, unmapping)
  * and user memory accesses. Each function cites the kernel code or contract it follows.
  */
-import { MAP_BASE, MAP_STRIDE } from '../agent/wire.js';
+import { SLOT_BASE, SLOT_STRIDE } from '../agent/conventions.js';
 import { REG_WORD, SVT_OP_READ64, SVT_OP_WRITE64, SVT_RING_SLOTS, SVT_STATUS_BADOP, SVT_STATUS_FAULT, SVT_STATUS_OK } from '../device/abi.js';
 import {
   BASE_UNKNOWN,
@@ -31,10 +31,10 @@ import type { RuleId } from './rules.js';
 import type { Draft, ModelState, Mm, UacceVma, Vma } from './state.js';
 
 // ---------------------------------------------------------------------------------------------
-// Addresses: the agent puts mapping slot s at MAP_BASE + s * MAP_STRIDE (docs/agent-protocol.md).
+// Addresses: the agent puts mapping slot s at SLOT_BASE + s * SLOT_STRIDE (docs/agent-protocol.md).
 
-const BASE_PAGE = Number(MAP_BASE >> 12n);
-const SLOT_PAGES = Number(MAP_STRIDE >> 12n);
+const BASE_PAGE = Number(SLOT_BASE >> 12n);
+const SLOT_PAGES = Number(SLOT_STRIDE >> 12n);
 
 /** First page number (address >> 12) of mapping slot `slot`. */
 export function slotPage(slot: number): number {

@@ -11,6 +11,7 @@ import { AgentAnomaly, observe, type RawResult } from '../agent/observe.js';
 import { slotTable } from '../agent/wire.js';
 import { initialState, predict, describeState, type KernelProfile, type ModelState, type Prediction } from '../model/index.js';
 import { formatOutcome, formatOutcomeSet, outcomeMatches, type Outcome } from '../program/outcome.js';
+import { titleWhat } from '../ops/index.js';
 import type { Op, Program } from '../program/types.js';
 
 export type OpVerdict = 'match' | 'divergence' | 'no-result' | 'unchecked' | 'anomaly';
@@ -131,12 +132,6 @@ function uniqueOutcomes(os: Outcome[]): Outcome[] {
  */
 export function divergenceTitle(op: Op, expected: string, observed: string, rules: string[]): string {
   return `${titleWhat(op)}: expected ${titleExpected(expected)}, got ${titleObserved(observed, expected)} [${rules.slice(0, 2).join(', ')}]`;
-}
-
-/** The title's name of an op: "mmap", "ioctl START_Q", "ioctl 0x1234", "sysfs_read api". */
-export function titleWhat(op: Op): string {
-  if (op.op === 'ioctl') return `ioctl ${typeof op.cmd === 'number' ? '0x' + op.cmd.toString(16) : op.cmd}`;
-  return op.op === 'sysfs_read' || op.op === 'sysfs_write' ? `${op.op} ${op.attr}` : op.op;
 }
 
 /** An expected set's text as a title gives it: its kinds, each once ("one of {ok, EINVAL}", "ok"). */

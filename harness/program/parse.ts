@@ -1,18 +1,7 @@
+import { HANDLES, type Field, type HandleKind, type Only } from '../ops/describe.js';
+import { descOf, fieldsOf } from '../ops/index.js';
 import { UserError } from '../util/errors.js';
-import {
-  DEFAULT_DEVICE,
-  LIMITS,
-  OP_KINDS,
-  PROGRAM_FORMAT,
-  PROGRAM_VERSION,
-  ROOT_TASK,
-  SYSFS_ATTRS,
-  type DeviceParams,
-  type IoctlCmd,
-  type Op,
-  type OpKind,
-  type Program,
-} from './types.js';
+import { DEFAULT_DEVICE, LIMITS, OP_KINDS, PROGRAM_FORMAT, PROGRAM_VERSION, ROOT_TASK, type DeviceParams, type Op, type Program } from './types.js';
 
 /**
  * Parse and check a program. Every problem is reported as one line naming the op index, its
@@ -110,7 +99,7 @@ function oneOf<T extends string>(o: Obj, field: string, values: readonly T[], df
   return v as T;
 }
 
-function name(o: Obj, field: string): string {
+function checkName(o: Obj, field: string): string {
   const v = o[field];
   if (typeof v !== 'string' || !NAME_RE.test(v)) {
     throw new FieldError(
@@ -166,7 +155,48 @@ function checkDevice(v: unknown): DeviceParams {
   };
 }
 
-const P = LIMITS.maxPages;
+/** Is an optional field present for these values of the op's other fields? */
+export function onlyHolds(only: Only, o: Obj): boolean {
+  return 'field' in only ? o[only.field] === only.is : only.any.some((f) => o[f] === true);
+}
+
+/** The condition of an optional field as an error message says it: `via "procfd"`, `move or dontunmap`. */
+export function onlyText(only: Only): string {
+  return 'field' in only ? `${only.field} "${only.is}"` : only.any.join(' or ');
+}
+
+/** One field of an op, checked (the field's default when absent and it has one). */
+function checkField(o: Obj, name: string, f: Field): unknown {
+  const s = f.spec;
+  switch (s.t) {
+    case 'int': {
+      const v = int(o, name, s.min, s.max, f.default as number | undefined);
+      if (s.multipleOf && v % s.multipleOf !== 0) throw new FieldError(`field "${name}": must be a multiple of ${s.multipleOf}, got ${v}`);
+      return v;
+    }
+    case 'bool':
+      return bool(o, name, f.default as boolean | undefined);
+    case 'enum':
+      return oneOf(o, name, Object.keys(s.values), f.default as string | undefined);
+    case 'handle':
+      return checkName(o, name);
+    case 'hex64':
+      return hex(o, name);
+    case 'text': {
+      const v = o[name];
+      if (typeof v !== 'string' || v.length > s.max || /[\x00-\x1f\x7f]/.test(v.replace(/\n$/, ''))) {
+        throw new FieldError(`field "${name}": must be a string of printable characters (at most ${s.max}), got ${JSON.stringify(v)}`);
+      }
+      return v;
+    }
+    case 'ioctl': {
+      const c = o[name];
+      if (typeof c === 'string' && Object.hasOwn(s.names, c)) return c;
+      if (typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 0xffffffff) return c;
+      throw new FieldError(`field "${name}": must be ${Object.keys(s.names).join(', ')} or a command number, got ${JSON.stringify(c)}`);
+    }
+  }
+}
 
 function checkOp(o: unknown): Op {
   if (!isObj(o)) throw new FieldError('must be an object');
@@ -174,141 +204,29 @@ function checkOp(o: unknown): Op {
   if (typeof kind !== 'string' || !(OP_KINDS as readonly string[]).includes(kind)) {
     throw new FieldError(`field "op": must be one of ${OP_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   }
-  const task = o.task === undefined ? ROOT_TASK : name(o, 'task');
-  const k = kind as OpKind;
-  switch (k) {
-    case 'open': {
-      noExtra(o, ['op', 'task', 'fd', 'dev', 'via', 'of']);
-      const via = oneOf(o, 'via', ['path', 'mknod', 'procfd'] as const, 'path');
-      const op: Op = { op: k, task, fd: name(o, 'fd'), dev: int(o, 'dev', 0, LIMITS.maxDevices - 1, 0), via };
-      if (via === 'procfd') op.of = name(o, 'of');
-      else if (o.of !== undefined) throw new FieldError('field "of": only with via "procfd"');
-      return op;
+  const task = o.task === undefined ? ROOT_TASK : checkName(o, 'task');
+  const d = descOf(kind);
+  noExtra(o, ['op', 'task', ...Object.keys(d.fields)]);
+  const op: Obj = { op: kind, task };
+  for (const [name, f] of Object.entries(d.fields)) {
+    if (f.only !== undefined && !onlyHolds(f.only, op)) {
+      if (o[name] !== undefined) throw new FieldError(`field "${name}": only with ${onlyText(f.only)}`);
+      continue;
     }
-    case 'close':
-      noExtra(o, ['op', 'task', 'fd']);
-      return { op: k, task, fd: name(o, 'fd') };
-    case 'dup':
-      noExtra(o, ['op', 'task', 'fd', 'as']);
-      return { op: k, task, fd: name(o, 'fd'), as: name(o, 'as') };
-    case 'mmap':
-      noExtra(o, ['op', 'task', 'map', 'fd', 'region', 'pages', 'prot', 'shared']);
-      return {
-        op: k,
-        task,
-        map: name(o, 'map'),
-        fd: name(o, 'fd'),
-        region: int(o, 'region', 0, 1024),
-        pages: int(o, 'pages', 1, P),
-        prot: oneOf(o, 'prot', ['r', 'rw', 'none'] as const, 'rw'),
-        shared: bool(o, 'shared', true),
-      };
-    case 'alloc':
-      noExtra(o, ['op', 'task', 'map', 'pages']);
-      return { op: k, task, map: name(o, 'map'), pages: int(o, 'pages', 1, P, 1) };
-    case 'munmap':
-      noExtra(o, ['op', 'task', 'map', 'page', 'pages']);
-      return { op: k, task, map: name(o, 'map'), page: int(o, 'page', 0, P - 1, 0), pages: int(o, 'pages', 1, P) };
-    case 'mremap': {
-      noExtra(o, ['op', 'task', 'map', 'page', 'old_pages', 'new_pages', 'move', 'dontunmap', 'to']);
-      const op: Op = {
-        op: k,
-        task,
-        map: name(o, 'map'),
-        page: int(o, 'page', 0, P - 1, 0),
-        old_pages: int(o, 'old_pages', 1, P),
-        new_pages: int(o, 'new_pages', 1, P),
-        move: bool(o, 'move', false),
-        dontunmap: bool(o, 'dontunmap', false),
-      };
-      if (op.move || op.dontunmap) op.to = name(o, 'to');
-      else if (o.to !== undefined) throw new FieldError('field "to": only with move or dontunmap');
-      return op;
-    }
-    case 'madvise':
-      noExtra(o, ['op', 'task', 'map', 'page', 'pages', 'advice']);
-      return {
-        op: k,
-        task,
-        map: name(o, 'map'),
-        page: int(o, 'page', 0, P - 1, 0),
-        pages: int(o, 'pages', 1, P),
-        advice: oneOf(o, 'advice', ['dofork'] as const, 'dofork'),
-      };
-    case 'touch': {
-      noExtra(o, ['op', 'task', 'map', 'page', 'offset', 'access', 'value']);
-      const access = oneOf(o, 'access', ['read', 'write'] as const);
-      const offset = int(o, 'offset', 0, 4088, 0);
-      if (offset % 8 !== 0) throw new FieldError(`field "offset": must be a multiple of 8, got ${offset}`);
-      const op: Op = { op: k, task, map: name(o, 'map'), page: int(o, 'page', 0, P - 1, 0), offset, access };
-      if (access === 'write') op.value = hex(o, 'value');
-      else if (o.value !== undefined) throw new FieldError('field "value": only with access "write"');
-      return op;
-    }
-    case 'submit': {
-      noExtra(o, ['op', 'task', 'mmio', 'dus', 'work', 'target', 'page', 'offset', 'value', 'ack']);
-      const work = oneOf(o, 'work', ['write', 'read', 'invalid'] as const);
-      const offset = int(o, 'offset', 0, 4088, 0);
-      if (offset % 8 !== 0) throw new FieldError(`field "offset": must be a multiple of 8, got ${offset}`);
-      const op: Op = {
-        op: k,
-        task,
-        mmio: name(o, 'mmio'),
-        dus: name(o, 'dus'),
-        work,
-        target: name(o, 'target'),
-        page: int(o, 'page', 0, P - 1, 0),
-        offset,
-        ack: bool(o, 'ack', true),
-      };
-      if (work === 'write') op.value = hex(o, 'value');
-      else if (o.value !== undefined) throw new FieldError('field "value": only with work "write"');
-      return op;
-    }
-    case 'ioctl': {
-      noExtra(o, ['op', 'task', 'fd', 'cmd']);
-      const c = o.cmd;
-      let cmd: IoctlCmd;
-      if (c === 'START_Q' || c === 'PUT_Q' || c === 'PING') cmd = c;
-      else if (typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 0xffffffff) cmd = c;
-      else throw new FieldError(`field "cmd": must be START_Q, PUT_Q, PING or a command number, got ${JSON.stringify(c)}`);
-      return { op: k, task, fd: name(o, 'fd'), cmd };
-    }
-    case 'poll':
-      noExtra(o, ['op', 'task', 'fd', 'timeout_ms']);
-      return { op: k, task, fd: name(o, 'fd'), timeout_ms: int(o, 'timeout_ms', 0, LIMITS.maxPollMs, 0) };
-    case 'fork':
-      noExtra(o, ['op', 'task', 'child']);
-      return { op: k, task, child: name(o, 'child') };
-    case 'exit':
-      noExtra(o, ['op', 'task']);
-      return { op: k, task };
-    case 'remove':
-    case 'add':
-      noExtra(o, ['op', 'task', 'dev']);
-      return { op: k, task, dev: int(o, 'dev', 0, LIMITS.maxDevices - 1, 0) };
-    case 'sysfs_read':
-      noExtra(o, ['op', 'task', 'dev', 'attr']);
-      return { op: k, task, dev: int(o, 'dev', 0, LIMITS.maxDevices - 1, 0), attr: oneOf(o, 'attr', SYSFS_ATTRS) };
-    case 'sysfs_write': {
-      noExtra(o, ['op', 'task', 'dev', 'attr', 'value']);
-      const value = o.value;
-      if (typeof value !== 'string' || value.length > LIMITS.maxString || /[\x00-\x1f\x7f]/.test(value.replace(/\n$/, ''))) {
-        throw new FieldError(`field "value": must be a string of printable characters (at most ${LIMITS.maxString}), got ${JSON.stringify(value)}`);
-      }
-      return { op: k, task, dev: int(o, 'dev', 0, LIMITS.maxDevices - 1, 0), attr: oneOf(o, 'attr', SYSFS_ATTRS), value };
-    }
+    op[name] = checkField(o, name, f);
   }
+  return op as unknown as Op;
 }
 
 /**
  * Names must be created before they are used and created once; tasks must exist and be alive.
  * Whether a task *has* a descriptor or mapping of that name is not checked: using one that the
- * task does not have is a legitimate test (EBADF, SIGSEGV).
+ * task does not have is a legitimate test (EBADF, SIGSEGV). Every check of an op comes before
+ * any change, so a failed check leaves the scope unchanged.
  */
 class Scope {
-  private readonly fds = new Set<string>();
-  private readonly maps = new Set<string>();
+  /** descriptor and mapping names: one namespace */
+  private readonly names: Record<Exclude<HandleKind, 'task'>, Set<string>> = { fd: new Set(), map: new Set() };
   private readonly tasks = new Set<string>([ROOT_TASK]);
   private readonly exited = new Set<string>();
   private readonly allTasks = new Set<string>([ROOT_TASK]);
@@ -320,82 +238,51 @@ class Scope {
       if (this.exited.has(op.task)) throw new FieldError(`field "task": task "${op.task}" has exited`);
       throw new FieldError(`field "task": no task "${op.task}" (tasks come from "${ROOT_TASK}" and fork)`);
     }
-    const useFd = (n: string, f = 'fd') => {
-      if (!this.fds.has(n)) throw new FieldError(`field "${f}": descriptor "${n}" is not created by an earlier op`);
-    };
-    const newFd = (n: string, f: string) => {
-      if (this.fds.has(n) || this.maps.has(n)) throw new FieldError(`field "${f}": name "${n}" is already used`);
-      if (this.fds.size >= LIMITS.maxFds) throw new FieldError(`field "${f}": at most ${LIMITS.maxFds} descriptor names`);
-      this.fds.add(n);
-    };
-    const useMap = (n: string, f = 'map') => {
-      if (!this.maps.has(n)) throw new FieldError(`field "${f}": mapping "${n}" is not created by an earlier op`);
-    };
-    const newMap = (n: string, f: string) => {
-      if (this.maps.has(n) || this.fds.has(n)) throw new FieldError(`field "${f}": name "${n}" is already used`);
-      if (this.maps.size >= LIMITS.maxMaps) throw new FieldError(`field "${f}": at most ${LIMITS.maxMaps} mapping names`);
-      this.maps.add(n);
-    };
-    const dev = (d: number) => {
-      if (d >= this.device.devices) {
-        throw new FieldError(`field "dev": device ${d} does not exist (device.devices is ${this.device.devices})`);
+    const d = descOf(op.op);
+    const o = fieldsOf(op);
+    const creates: [HandleKind, string][] = [];
+    for (const [field, f] of Object.entries(d.fields)) {
+      const v = o[field];
+      if (v === undefined) continue;
+      const s = f.spec;
+      if (s.t === 'int' && s.device && (v as number) >= this.device.devices) {
+        throw new FieldError(`field "${field}": device ${v} does not exist (device.devices is ${this.device.devices})`);
       }
-    };
-    switch (op.op) {
-      case 'open':
-        dev(op.dev);
-        if (op.of !== undefined) useFd(op.of, 'of');
-        newFd(op.fd, 'fd');
-        break;
-      case 'close':
-      case 'ioctl':
-      case 'poll':
-        useFd(op.fd);
-        break;
-      case 'dup':
-        useFd(op.fd);
-        newFd(op.as, 'as');
-        break;
-      case 'mmap':
-        useFd(op.fd);
-        newMap(op.map, 'map');
-        break;
-      case 'alloc':
-        newMap(op.map, 'map');
-        break;
-      case 'munmap':
-      case 'madvise':
-      case 'touch':
-        useMap(op.map);
-        if (op.op !== 'touch' && op.page + op.pages > LIMITS.maxPages) {
-          throw new FieldError(`field "pages": page + pages must be at most ${LIMITS.maxPages}`);
+      if (s.t !== 'handle') continue;
+      const name = v as string;
+      if (s.kind === 'task') {
+        if (this.allTasks.has(name) || creates.some(([k, n]) => k === 'task' && n === name)) {
+          throw new FieldError(`field "${field}": task "${name}" already exists`);
         }
-        break;
-      case 'mremap':
-        useMap(op.map);
-        if (op.to !== undefined) newMap(op.to, 'to');
-        break;
-      case 'submit':
-        useMap(op.mmio, 'mmio');
-        useMap(op.dus, 'dus');
-        useMap(op.target, 'target');
-        break;
-      case 'fork':
-        if (this.allTasks.has(op.child)) throw new FieldError(`field "child": task "${op.child}" already exists`);
-        if (this.allTasks.size >= LIMITS.maxTasks) throw new FieldError(`field "child": at most ${LIMITS.maxTasks} tasks`);
-        this.tasks.add(op.child);
-        this.allTasks.add(op.child);
-        break;
-      case 'exit':
-        this.tasks.delete(op.task);
-        this.exited.add(op.task);
-        break;
-      case 'remove':
-      case 'add':
-      case 'sysfs_read':
-      case 'sysfs_write':
-        dev(op.dev);
-        break;
+        if (this.allTasks.size >= LIMITS.maxTasks) throw new FieldError(`field "${field}": at most ${LIMITS.maxTasks} tasks`);
+      } else if (s.role === 'use') {
+        if (!this.names[s.kind].has(name)) throw new FieldError(`field "${field}": ${HANDLES[s.kind].noun} "${name}" is not created by an earlier op`);
+      } else {
+        if (this.names.fd.has(name) || this.names.map.has(name) || creates.some(([, n]) => n === name)) {
+          throw new FieldError(`field "${field}": name "${name}" is already used`);
+        }
+        const max = s.kind === 'fd' ? LIMITS.maxFds : LIMITS.maxMaps;
+        if (this.names[s.kind].size >= max) throw new FieldError(`field "${field}": at most ${max} ${HANDLES[s.kind].noun} names`);
+      }
+      if (s.role === 'create') creates.push([s.kind, name]);
+    }
+    if (d.extent !== undefined) {
+      const [page, pages] = d.extent;
+      if ((o[page] as number) + (o[pages] as number) > LIMITS.maxPages) {
+        throw new FieldError(`field "${pages}": ${page} + ${pages} must be at most ${LIMITS.maxPages}`);
+      }
+    }
+    for (const [kind, name] of creates) {
+      if (kind === 'task') {
+        this.tasks.add(name);
+        this.allTasks.add(name);
+      } else {
+        this.names[kind].add(name);
+      }
+    }
+    if (d.endsTask) {
+      this.tasks.delete(op.task);
+      this.exited.add(op.task);
     }
   }
 }

@@ -50,232 +50,36 @@ export const DEFAULT_DEVICE: DeviceParams = {
   algorithms: ['copy', 'fill'],
 };
 
-export type Prot = 'r' | 'rw' | 'none';
-export type OpenVia = 'path' | 'mknod' | 'procfd';
-export type IoctlCmd = 'START_Q' | 'PUT_Q' | 'PING' | number;
-export type WorkKind = 'write' | 'read' | 'invalid';
-
-/** sysfs attributes of a uacce device that programs may read or write. */
-export const SYSFS_ATTRS = [
-  'api',
-  'flags',
-  'available_instances',
-  'algorithms',
-  'region_mmio_size',
-  'region_dus_size',
-  'isolate',
-  'isolate_strategy',
-] as const;
-export type SysfsAttr = (typeof SYSFS_ATTRS)[number];
-
-interface OpBase {
-  /** the task (process) that performs the operation; "t0" is the first task */
-  task: string;
-}
-
-/** open the test device: a new queue */
-export interface OpOpen extends OpBase {
-  op: 'open';
-  /** name of the new file descriptor */
-  fd: string;
-  /** device index */
-  dev: number;
-  /**
-   * path: /dev/svt<dev>-<id> (resolved when the op runs; a removed device's old path);
-   * mknod: a second node /tmp/svt<dev>.node made with mknod for the device's major:minor;
-   * procfd: /proc/self/fd/<N> of the existing descriptor `of`
-   */
-  via: OpenVia;
-  /** with via=procfd: the descriptor to reopen */
-  of?: string;
-}
-
-export interface OpClose extends OpBase {
-  op: 'close';
-  fd: string;
-}
-
-export interface OpDup extends OpBase {
-  op: 'dup';
-  fd: string;
-  /** name of the new descriptor */
-  as: string;
-}
-
-/** mmap of a queue region: offset = region * page size */
-export interface OpMmap extends OpBase {
-  op: 'mmap';
-  map: string;
-  fd: string;
-  /** the page offset of the mmap call, i.e. the uacce region (0 MMIO, 1 DUS, 2+ invalid) */
-  region: number;
-  pages: number;
-  prot: Prot;
-  /** MAP_SHARED (true) or MAP_PRIVATE (false) */
-  shared: boolean;
-}
-
-/** anonymous private read-write memory, zero filled: a target for device work items */
-export interface OpAlloc extends OpBase {
-  op: 'alloc';
-  map: string;
-  pages: number;
-}
-
-/** munmap of pages [page, page+pages) of a mapping (relative to where it was created) */
-export interface OpMunmap extends OpBase {
-  op: 'munmap';
-  map: string;
-  page: number;
-  pages: number;
-}
-
 /**
- * mremap(addr + page*4K, old_pages, new_pages, flags[, new address]).
- * move: MREMAP_MAYMOVE|MREMAP_FIXED to the fresh place of map `to`;
- * dontunmap: MREMAP_MAYMOVE|MREMAP_DONTUNMAP (implies a move to `to`).
+ * The ops and their fields are described once each in harness/ops (one description per op: the
+ * parser, the wire, the agent's and the reproducers' C, reports and the docs read it); these are
+ * their types.
  */
-export interface OpMremap extends OpBase {
-  op: 'mremap';
-  map: string;
-  page: number;
-  old_pages: number;
-  new_pages: number;
-  move: boolean;
-  dontunmap: boolean;
-  /** name for the moved mapping (required with move or dontunmap) */
-  to?: string;
-}
+export { OP_KINDS, SYSFS_ATTRS, type IoctlCmd, type Op, type OpKind, type OpOf, type SysfsAttr } from '../ops/index.js';
+import type { Op, OpOf } from '../ops/index.js';
 
-export interface OpMadvise extends OpBase {
-  op: 'madvise';
-  map: string;
-  page: number;
-  pages: number;
-  advice: 'dofork';
-}
+export type Prot = OpOf<'mmap'>['prot'];
+export type OpenVia = OpOf<'open'>['via'];
+export type WorkKind = OpOf<'submit'>['work'];
 
-/** a 64-bit load or store at (page, offset) of a mapping; a fault is reported as a signal */
-export interface OpTouch extends OpBase {
-  op: 'touch';
-  map: string;
-  page: number;
-  /** byte offset within the page, a multiple of 8 */
-  offset: number;
-  access: 'read' | 'write';
-  /** value to store, as a hex string "0x…" (access=write) */
-  value?: string;
-}
-
-/**
- * Submit one work item to a queue through its mappings: write a descriptor into the ring of
- * the `dus` mapping, ring the doorbell in the `mmio` mapping and wait for the completion.
- * The target address is (page, offset) of mapping `target` as this task sees it.
- */
-export interface OpSubmit extends OpBase {
-  op: 'submit';
-  mmio: string;
-  dus: string;
-  work: WorkKind;
-  target: string;
-  page: number;
-  offset: number;
-  /** for work=write, hex "0x…" */
-  value?: string;
-  /** write CQ_HEAD to ACK after the completion (consume the news) */
-  ack: boolean;
-}
-
-export interface OpIoctl extends OpBase {
-  op: 'ioctl';
-  fd: string;
-  /** START_Q, PUT_Q, PING (the test driver's command), or a raw command number */
-  cmd: IoctlCmd;
-}
-
-export interface OpPoll extends OpBase {
-  op: 'poll';
-  fd: string;
-  timeout_ms: number;
-}
-
-export interface OpFork extends OpBase {
-  op: 'fork';
-  /** name of the new task */
-  child: string;
-}
-
-export interface OpExit extends OpBase {
-  op: 'exit';
-}
-
-/** unbind the parent driver from device `dev` (device removal) */
-export interface OpRemove extends OpBase {
-  op: 'remove';
-  dev: number;
-}
-
-/** bind the parent driver to device `dev` again (a fresh uacce device) */
-export interface OpAdd extends OpBase {
-  op: 'add';
-  dev: number;
-}
-
-export interface OpSysfsRead extends OpBase {
-  op: 'sysfs_read';
-  dev: number;
-  attr: SysfsAttr;
-}
-
-export interface OpSysfsWrite extends OpBase {
-  op: 'sysfs_write';
-  dev: number;
-  attr: SysfsAttr;
-  value: string;
-}
-
-export type Op =
-  | OpOpen
-  | OpClose
-  | OpDup
-  | OpMmap
-  | OpAlloc
-  | OpMunmap
-  | OpMremap
-  | OpMadvise
-  | OpTouch
-  | OpSubmit
-  | OpIoctl
-  | OpPoll
-  | OpFork
-  | OpExit
-  | OpRemove
-  | OpAdd
-  | OpSysfsRead
-  | OpSysfsWrite;
-
-export type OpKind = Op['op'];
-
-export const OP_KINDS: readonly OpKind[] = [
-  'open',
-  'close',
-  'dup',
-  'mmap',
-  'alloc',
-  'munmap',
-  'mremap',
-  'madvise',
-  'touch',
-  'submit',
-  'ioctl',
-  'poll',
-  'fork',
-  'exit',
-  'remove',
-  'add',
-  'sysfs_read',
-  'sysfs_write',
-];
+export type OpOpen = OpOf<'open'>;
+export type OpClose = OpOf<'close'>;
+export type OpDup = OpOf<'dup'>;
+export type OpMmap = OpOf<'mmap'>;
+export type OpAlloc = OpOf<'alloc'>;
+export type OpMunmap = OpOf<'munmap'>;
+export type OpMremap = OpOf<'mremap'>;
+export type OpMadvise = OpOf<'madvise'>;
+export type OpTouch = OpOf<'touch'>;
+export type OpSubmit = OpOf<'submit'>;
+export type OpIoctl = OpOf<'ioctl'>;
+export type OpPoll = OpOf<'poll'>;
+export type OpFork = OpOf<'fork'>;
+export type OpExit = OpOf<'exit'>;
+export type OpRemove = OpOf<'remove'>;
+export type OpAdd = OpOf<'add'>;
+export type OpSysfsRead = OpOf<'sysfs_read'>;
+export type OpSysfsWrite = OpOf<'sysfs_write'>;
 
 export interface Program {
   format: typeof PROGRAM_FORMAT;
@@ -286,19 +90,4 @@ export interface Program {
   ops: Op[];
 }
 
-/** Limits that keep programs within what the agent's fixed tables hold. */
-export const LIMITS = {
-  maxOps: 4096,
-  maxTasks: 8,
-  maxFds: 1024,
-  maxMaps: 1024,
-  maxPages: 64,
-  maxRegionPages: 16,
-  maxDevices: 8,
-  maxQueueLimit: 64,
-  maxPollMs: 2000,
-  maxString: 64,
-} as const;
-
-/** Name of the first task, which exists when a program starts. */
-export const ROOT_TASK = 't0';
+export { LIMITS, ROOT_TASK } from './limits.js';

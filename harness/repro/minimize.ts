@@ -32,7 +32,8 @@ import { generateProgram, mixSeed, programArbitrary } from '../generator/index.j
 import type { KernelProfile } from '../model/index.js';
 import { divergenceTitle } from '../oracle/check.js';
 import { crashFamily } from '../oracle/report.js';
-import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
+import { checkProgram, formatProgram, onlyHolds, repairProgram } from '../program/parse.js';
+import { descOf, fieldsOf } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
@@ -196,53 +197,43 @@ export function simplerOps(op: Op): Op[] {
 /** How far an op is from its simplest form: fields not at their simplest value, plus extra pages. */
 export function opDistance(op: Op): number {
   const keys = new Set(simplerFields(op).flatMap((f) => Object.keys(f)));
-  const pages = op.op === 'mmap' || op.op === 'alloc' || op.op === 'munmap' || op.op === 'madvise' ? op.pages - 1 : 0;
-  return keys.size + pages;
+  const o = fieldsOf(op);
+  let extent = 0;
+  for (const [name, f] of Object.entries(descOf(op.op).fields)) {
+    if (f.extentOf && f.spec.t === 'int' && typeof o[name] === 'number') extent += (o[name] as number) - f.spec.min;
+  }
+  return keys.size + extent;
 }
 
-/** Field changes that make an op simpler, one object per change. */
+/**
+ * Field changes that make an op simpler, one object per change: each field's `simpler` values
+ * (its description's), in the description's `simplify` order. A change that makes an optional
+ * field meaningless drops it (open via path: no `of`).
+ */
 function simplerFields(op: Op): Partial<Record<string, unknown>>[] {
-  const fields: Partial<Record<string, unknown>>[] = [];
-  switch (op.op) {
-    case 'open':
-      if (op.via !== 'path') fields.push({ via: 'path', of: undefined });
-      if (op.dev !== 0) fields.push({ dev: 0 });
-      break;
-    case 'remove':
-    case 'add':
-    case 'sysfs_read':
-    case 'sysfs_write':
-      if (op.dev !== 0) fields.push({ dev: 0 });
-      break;
-    case 'mmap':
-      if (op.pages > 1) fields.push({ pages: 1 });
-      if (op.pages > 2) fields.push({ pages: Math.ceil(op.pages / 2) });
-      if (op.prot !== 'rw') fields.push({ prot: 'rw' });
-      if (!op.shared) fields.push({ shared: true });
-      break;
-    case 'alloc':
-    case 'munmap':
-    case 'madvise':
-      if (op.pages > 1) fields.push({ pages: 1 });
-      break;
-    case 'touch':
-      if (op.offset !== 0) fields.push({ offset: 0 });
-      if (op.page !== 0) fields.push({ page: 0 });
-      if (op.value !== undefined && op.value !== '0x1') fields.push({ value: '0x1' });
-      break;
-    case 'submit':
-      if (op.offset !== 0) fields.push({ offset: 0 });
-      if (op.page !== 0) fields.push({ page: 0 });
-      if (op.value !== undefined && op.value !== '0x1') fields.push({ value: '0x1' });
-      if (!op.ack) fields.push({ ack: true });
-      break;
-    case 'poll':
-      if (op.timeout_ms !== 0) fields.push({ timeout_ms: 0 });
-      break;
-    default:
-      break;
+  const d = descOf(op.op);
+  const o = fieldsOf(op);
+  const out: Partial<Record<string, unknown>>[] = [];
+  for (const name of d.simplify ?? Object.keys(d.fields)) {
+    const f = d.fields[name];
+    const v = o[name];
+    if (f?.simpler === undefined || v === undefined) continue;
+    for (const c of f.simpler) {
+      if (c === 'half') {
+        if (typeof v === 'number' && v > 2) out.push({ [name]: Math.ceil(v / 2) });
+        continue;
+      }
+      if (c === v) continue;
+      const change: Partial<Record<string, unknown>> = { [name]: c };
+      const after = { ...o, [name]: c };
+      for (const [other, g] of Object.entries(d.fields)) {
+        const dependsOn = g.only !== undefined && ('field' in g.only ? g.only.field === name : g.only.any.includes(name));
+        if (dependsOn && !onlyHolds(g.only!, after)) change[other] = undefined;
+      }
+      out.push(change);
+    }
   }
-  return fields;
+  return out;
 }
 
 /** Device parameter sets closer to the defaults: all at once, then one field at a time. */

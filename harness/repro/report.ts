@@ -7,8 +7,9 @@ import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FindingKind } from '../findings/store.js';
 import { describeRule } from '../model/rules.js';
+import { descOf } from '../ops/index.js';
 import type { DeviceParams, Op, Program } from '../program/types.js';
-import { moduleParams } from './csource.js';
+import { moduleParams } from './setup.js';
 import { projectRoot } from '../util/paths.js';
 import { stripControl } from '../util/sanitize.js';
 
@@ -179,67 +180,9 @@ export function cutShellWord(word: string, firstRoom: number, room: number): str
 // ---------------------------------------------------------------------------------------------
 // The program in words
 
-const REGION = ['MMIO', 'DUS'];
-const PROT: Record<string, string> = { r: 'PROT_READ', rw: 'PROT_READ|PROT_WRITE', none: 'PROT_NONE' };
-const hex = (n: number) => `0x${n.toString(16)}`;
-const pagesText = (n: number) => `${n} page${n === 1 ? '' : 's'}`;
-const devText = (dev: number) => `svt${dev}`;
-
 /** One step of a program in words, e.g. "t0: mmap region 1 (DUS) of q0, 1 page, rw, MAP_PRIVATE -> m3". */
 export function describeStep(op: Op): string {
-  const t = `${op.task}:`;
-  switch (op.op) {
-    case 'open':
-      if (op.via === 'procfd') return `${t} open /proc/self/fd/<${op.of}> again -> ${op.fd}`;
-      if (op.via === 'mknod') return `${t} open a second node (mknod, same major:minor) of ${devText(op.dev)} -> ${op.fd}`;
-      return `${t} open /dev/${devText(op.dev)}-<id> -> ${op.fd}`;
-    case 'close':
-      return `${t} close ${op.fd}`;
-    case 'dup':
-      return `${t} dup ${op.fd} -> ${op.as}`;
-    case 'mmap': {
-      const region = op.region < 2 ? `region ${op.region} (${REGION[op.region]})` : `offset page ${op.region} (no such region)`;
-      return `${t} mmap ${region} of ${op.fd}, ${pagesText(op.pages)}, ${PROT[op.prot]}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'} -> ${op.map}`;
-    }
-    case 'alloc':
-      return `${t} mmap anonymous private memory, ${pagesText(op.pages)} -> ${op.map}`;
-    case 'munmap':
-      return `${t} munmap ${pagesText(op.pages)} of ${op.map} from page ${op.page}`;
-    case 'mremap': {
-      const range = `${op.map} page ${op.page}, ${op.old_pages} -> ${pagesText(op.new_pages)}`;
-      if (op.dontunmap) return `${t} mremap ${range}, MREMAP_MAYMOVE|MREMAP_DONTUNMAP to ${op.to}`;
-      if (op.move) return `${t} mremap ${range}, MREMAP_MAYMOVE|MREMAP_FIXED to ${op.to}`;
-      return `${t} mremap ${range} in place (${op.new_pages > op.old_pages ? 'grow' : op.new_pages < op.old_pages ? 'shrink' : 'same size'})`;
-    }
-    case 'madvise':
-      return `${t} madvise MADV_DOFORK on ${pagesText(op.pages)} of ${op.map} from page ${op.page}`;
-    case 'touch':
-      return op.access === 'write'
-        ? `${t} write ${op.value} to ${op.map} page ${op.page} offset ${hex(op.offset)}`
-        : `${t} read 8 bytes at ${op.map} page ${op.page} offset ${hex(op.offset)}`;
-    case 'submit': {
-      const work = op.work === 'write' ? `WRITE64 ${op.value}` : op.work === 'read' ? 'READ64' : 'an invalid opcode';
-      return `${t} submit ${work} at ${op.target} page ${op.page} offset ${hex(op.offset)} through ring ${op.dus} and doorbell ${op.mmio}${op.ack ? '' : ', no ACK'}`;
-    }
-    case 'ioctl': {
-      const cmd = typeof op.cmd === 'number' ? hex(op.cmd) : op.cmd === 'PING' ? 'SVT_IOCTL_PING' : `UACCE_CMD_${op.cmd}`;
-      return `${t} ioctl ${op.fd} ${cmd}`;
-    }
-    case 'poll':
-      return `${t} poll ${op.fd} for POLLIN, ${op.timeout_ms} ms`;
-    case 'fork':
-      return `${t} fork -> ${op.child}`;
-    case 'exit':
-      return `${t} exit`;
-    case 'remove':
-      return `${t} unbind svadiff_test.${op.dev} from its driver (device removal)`;
-    case 'add':
-      return `${t} bind svadiff_test.${op.dev} to its driver again`;
-    case 'sysfs_read':
-      return `${t} read /sys/class/uacce/${devText(op.dev)}-<id>/${op.attr}`;
-    case 'sysfs_write':
-      return `${t} write ${JSON.stringify(op.value)} to /sys/class/uacce/${devText(op.dev)}-<id>/${op.attr}`;
-  }
+  return `${op.task}: ${descOf(op.op).describe(op as never)}`;
 }
 
 /** The test module's parameters for this device, as the agent passes them to insmod. */
@@ -252,27 +195,10 @@ export function testModuleParams(d: DeviceParams): string {
 // ---------------------------------------------------------------------------------------------
 // The semantics sheet
 
-/** The section of the sheet about each op, for rules that cite none. */
-export const SHEET_SECTION_OF_OP: Record<Op['op'], string> = {
-  open: 'open',
-  close: 'Using mappings, poll, close',
-  dup: 'Objects',
-  mmap: 'mmap',
-  alloc: 'mmap',
-  munmap: 'mmap',
-  mremap: 'mmap',
-  madvise: 'mmap',
-  touch: 'Using mappings, poll, close',
-  submit: 'Using mappings, poll, close',
-  ioctl: 'ioctl',
-  poll: 'Using mappings, poll, close',
-  fork: 'fork and exit',
-  exit: 'fork and exit',
-  remove: 'Device removal',
-  add: 'Device removal',
-  sysfs_read: 'sysfs',
-  sysfs_write: 'sysfs',
-};
+/** The section of the sheet about an op (its description's), for rules that cite none. */
+export function sheetSectionOf(op: Op): string {
+  return descOf(op.op).sheet;
+}
 
 /** docs/uacce-semantics.md of this checkout ('' if it is missing). */
 export async function loadSemanticsSheet(): Promise<string> {
@@ -524,7 +450,7 @@ export function renderReport(r: ReportInput): string {
       out.push('');
       out.push(...wrapText(`Rule ${rule}: ${describeRule(rule)}`, REPORT_WIDTH, '  ', '    '));
       const cited = citedSections(describeRule(rule));
-      const names = cited.length > 0 ? cited : op ? [SHEET_SECTION_OF_OP[op.op]] : [];
+      const names = cited.length > 0 ? cited : op ? [sheetSectionOf(op)] : [];
       for (const name of names) {
         const s = r.semantics ? sheetSection(r.semantics, name) : undefined;
         if (!s) continue;

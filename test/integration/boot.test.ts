@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import type { ProgramRun } from '../../harness/agent/session.js';
-import { slotAddress } from '../../harness/agent/wire.js';
+import { slotAddress } from '../../harness/agent/conventions.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage } from '../../harness/vm/guest.js';
 import { UserError } from '../../harness/util/errors.js';

@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AgentOpDeadlineError, AgentProtocolError, AgentTimeoutError, type RawResult } from '../../harness/agent/session.js';
-import { encodeProgram, MAP_BASE, MAP_STRIDE } from '../../harness/agent/wire.js';
+import { slotAddress } from '../../harness/agent/conventions.js';
+import { encodeProgram } from '../../harness/agent/wire.js';
 import { DEFAULT_DEVICE, type Op, type Program } from '../../harness/program/types.js';
 import { cleanupAgentCache, startLocalAgent, type LocalAgent } from './agent-local.js';
 
@@ -19,7 +20,7 @@ function program(ops: Op[]): Program {
   return { format: 'svadiff-program', version: 1, device: { ...DEFAULT_DEVICE }, ops };
 }
 
-const addr = (slot: number) => '0x' + (MAP_BASE + BigInt(slot) * MAP_STRIDE).toString(16);
+const addr = (slot: number) => '0x' + slotAddress(slot).toString(16);
 const ok = (r: RawResult | undefined) => ({ ret: r?.ret, errno: r?.errno, signal: r?.signal });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

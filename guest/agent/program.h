@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Running a program: its test device set up (the module loaded with the program's parameters,
+ * the nodes there), task 0 started, each op handed to its task with what the agent resolved
+ * for it (svt_ops.gen.h) and its result sent as an R line, in order; at the end every task
+ * killed and the module unloaded. Part of the agent (agent.c includes it).
+ */
+
+/* R: the result of op idx; aux is where a mapping went, or a new task's pid */
+static void send_result(int idx, const struct res *r)
+{
+	char aux[AUX_MAX];
+	int alen = 0;
+
+	if (r->ret >= 0 && r->addr)
+		alen = snprintf(aux, sizeof(aux), "0x%llx", (unsigned long long)r->addr);
+	else if (r->ret >= 0 && r->child > 0)
+		alen = snprintf(aux, sizeof(aux), "%d", r->child);
+	drain_kmsg();
+	ob_reset();
+	ob_str("R ");
+	ob_i64(P.id);
+	ob_sp();
+	ob_i64(idx);
+	ob_sp();
+	ob_i64(r->ret);
+	ob_sp();
+	ob_i64(r->err);
+	ob_sp();
+	ob_i64(r->sig);
+	ob_sp();
+	/* aux is short: write it first into the budget so that a long data field is what gets cut */
+	{
+		size_t dlen = r->len > DATA_MAX ? DATA_MAX : r->len;
+		size_t room = MAX_LINE - ol - 2 - 2 * (alen ? alen : 1);
+
+		if (2 * dlen > room)
+			dlen = room / 2;
+		ob_hex(r->data, dlen);
+		ob_sp();
+		ob_hex(aux, (size_t)alen);
+	}
+	ob_send();
+}
+
+static void send_simple_result(int idx, long long ret, int err)
+{
+	struct res r;
+
+	memset(&r, 0, sizeof(r));
+	r.ret = ret;
+	r.err = err;
+	send_result(idx, &r);
+}
+
+/* the op's task died while doing it: errno -1 and the signal that killed it (0: it exited) */
+static void send_died_result(int idx, int status)
+{
+	struct res r;
+
+	memset(&r, 0, sizeof(r));
+	r.ret = -1;
+	r.err = -1;
+	r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	send_result(idx, &r);
+}
+
+static void send_finished(int status, const char *msg)
+{
+	drain_kmsg();
+	ob_reset();
+	ob_str("F ");
+	ob_i64(P.id);
+	ob_sp();
+	ob_i64(status);
+	ob_sp();
+	ob_hex(msg, strlen(msg));
+	ob_send();
+}
+
+static void adopt_child(int t, pid_t pid)
+{
+	int i;
+
+	tasks[t].pid = pid;
+	tasks[t].state = T_ALIVE;
+	tasks[t].exiting = 0;
+	tasks[t].killing = 0;
+	for (i = 0; i < n_early; i++) {
+		if (early[i].pid == pid) {
+			int st = early[i].status;
+
+			early[i] = early[--n_early];
+			task_died(t, st);
+			return;
+		}
+	}
+}
+
+/* Run one op. Returns 0, or -1 if it missed its deadline (T sent; the program must stop). */
+static int run_op(const struct op *o)
+{
+	struct task *tk = &tasks[o->task];
+	static struct cmd c;
+	long long deadline;
+	int is_exit = o->opcode == OP_EXIT;
+
+	if (o->task >= P.ntasks || tk->state != T_ALIVE) {
+		send_simple_result(o->idx, -1, ESRCH);
+		return 0;
+	}
+	if (o->opcode == OP_FORK && (o->a[0] >= P.ntasks || tasks[o->a[0]].state != T_NONE)) {
+		/* the host gave a task index that is out of range or already used */
+		send_simple_result(o->idx, -1, EEXIST);
+		return 0;
+	}
+	memset(&c, 0, sizeof(c));
+	c.step = o->idx;
+	c.op = *o;
+	resolve(&c);
+	if (is_exit)
+		tk->exiting = 1;
+
+	memset(&cur, 0, sizeof(cur));
+	cur.active = 1;
+	cur.task = o->task;
+	cur.idx = o->idx;
+	{
+		const char *p = (const char *)&c;
+		size_t left = sizeof(c);
+
+		while (left > 0) {
+			ssize_t w = write(cmd_pipe[o->task][1], p, left);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;	/* EPIPE: no task is left to read it; the reap says why */
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	deadline = now_ms() + op_deadline_ms(o);
+	for (;;) {
+		long long rem;
+
+		if (cur.got || cur.died)
+			break;
+		if (is_exit && tk->state == T_DEAD)
+			break;
+		rem = deadline - now_ms();
+		if (rem <= 0) {
+			cur.active = 0;
+			tk->exiting = 0;
+			drain_kmsg();
+			ob_reset();
+			ob_str("T ");
+			ob_i64(P.id);
+			ob_sp();
+			ob_i64(o->idx);
+			ob_sp();
+			ob_i64(op_deadline_ms(o));
+			ob_send();
+			return -1;
+		}
+		pump(rem > 1000 ? 1000 : (int)rem);
+	}
+	cur.active = 0;
+	if (is_exit) {
+		int st = tk->status;
+
+		tk->exiting = 0;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			send_simple_result(o->idx, 0, 0);
+		else
+			send_died_result(o->idx, st);	/* after the X line task_died sent */
+		return 0;
+	}
+	if (cur.died) {
+		send_died_result(o->idx, tk->status);	/* after the X line task_died sent */
+		return 0;
+	}
+	send_result(o->idx, &cur.r);
+	if (o->opcode == OP_FORK && cur.r.ret == 0 && cur.r.child > 0)
+		adopt_child((int)o->a[0], cur.r.child);
+	return 0;
+}
+
+/* wait until every device has a class entry and a /dev node (devtmpfs makes it; if /dev is not
+ * devtmpfs, make it ourselves) */
+static int wait_nodes(char *msg, size_t msglen)
+{
+	long long end = now_ms() + NODES_DEADLINE;
+	int dev;
+
+	for (;;) {
+		int missing = -1;
+
+		for (dev = 0; dev < P.devices; dev++) {
+			char p[200];
+
+			if (!scan_node(dev)) {
+				missing = dev;
+				break;
+			}
+			snprintf(p, sizeof(p), "/dev/%.127s", node[dev]);
+			if (access(p, F_OK) != 0) {
+				if (have_devt[dev] && now_ms() + NODES_DEADLINE / 2 > end)
+					mknod(p, S_IFCHR | 0600, devt[dev]);
+				missing = dev;
+				break;
+			}
+		}
+		if (missing < 0)
+			return 0;
+		if (now_ms() >= end) {
+			snprintf(msg, msglen, "device %d: no node " UACCE_CLASS "/" SVT_UACCE_NAME_FMT
+				 "-* with /dev entry after %d ms", missing, missing, NODES_DEADLINE);
+			return -1;
+		}
+		pump(10);
+	}
+}
+
+
+/* In the child after fork(): drop what is the agent's, become task 0 (the runtime's task_start). */
+static void agent_task0(void)
+{
+	sigset_t none;
+	int fd;
+
+	close_fd(&kmsg_fd);
+	close_fd(&sig_fd);
+	if (out_fd != in_fd)
+		close_fd(&out_fd);
+	close_fd(&in_fd);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	/* the agent is exempt from the OOM killer; its tasks are ordinary processes */
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "0", 1) < 0)
+			logmsg("cannot reset oom_score_adj of a task");
+		close(fd);
+	}
+	task_start();
+}
+
+static void program_reset(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_TASKS; i++) {
+		close_fd(&cmd_pipe[i][1]);
+		close_fd(&cmd_pipe[i][0]);
+	}
+	close_fd(&res_pipe[0]);
+	close_fd(&res_pipe[1]);
+	memset(tasks, 0, sizeof(tasks));
+	n_early = 0;
+	P.state = P_IDLE;
+	P.nops = 0;
+	P.poison[0] = '\0';
+	P.abort = 0;
+}
+
+/* Kill every task, wait for them, unload the module, send F. extra: why the program ended early. */
+static void teardown(const char *extra)
+{
+	char msg[MSG_MAX] = "";
+	long long end;
+	int i, status = 0, stuck = 0;
+
+	if (extra && extra[0]) {
+		snprintf(msg, sizeof(msg), "%s", extra);
+		status = 1;
+	}
+	for (i = 0; i < MAX_TASKS; i++) {
+		if (tasks[i].state == T_ALIVE) {
+			tasks[i].killing = 1;
+			kill(tasks[i].pid, SIGKILL);
+		}
+	}
+	end = now_ms() + KILL_DEADLINE_MS;
+	for (;;) {
+		int alive = 0;
+
+		for (i = 0; i < MAX_TASKS; i++)
+			alive += tasks[i].state == T_ALIVE;
+		if (!alive)
+			break;
+		if (now_ms() >= end) {
+			stuck = alive;
+			break;
+		}
+		pump(50);
+	}
+	if (stuck) {
+		size_t l = strlen(msg);
+
+		snprintf(msg + l, sizeof(msg) - l, "%s%d task(s) did not die within %d ms",
+			 l ? "; " : "", stuck, KILL_DEADLINE_MS);
+		status = 1;
+	}
+	unlink_mknods();
+	program_reset();
+	if (!opt_no_module) {
+		char why[MSG_MAX / 2];
+
+		if (unload_module(TEST_MODULE, why, sizeof(why)) != 0) {
+			size_t l = strlen(msg);
+
+			snprintf(msg + l, sizeof(msg) - l, "%s%s", l ? "; " : "", why);
+			status = 1;
+		}
+	}
+	send_finished(status, msg);
+}
+
+/* Fresh test device: (re)load the module with the program's parameters and wait for its nodes.
+ * On failure msg says why and the module is not loaded. */
+static int setup_device(char *msg, size_t msglen)
+{
+	memset(node, 0, sizeof(node));
+	memset(have_devt, 0, sizeof(have_devt));
+	memset(mknod_done, 0, sizeof(mknod_done));
+	memset(tasks, 0, sizeof(tasks));
+	n_early = 0;
+	if (!opt_no_module) {
+		char params[512];
+
+		if (unload_module(TEST_MODULE, msg, msglen) != 0)
+			return -1;
+		snprintf(params, sizeof(params),
+			 "devices=%d mmio_pages=%d dus_pages=%d queue_limit=%d sva=%d isolate_ops=%d "
+			 "isolate_state=%d ioctl=%d api=%s algs=%s",
+			 P.devices, P.mmio_pages, P.dus_pages, P.queue_limit, P.sva, P.isolate_ops,
+			 P.isolate_state, P.ioctl, P.api, P.algs);
+		if (load_module(MOD_DIR "/" TEST_MODULE ".ko", params, msg, msglen) != 0)
+			return -1;
+		if (wait_nodes(msg, msglen) != 0) {
+			char why[MSG_MAX / 2];
+
+			if (unload_module(TEST_MODULE, why, sizeof(why)) != 0) {
+				size_t l = strlen(msg);
+
+				snprintf(msg + l, msglen - l, "; %s", why);
+			}
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Load the module, wait for the nodes, send S, start task 0. Sends F itself on failure. */
+static int setup_program(void)
+{
+	char msg[MSG_MAX];
+	pid_t pid;
+
+	if (setup_device(msg, sizeof(msg)) != 0)
+		goto fail;
+	if (open_task_pipes() != 0)
+		goto pipes;
+
+	ob_reset();
+	ob_str("S ");
+	ob_i64(P.id);
+	ob_send();
+
+	pid = fork();
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "fork of task 0: %s", strerror(errno));
+		teardown(msg);
+		return -1;
+	}
+	if (pid == 0)
+		agent_task0();
+	tasks[0].pid = pid;
+	tasks[0].state = T_ALIVE;
+	close_task_ends();	/* the agent keeps the write ends of the commands, the read end of results */
+	return 0;
+
+pipes:
+	snprintf(msg, sizeof(msg), "pipe: %s", strerror(errno));
+	program_reset();
+	if (!opt_no_module) {
+		char why[MSG_MAX / 2];
+
+		unload_module(TEST_MODULE, why, sizeof(why));
+	}
+fail:
+	program_reset();
+	send_finished(1, msg);
+	return -1;
+}
+
+/* lines that arrive while a batch program runs */
+static void batch_take_lines(void)
+{
+	char line[MAX_LINE + 1];
+
+	while (next_queued(line)) {
+		long long id;
+
+		if (line[0] == 'Z' && line[1] == ' ' && num(line + 2, 0, LLONG_MAX, &id) == 0 && id == P.id)
+			P.abort = 1;
+		else
+			send_error("busy running program %lld: only Q, V and Z %lld are accepted", P.id, P.id);
+	}
+}
+
+static void run_batch(void)
+{
+	int i;
+
+	if (setup_program() != 0)
+		return;
+	P.state = P_BATCH;
+	for (i = 0; i < P.nops; i++) {
+		batch_take_lines();
+		if (P.abort)
+			break;
+		if (run_op(&ops[i]) != 0) {
+			char m[96];
+
+			snprintf(m, sizeof(m), "op %d did not finish within its deadline", ops[i].idx);
+			teardown(m);
+			return;
+		}
+	}
+	batch_take_lines();
+	teardown(NULL);
+}

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The runtime shared by the svadiff guest agent and its C reproducers, part 2 of 2: the
+ * functions (sections and how they are selected: svt_types.h).
+ */
+
+#if SVT_AGENT || SVT_MAPPED
+/* mmap, mremap: 0 or -1, and where the mapping went (it must be its slot) */
+static long long mapped(struct res *r, void *got, uint64_t want)
+{
+	r->want = want;
+	if (got == MAP_FAILED)
+		return -1;
+	r->addr = (uintptr_t)got;
+	return 0;
+}
+#endif
+
+#if SVT_AGENT || SVT_WRITE_FILE
+static long long write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int e;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, s, strlen(s));
+	e = errno;
+	close(fd);
+	errno = e;
+	return n;
+}
+#endif
+
+#if SVT_AGENT || SVT_READ_FILE
+/* one read(2) of at most DATA_MAX bytes, as the agent reads sysfs files */
+static long long read_file(struct res *r, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	int e;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, r->data, DATA_MAX);
+	e = errno;
+	close(fd);
+	errno = e;
+	if (n > 0)
+		r->len = (unsigned int)n;
+	return n;
+}
+#endif
+
+#if SVT_AGENT || SVT_SUBMIT
+#include <time.h>
+/*
+ * One work item through a queue's mappings, as the agent does it: read the tail from the
+ * doorbell, write the descriptor at ring slot tail % SVT_RING_SLOTS (its status PENDING: a
+ * status left from the ring's last lap must not read as this item's), ring the doorbell with
+ * tail + 1, wait until the completion count passes it (at most SUBMIT_WAIT_US), then with ack
+ * write the count to ACK. 0 if it completed, else -1 with ETIMEDOUT; data: how it ended.
+ */
+static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32_t opcode, uint64_t addr,
+			uint64_t value, int ack)
+{
+	volatile uint32_t *mmio = (volatile uint32_t *)(uintptr_t)mmio_at;
+	volatile uint8_t *desc;
+	struct timespec t0, t1;
+	uint32_t tail, status;
+	int done = 0;
+
+	tail = mmio[SVT_REG_DOORBELL / 4];
+	desc = (volatile uint8_t *)(uintptr_t)dus_at + (tail % SVT_RING_SLOTS) * SVT_DESC_SIZE;
+	*(volatile uint32_t *)(desc + SVT_DESC_OPCODE) = opcode;
+	*(volatile uint32_t *)(desc + SVT_DESC_STATUS) = SVT_STATUS_PENDING;
+	*(volatile uint64_t *)(desc + SVT_DESC_ADDR) = addr;
+	*(volatile uint64_t *)(desc + SVT_DESC_VALUE) = value;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);	/* descriptor before doorbell */
+	mmio[SVT_REG_DOORBELL / 4] = tail + 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if ((int32_t)(mmio[SVT_REG_CQ_HEAD / 4] - (tail + 1)) >= 0) {
+			done = 1;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000 >= SUBMIT_WAIT_US)
+			break;
+		usleep(SUBMIT_POLL_US);
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);	/* completion before the descriptor's status */
+	if (done && ack)
+		mmio[SVT_REG_ACK / 4] = mmio[SVT_REG_CQ_HEAD / 4];
+	status = *(volatile uint32_t *)(desc + SVT_DESC_STATUS);
+	if (status == SVT_STATUS_OK && opcode == SVT_OP_READ64)
+		DATAF(r, "done 0x%llx", (unsigned long long)*(volatile uint64_t *)(desc + SVT_DESC_RESULT));
+	else if (status == SVT_STATUS_OK)
+		DATAF(r, "done");
+	else if (status == SVT_STATUS_FAULT)
+		DATAF(r, "fault");
+	else if (status == SVT_STATUS_BADOP)
+		DATAF(r, "badop");
+	else
+		DATAF(r, "status %u", status);
+	if (done)
+		return 0;
+	errno = ETIMEDOUT;
+	return -1;
+}
+#endif
+
+#if SVT_AGENT || SVT_FORK_TASK
+#include <sched.h>
+#include <sys/syscall.h>
+/*
+ * fork(2), except that the new task's parent is the controller (CLONE_PARENT), which can then
+ * wait for it like for every task; the svadiff agent creates its tasks the same way.
+ */
+static pid_t fork_task(void)
+{
+	return (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, 0UL, 0UL, 0UL);
+}
+#endif
+
+#if SVT_AGENT
+/* the platform device of test device dev, as its driver's bind and unbind files want it */
+static const char *dev_name(int dev)
+{
+	static char name[32];
+
+	snprintf(name, sizeof(name), SVT_DRIVER_NAME ".%d", dev);
+	return name;
+}
+#endif
+
+#if SVT_AGENT || SVT_NODE_PATH || SVT_MKNOD_PATH || SVT_SYSFS_PATH || SVT_GENERAL || SVT_COMPACT
+#include <dirent.h>
+static char node[DEVICES][128];	/* each device's uacce class entry: the current or last seen */
+#if SVT_AGENT || SVT_MKNOD_PATH
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+static dev_t devt[DEVICES];		/* and its major:minor */
+static int have_devt[DEVICES];
+static int mknod_done[DEVICES];	/* /tmp/svt<dev>.node was made */
+#endif
+
+/*
+ * Device dev's class entry, svt<dev>-<id> (the first by name if ever two: only a broken kernel
+ * has two): 1 if it is there now. A removed device keeps the last name seen, a device never
+ * seen is svt<dev>-none (ENOENT).
+ */
+static int scan_node(int dev)
+{
+	char prefix[32], best[128] = "";
+	struct dirent *ent;
+	size_t pl;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), SVT_UACCE_NAME_FMT "-", dev);
+	pl = strlen(prefix);
+	d = opendir(UACCE_CLASS);
+	while (d && (ent = readdir(d)) != NULL) {
+		if (strncmp(ent->d_name, prefix, pl) == 0 && strlen(ent->d_name) < sizeof(best) &&
+		    (!best[0] || strcmp(ent->d_name, best) < 0))
+			strcpy(best, ent->d_name);
+	}
+	if (d)
+		closedir(d);
+	if (!best[0]) {
+		if (!node[dev][0])
+			snprintf(node[dev], sizeof(node[dev]), SVT_UACCE_NAME_FMT "-none", dev);
+		return 0;
+	}
+	strcpy(node[dev], best);
+#if SVT_AGENT || SVT_MKNOD_PATH
+	{
+		char p[300], v[64];
+		unsigned int ma, mi;
+		int fd;
+		ssize_t n;
+
+		snprintf(p, sizeof(p), UACCE_CLASS "/%s/dev", best);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, v, sizeof(v) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			v[n] = '\0';
+			if (sscanf(v, "%u:%u", &ma, &mi) == 2) {
+				devt[dev] = makedev(ma, mi);
+				have_devt[dev] = 1;
+			}
+		}
+	}
+#endif
+	return 1;
+}
+#endif
+
+#if SVT_AGENT || SVT_NODE_PATH
+static void node_path(int dev, char *path)
+{
+	scan_node(dev);
+	snprintf(path, PATH_LEN, "/dev/%s", node[dev]);
+}
+#endif
+
+#if SVT_AGENT || SVT_MKNOD_PATH
+/* a second node of the device, made once (from the current or last seen major:minor) */
+static void mknod_path(int dev, char *path)
+{
+	scan_node(dev);
+	snprintf(path, PATH_LEN, "/tmp/" SVT_UACCE_NAME_FMT ".node", dev);
+	if (!mknod_done[dev] && have_devt[dev]) {
+		unlink(path);
+		if (mknod(path, S_IFCHR | 0600, devt[dev]) == 0)
+			mknod_done[dev] = 1;
+	}
+}
+
+/* the second nodes go at the end */
+static void unlink_mknods(void)
+{
+	char p[64];
+	int dev;
+
+	for (dev = 0; dev < DEVICES; dev++) {
+		if (mknod_done[dev]) {
+			snprintf(p, sizeof(p), "/tmp/" SVT_UACCE_NAME_FMT ".node", dev);
+			unlink(p);
+			mknod_done[dev] = 0;
+		}
+	}
+}
+#endif
+
+#if SVT_AGENT || SVT_SYSFS_PATH
+static void sysfs_path(int dev, const char *attr, char *path)
+{
+	scan_node(dev);
+	snprintf(path, PATH_LEN, UACCE_CLASS "/%s/%s", node[dev], attr);
+}
+#endif
+
+#if SVT_AGENT || SVT_GENERAL || SVT_WATCH
+#include <time.h>
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+#endif
+
+#if SVT_AGENT || SVT_GENERAL
+/* ---- tasks: processes that run steps for a controller ---- */
+
+/* SIGSEGV or SIGBUS during a step is its outcome; the task goes on */
+static void on_fault(int sig)
+{
+	if (in_step) {
+		in_step = 0;
+		fault_sig = sig;
+		siglongjmp(fault_env, 1);
+	}
+	signal(sig, SIG_DFL);	/* a fault outside a step: die of it (the controller sees the task end) */
+}
+
+/* Step c in this task, SIGSEGV and SIGBUS caught: 1 if this process is a new task now (fork). */
+static int run_guarded(struct cmd *c, struct res *r)
+{
+	int child;
+
+	if (sigsetjmp(fault_env, 1) != 0) {
+		r->ret = -1;
+		r->err = 0;
+		r->sig = fault_sig;
+		return 0;
+	}
+	in_step = 1;
+	child = do_step(c, r);
+	in_step = 0;
+	return child;
+}
+
+/* A task: run each step the controller hands over, send back its result. */
+static void task_loop(void)
+{
+	static struct cmd c;
+	static struct res r;
+
+	for (;;) {
+		ssize_t n = read(cmd_pipe[me][0], &c, sizeof(c));
+		const char *p = (const char *)&r;
+		size_t left = sizeof(r);
+
+		if (n == 0)
+			_exit(0);	/* the controller closed the pipes: the program is over */
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			_exit(3);
+		if (n != (ssize_t)sizeof(c))
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.step = c.step;
+		if (run_guarded(&c, &r))
+			continue;	/* a new task: wait for its first step */
+		while (left > 0) {
+			ssize_t w = write(res_pipe[1], p, left);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				_exit(4);
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+}
+
+/* The pipes between the controller and its tasks (every task inherits them all). */
+static int open_task_pipes(void)
+{
+	int t;
+
+	for (t = 0; t < N_TASKS; t++)
+		if (pipe2(cmd_pipe[t], O_CLOEXEC) != 0)
+			return -1;
+	return pipe2(res_pipe, O_CLOEXEC);
+}
+
+/* In the controller once task 0 runs: it keeps the write ends of the commands, the read end of results. */
+static void close_task_ends(void)
+{
+	int t;
+
+	for (t = 0; t < N_TASKS; t++) {
+		close(cmd_pipe[t][0]);
+		cmd_pipe[t][0] = -1;
+	}
+	close(res_pipe[1]);
+	res_pipe[1] = -1;
+	fcntl(res_pipe[0], F_SETFL, O_NONBLOCK);
+}
+
+/* In a fresh child of the controller: become task 0 and run its steps. */
+static void task_start(void)
+{
+	struct sigaction sa;
+	int t;
+
+	for (t = 0; t < N_TASKS; t++)
+		close(cmd_pipe[t][1]);
+	close(res_pipe[0]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+#if SVT_AGENT || SVT_FDS
+	for (t = 0; t < N_FDS; t++)
+		fds[t] = -1;
+#endif
+	me = 0;
+	task_loop();
+	_exit(0);
+}
+#endif
