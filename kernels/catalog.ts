@@ -16,7 +16,7 @@ import {
   seriesOf,
   upstreamKernelVersion,
 } from './debversion.js';
-import { compareSeries, seriesProfile, type SeriesProfile } from './profiles.js';
+import { seriesProfile, type SeriesProfile } from './profiles.js';
 import { formatKernelSpec, type KernelSpec } from './spec.js';
 
 export interface PackageRecord {
@@ -275,7 +275,7 @@ export function buildCatalog(records: PackageRecord[], flavour: string): SeriesC
       sc.versions.push(b);
     }
   }
-  return [...out.values()].sort((a, b) => compareSeries(b.series, a.series));
+  return [...out.values()].sort((a, b) => compareKernelVersions(b.series, a.series));
 }
 
 function abiRank(profile: SeriesProfile | undefined, tag: string): number {

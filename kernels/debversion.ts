@@ -110,7 +110,7 @@ export function seriesOf(version: string): string {
   return `${major}.${minor}`;
 }
 
-/** Compare upstream kernel versions numerically ("6.12.9" < "6.12.10"). */
+/** Compare upstream kernel versions or series numerically ("6.12.9" < "6.12.10", "6.1" < "6.12" < "7.2"). */
 export function compareKernelVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
   const pb = b.split('.').map(Number);

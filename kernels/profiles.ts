@@ -5,6 +5,7 @@
  * `dpkg-deb -c` of the packages named in the comments.
  */
 import type { Arch } from './types.js';
+import { compareKernelVersions } from './debversion.js';
 
 /** How a series packages its kernel image, config and System.map. */
 export type ImageLayout =
@@ -114,22 +115,11 @@ export const DEBIAN_ARCHIVE_KEYRING = '/usr/share/keyrings/debian-archive-keyrin
 /** Package lists older than this are refreshed before a lookup. */
 export const APT_LISTS_MAX_AGE_MS = 6 * 3600 * 1000;
 
-/** Compare two series ("6.1" < "6.12" < "7.2"). */
-export function compareSeries(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /** The profile for a series, or undefined for series older than any profile. */
 export function seriesProfile(series: string): SeriesProfile | undefined {
   let found: SeriesProfile | undefined;
   for (const p of SERIES_PROFILES) {
-    if (compareSeries(p.fromSeries, series) <= 0) found = p;
+    if (compareKernelVersions(p.fromSeries, series) <= 0) found = p;
   }
   return found;
 }

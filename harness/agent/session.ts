@@ -27,14 +27,7 @@ import {
 } from './wire.js';
 
 export type { RawResult } from './observe.js';
-
-export interface KmsgRecord {
-  seq: number;
-  level: number;
-  usec: number;
-  /** the record's text, continuation lines joined with \n; control sequences removed */
-  text: string;
-}
+import type { KmsgRecord } from '../oracle/report.js';
 
 export interface TaskEnd {
   task: number;

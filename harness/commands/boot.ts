@@ -4,7 +4,7 @@
  * device's sysfs attributes, the boot time. Shuts the guest down cleanly.
  */
 import { parseArgs } from 'node:util';
-import type { KmsgRecord } from '../agent/session.js';
+import type { KmsgRecord } from '../oracle/report.js';
 import { errnoName } from '../program/errno.js';
 import { DEFAULT_DEVICE, PROGRAM_FORMAT, PROGRAM_VERSION, SYSFS_ATTRS, type Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';

@@ -6,7 +6,7 @@
  * deduplicated by title.
  *
  * Input is the serial console (already split into lines) and/or /dev/kmsg records. Guest output
- * is untrusted: every line is stripped of control characters and cut to MAX_LINE before any
+ * is untrusted: every line is stripped of control characters and cut to MAX_LOG_LINE before any
  * matching, reports are cut at MAX_REPORT_LINES and excerpts at MAX_EXCERPT.
  *
  * Every report pattern lives in REPORT_PATTERNS below, one commented entry each; README.md next
@@ -85,7 +85,7 @@ export interface ParseResult {
 }
 
 /** Longest line the parser looks at; the kernel's own limit is 1024 (PRINTK_MESSAGE_MAX). */
-export const MAX_LINE = 2048;
+export const MAX_LOG_LINE = 2048;
 /** A report longer than this is cut (hung-task dumps of many tasks can be long). */
 export const MAX_REPORT_LINES = 600;
 /** Excerpts are cut to this many characters. */
@@ -101,7 +101,7 @@ const EMBEDDED_PREFIX_RE = /(?:<\d{1,3}>)?\[\s*\d+\.\d{6}\](?:\[\s*[CT]\d+\])? ?
 
 /** One line as the parser sees it: control characters removed, bounded, console prefix removed. */
 export function stripConsolePrefix(line: string): string {
-  const text = stripControl(line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line);
+  const text = stripControl(line.length > MAX_LOG_LINE ? line.slice(0, MAX_LOG_LINE) : line);
   const m = CONSOLE_PREFIX_RE.exec(text);
   if (m) return text.slice(m[0].length);
   const e = EMBEDDED_PREFIX_RE.exec(text);
@@ -109,20 +109,25 @@ export function stripConsolePrefix(line: string): string {
   return text;
 }
 
-/** A /dev/kmsg record (Documentation/ABI/testing/dev-kmsg). */
+/** One kernel log record: what the agent forwards (its K lines) and what the oracle reads. */
 export interface KmsgRecord {
-  /** syslog facility and level (the record's first field is facility * 8 + level) */
-  facility: number;
-  level: number;
   seq: number;
+  /** log level, 0-7 */
+  level: number;
   /** microseconds since boot */
   usec: number;
+  /** the message, \xNN escapes decoded, control characters but TAB and LF removed; continuation lines joined with \n */
+  text: string;
+}
+
+/** A record of a /dev/kmsg dump (Documentation/ABI/testing/dev-kmsg): also what the agent leaves out. */
+export interface KmsgDumpRecord extends KmsgRecord {
+  /** syslog facility (the record's first field is facility * 8 + level) */
+  facility: number;
   /** '-' (or 'c' in old kernels): continuation flags */
   flags: string;
   /** "T123" or "C0" with CONFIG_PRINTK_CALLER */
   caller?: string;
-  /** the message, \xNN escapes decoded, control characters but TAB and LF removed */
-  text: string;
   /** " KEY=value" lines that followed the record (SUBSYSTEM, DEVICE, …) */
   dict: Record<string, string>;
 }
@@ -134,10 +139,10 @@ const KMSG_HEAD_RE = /^(\d{1,4}),(\d{1,20}),(\d{1,20}),([^,;]*)((?:,[^;]*)?);(.*
  * Parse the text read from /dev/kmsg (one record per line, dictionary lines start with a space).
  * Lines that are not records are skipped: the caller gets what could be understood.
  */
-export function parseKmsg(text: string): KmsgRecord[] {
-  const out: KmsgRecord[] = [];
+export function parseKmsg(text: string): KmsgDumpRecord[] {
+  const out: KmsgDumpRecord[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.length > MAX_LINE * 4 ? raw.slice(0, MAX_LINE * 4) : raw;
+    const line = raw.length > MAX_LOG_LINE * 4 ? raw.slice(0, MAX_LOG_LINE * 4) : raw;
     if (line.startsWith(' ')) {
       const last = out[out.length - 1];
       const eq = line.indexOf('=');
@@ -149,7 +154,7 @@ export function parseKmsg(text: string): KmsgRecord[] {
     const m = KMSG_HEAD_RE.exec(line);
     if (!m) continue;
     const pri = Number(m[1]);
-    const rec: KmsgRecord = {
+    const rec: KmsgDumpRecord = {
       facility: pri >> 3,
       level: pri & 7,
       seq: Number(m[2]),

@@ -4,7 +4,8 @@
  * a tainting report and the agent then stopped answering. Shared by harness/run/execute.ts and
  * harness/repro/replay.ts; the kernel log of the request is turned into reports here too.
  */
-import { AgentClosedError, AgentTimeoutError, type KmsgRecord } from '../agent/session.js';
+import { AgentClosedError, AgentTimeoutError } from '../agent/session.js';
+import type { KmsgRecord } from '../oracle/report.js';
 import { isReportStart, parseConsole, type CrashReport, type LogLine } from '../oracle/report.js';
 import type { Guest } from '../vm/guest.js';
 import { sleep } from '../vm/qemu.js';

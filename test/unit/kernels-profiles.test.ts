@@ -4,12 +4,12 @@ import { describe, expect, it } from 'vitest';
 import {
   buildEnvFor,
   ccVersionTextOfConfig,
-  compareSeries,
   compilerFromVersionText,
   selectCompiler,
   seriesProfile,
   SERIES_PROFILES,
 } from '../../kernels/profiles.js';
+import { compareKernelVersions } from '../../kernels/debversion.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'kernels');
 // "<release> CONFIG_CC_VERSION_TEXT=..." lines taken from the fetched kernels' configs
@@ -51,6 +51,6 @@ describe('series profiles', () => {
     expect(seriesProfile('7.5')?.fromSeries).toBe('7.2');
     expect(seriesProfile('6.6')?.fromSeries).toBe('6.1');
     expect(seriesProfile('5.10')).toBeUndefined();
-    expect(compareSeries('6.1', '6.12')).toBeLessThan(0);
+    expect(compareKernelVersions('6.1', '6.12')).toBeLessThan(0);
   });
 });

@@ -252,11 +252,11 @@ describe('isolation', () => {
       ],
       { device: dev },
     );
-    expect(r.out.slice(5)).toEqual(['ok(0\n)', 'ok(fault)', 'ok(0\n)', 'ok', 'ok(1\n)', 'ok', 'ok(0\n)', 'ok', 'ok', 'ok(0\n)']);
+    expect(r.out.slice(5)).toEqual(['ok("0\\n")', 'ok(fault)', 'ok("0\\n")', 'ok', 'ok("1\\n")', 'ok', 'ok("0\\n")', 'ok', 'ok', 'ok("0\\n")']);
   });
 
   it('is unknown while an engine runs unobserved', () => {
     const r = run([...setup, O.ioctl('q', 'START_Q'), O.swrite('isolate_strategy', '1'), O.write('m', '0x1', 0, 0x20), O.sread('isolate')], { device: dev });
-    expect(r.alts[7]).toBe('ok(0\n)|ok(1\n)');
+    expect(r.alts[7]).toBe('ok("0\\n")|ok("1\\n")');
   });
 });

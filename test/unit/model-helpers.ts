@@ -4,24 +4,9 @@
  */
 import { expect } from 'vitest';
 import { checkInvariants, initialState, predict, profileFor, type ModelState, type Prediction } from '../../harness/model/index.js';
-import type { Outcome } from '../../harness/program/outcome.js';
+import { formatOutcome } from '../../harness/program/outcome.js';
 import { checkProgram } from '../../harness/program/parse.js';
 import type { DeviceParams, Op } from '../../harness/program/types.js';
-
-export function show(o: Outcome): string {
-  switch (o.kind) {
-    case 'ok':
-      return o.value === undefined ? 'ok' : `ok(${o.value})`;
-    case 'errno':
-      return o.errno;
-    case 'signal':
-      return o.signal;
-    case 'died':
-      return `died(${o.signal})`;
-    case 'hang':
-      return 'hang';
-  }
-}
 
 export interface RunOptions {
   device?: Partial<DeviceParams>;
@@ -59,8 +44,8 @@ export function run(rawOps: unknown[], opts: RunOptions = {}): Run {
     const ps = predict(s, op);
     const k = opts.pick?.(i, ps) ?? 0;
     const p = ps[k]!;
-    r.out.push(show(p.outcome));
-    r.alts.push(ps.map((x) => show(x.outcome)).join('|'));
+    r.out.push(formatOutcome(p.outcome));
+    r.alts.push(ps.map((x) => formatOutcome(x.outcome)).join('|'));
     r.rules.push(p.rule);
     const inv = checkInvariants(p.next);
     if (inv.length > 0) throw new Error(`invariants broken after op ${i} (${op.op}): ${inv.join('; ')}`);

@@ -18,7 +18,7 @@ const mremap = (map: string, page: number, old_pages: number, new_pages: number,
 describe('mmap', () => {
   it('region >= 2 is EINVAL before any state check, also on a removed device', () => {
     const r = run([O.open('q'), O.mmap('a', 'q', 2), O.remove(), O.mmap('b', 'q', 5), O.mmap('c', 'q', 0), O.mmap('d', 'q', 1)]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'EINVAL', 'ok', 'EINVAL', 'ENXIO', 'ENXIO']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'EINVAL', 'ok', 'EINVAL', 'ENXIO', 'ENXIO']);
     expect(r.rules[1]).toBe('mmap.region-invalid');
   });
 
@@ -33,14 +33,14 @@ describe('mmap', () => {
       O.open('q2'),
       O.mmap('e', 'q2', 0), // another queue has its own region table
     ]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'EEXIST', 'ok', 'ok', 'EEXIST', 'ok(/dev/svt0-0)', 'ok']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'EEXIST', 'ok', 'ok', 'EEXIST', 'ok("/dev/svt0-0")', 'ok']);
   });
 
   it('the driver refuses a region without pages and a mapping longer than the region', () => {
     const r = run([O.open('q'), O.mmap('a', 'q', 1), O.mmap('b', 'q', 0, 3), O.mmap('c', 'q', 0, 2), O.sread('region_dus_size')], {
       device: { dus_pages: 0, mmio_pages: 2 },
     });
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'EINVAL', 'EINVAL', 'ok', 'ENOENT']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'EINVAL', 'EINVAL', 'ok', 'ENOENT']);
     expect(r.rules.slice(1, 3)).toEqual(['mmap.no-region', 'mmap.too-long']);
   });
 
@@ -83,12 +83,12 @@ describe('munmap and the region table', () => {
       O.munmap('a', 1, 1),
       O.mmap('c', 'q', 0, 1),
     ]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'EEXIST', 'ok(0x5356000001000010)', 'SIGSEGV', 'ok', 'ok']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'EEXIST', 'ok(0x5356000001000010)', 'SIGSEGV', 'ok', 'ok']);
   });
 
   it('the same holds for private mappings', () => {
     const r = run([O.open('q'), O.mmap('a', 'q', 1, 2, { shared: false }), O.munmap('a', 1, 1), O.mmap('b', 'q', 1), O.munmap('a', 0, 1), O.mmap('c', 'q', 1)]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'EEXIST', 'ok', 'ok']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'EEXIST', 'ok', 'ok']);
   });
 
   it('every piece of a split mapping holds the file: the queue goes with the last piece', () => {
@@ -106,7 +106,7 @@ describe('munmap and the region table', () => {
       ],
       { device: { mmio_pages: 3 } },
     );
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'ok', 'ok', 'ok(3\n)', 'ok(0x5356000002000008)', 'ok', 'ok(4\n)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'ok', 'ok', 'ok("3\\n")', 'ok(0x5356000002000008)', 'ok', 'ok("4\\n")']);
   });
 
   it('munmap of any range is 0, mapped or not', () => {
@@ -255,13 +255,13 @@ describe('fork', () => {
       O.mmap('p2', 'q', 0),
       O.read('p2', 0, 8),
     ]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'EEXIST', 'ok', 'ok', 'ok(0x100000001)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'EEXIST', 'ok', 'ok', 'ok(0x100000001)']);
   });
 
   it('exit closes mappings and files: the queue is released when the last holder exits', () => {
     const sread = (task: string) => ({ op: 'sysfs_read', task, dev: 0, attr: 'available_instances' });
     const r = run([O.fork('t2'), O.open('q'), O.mmap('m', 'q', 0), O.fork('t1'), O.exit('t0'), sread('t2'), O.exit('t1'), sread('t2')]);
-    expect(r.out.slice(4)).toEqual(['ok', 'ok(3\n)', 'ok', 'ok(4\n)']);
+    expect(r.out.slice(4)).toEqual(['ok', 'ok("3\\n")', 'ok', 'ok("4\\n")']);
     // an op sent to an exited task (parse.ts refuses such programs; the agent answers ESRCH)
     const [p] = predict(r.final, { op: 'close', task: 't1', fd: 'q' });
     expect(p!.outcome).toEqual({ kind: 'errno', errno: 'ESRCH' });

@@ -8,7 +8,7 @@ import { O, run } from './model-helpers.js';
 describe('open', () => {
   it('opens by path with the uacce id in the node name; each device gets the lowest free id', () => {
     const r = run([O.open('a'), O.open('b', { dev: 1 }), O.open('c', { dev: 2 })], { device: { devices: 3 } });
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok(/dev/svt1-1)', 'ok(/dev/svt2-2)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok("/dev/svt1-1")', 'ok("/dev/svt2-2")']);
   });
 
   it('refuses a queue beyond queue_limit with EBUSY; closing one makes room', () => {
@@ -16,14 +16,14 @@ describe('open', () => {
       [O.open('a'), O.open('b'), O.open('c'), O.sread('available_instances'), O.close('a'), O.sread('available_instances'), O.open('d')],
       { device: { queue_limit: 2 } },
     );
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok(/dev/svt0-0)', 'EBUSY', 'ok(0\n)', 'ok', 'ok(1\n)', 'ok(/dev/svt0-0)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok("/dev/svt0-0")', 'EBUSY', 'ok("0\\n")', 'ok', 'ok("1\\n")', 'ok("/dev/svt0-0")']);
   });
 
   it('gives module-wide queue ids from 1 (PING returns it); a failed open takes none', () => {
     const r = run([O.open('a'), O.open('b'), O.open('c'), O.close('a'), O.open('d'), O.ioctl('d', 'PING'), O.ioctl('b', 'PING')], {
       device: { queue_limit: 2, ioctl: true },
     });
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok(/dev/svt0-0)', 'EBUSY', 'ok', 'ok(/dev/svt0-0)', 'ok(3)', 'ok(2)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok("/dev/svt0-0")', 'EBUSY', 'ok', 'ok("/dev/svt0-0")', 'ok(3)', 'ok(2)']);
   });
 
   it('EBADF for descriptors the task does not have', () => {
@@ -33,7 +33,7 @@ describe('open', () => {
 
   it('dup shares the queue: its state changes through either descriptor', () => {
     const r = run([O.open('a'), { op: 'dup', fd: 'a', as: 'b' }, O.ioctl('b', 'START_Q'), O.ioctl('a', 'START_Q'), O.close('a'), O.ioctl('b', 'PUT_Q')]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'EINVAL', 'ok', 'ok']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'EINVAL', 'ok', 'ok']);
   });
 
   it('a queue lives until every descriptor and every mapping of it is gone', () => {
@@ -48,7 +48,7 @@ describe('open', () => {
       O.munmap('m', 1, 1),
       O.sread('available_instances'),
     ]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok', 'ok(3\n)', 'ok(0x100000001)', 'ok', 'ok(3\n)', 'ok', 'ok(4\n)']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok', 'ok("3\\n")', 'ok(0x100000001)', 'ok', 'ok("3\\n")', 'ok', 'ok("4\\n")']);
   });
 
   it('a procfd reopen is a new open: a new queue with its own id', () => {
@@ -63,7 +63,7 @@ describe('open', () => {
       ],
       { device: { ioctl: true } },
     );
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ok(2)', 'ok', 'ok(/dev/svt0-0)', 'ENOENT']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ok(2)', 'ok', 'ok("/dev/svt0-0")', 'ENOENT']);
   });
 });
 
@@ -74,21 +74,21 @@ describe('open with SVA requested (sva=1)', () => {
       kernel: '6.12.117+deb12-amd64',
     });
     // OPENER_TGID (a pid the model does not know) | PASID << 32: any value is accepted
-    expect(r.out).toEqual(['ok(0\n)', 'ok(/dev/svt0-0)', 'ok', 'ok']);
+    expect(r.out).toEqual(['ok("0\\n")', 'ok("/dev/svt0-0")', 'ok', 'ok']);
     expect(run([O.sread('flags'), O.open('q')], { device: { sva: true }, kernel: '6.1.0-41-amd64' }).out).toEqual([
-      'ok(0\n)',
-      'ok(/dev/svt0-0)',
+      'ok("0\\n")',
+      'ok("/dev/svt0-0")',
     ]);
   });
 
   it('from 6.16 the flag is kept and every open binds: ENODEV for a parent without IOMMU group', () => {
     const r = run([O.sread('flags'), O.open('q'), O.sread('available_instances')], { device: { sva: true }, kernel: '7.2.13', distro: 'upstream' });
-    expect(r.out).toEqual(['ok(1\n)', 'ENODEV', 'ok(4\n)']);
+    expect(r.out).toEqual(['ok("1\\n")', 'ENODEV', 'ok("4\\n")']);
     expect(r.rules[1]).toBe('open.sva-nogroup');
   });
 
   it('without sva the flag is 0 on every kernel', () => {
-    expect(run([O.sread('flags'), O.open('q')], { kernel: '7.2.13' }).out).toEqual(['ok(0\n)', 'ok(/dev/svt0-0)']);
+    expect(run([O.sread('flags'), O.open('q')], { kernel: '7.2.13' }).out).toEqual(['ok("0\\n")', 'ok("/dev/svt0-0")']);
   });
 });
 
@@ -99,7 +99,7 @@ describe('opening a removed or re-added device', () => {
 
   it('through /proc/self/fd of a descriptor still open: ENODEV (uacce_fops_open finds no device)', () => {
     const r = run([O.open('a'), O.remove(), O.open('b', { via: 'procfd', of: 'a' })]);
-    expect(r.out).toEqual(['ok(/dev/svt0-0)', 'ok', 'ENODEV']);
+    expect(r.out).toEqual(['ok("/dev/svt0-0")', 'ok', 'ENODEV']);
   });
 
   it('a mknod node: ENODEV while a file still holds the old cdev, ENXIO once it is released', () => {
@@ -110,7 +110,7 @@ describe('opening a removed or re-added device', () => {
       O.close('a'),
       O.open('c', { via: 'mknod' }),
     ]);
-    expect(r.out).toEqual(['ok(/tmp/svt0.node)', 'ok', 'ENODEV', 'ok', 'ENXIO']);
+    expect(r.out).toEqual(['ok("/tmp/svt0.node")', 'ok', 'ENODEV', 'ok', 'ENXIO']);
   });
 
   it('a mknod node made after removal: ENXIO (no cdev for that dev_t)', () => {
@@ -133,7 +133,7 @@ describe('opening a removed or re-added device', () => {
       ],
       { device: { devices: 2, ioctl: true } },
     );
-    expect(r.out).toEqual(['ok(/tmp/svt0.node)', 'ok', 'ok', 'ok', 'ok', 'ok(/dev/svt0-1)', 'ok(/dev/svt1-0)', 'ok(/tmp/svt0.node)', 'ok(4)', 'ok(2\n)']);
+    expect(r.out).toEqual(['ok("/tmp/svt0.node")', 'ok', 'ok', 'ok', 'ok', 'ok("/dev/svt0-1")', 'ok("/dev/svt1-0")', 'ok("/tmp/svt0.node")', 'ok(4)', 'ok("2\\n")']);
   });
 
   it('remove of an unbound device: ENODEV; add of a bound one: EBUSY', () => {

@@ -71,7 +71,7 @@ describe('device removal', () => {
       ],
       { device: { queue_limit: 2, ioctl: true } },
     );
-    expect(r.out.slice(2)).toEqual(['ok', 'ok', 'ok(2\n)', 'ok(/dev/svt0-0)', 'ok(3)', 'ok(/dev/svt0-0)', 'EBUSY', 'ok', 'EBUSY']);
+    expect(r.out.slice(2)).toEqual(['ok', 'ok', 'ok("2\\n")', 'ok("/dev/svt0-0")', 'ok(3)', 'ok("/dev/svt0-0")', 'EBUSY', 'ok', 'EBUSY']);
   });
 
   it('removing one device leaves the others alone', () => {
@@ -83,6 +83,6 @@ describe('device removal', () => {
 
   it('a queue released after removal leaves no trace on the new device', () => {
     const r = run([O.open('a'), O.mmap('m', 'a', 0), O.remove(), O.add(), O.munmap('m', 0, 1), O.close('a'), O.sread('available_instances')]);
-    expect(r.out.slice(4)).toEqual(['ok', 'ok', 'ok(4\n)']);
+    expect(r.out.slice(4)).toEqual(['ok', 'ok', 'ok("4\\n")']);
   });
 });

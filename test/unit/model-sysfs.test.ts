@@ -13,7 +13,7 @@ describe('sysfs reads', () => {
     const r = run(ALL.map((a) => O.sread(a)), {
       device: { api: 'hisi_qm_v9', algorithms: ['zlib', 'gzip', 'x'], mmio_pages: 3, dus_pages: 1, isolate_state: true, isolate_ops: 'read' },
     });
-    expect(r.out).toEqual(['ok(hisi_qm_v9\n)', 'ok(0\n)', 'ok(4\n)', 'ok(zlib\ngzip\nx\n)', 'ok(12288\n)', 'ok(4096\n)', 'ok(0\n)', 'ok(0\n)']);
+    expect(r.out).toEqual(['ok("hisi_qm_v9\\n")', 'ok("0\\n")', 'ok("4\\n")', 'ok("zlib\\ngzip\\nx\\n")', 'ok("12288\\n")', 'ok("4096\\n")', 'ok("0\\n")', 'ok("0\\n")']);
   });
 
   it('hide what the device or kernel does not have', () => {
@@ -36,7 +36,7 @@ describe('sysfs reads', () => {
       'ENOENT',
       'ENOENT',
       'ok',
-      'ok(svadiff-test-v1\n)',
+      'ok("svadiff-test-v1\\n")',
     ]);
   });
 });
@@ -50,18 +50,18 @@ describe('sysfs writes', () => {
       { device: dev },
     );
     expect(r.out).toEqual([
-      'ok', 'ok(10\n)',
-      'ok', 'ok(16\n)',
-      'ok', 'ok(8\n)',
-      'ok', 'ok(3\n)',
-      'ok', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'EINVAL', 'ok(65535\n)',
-      'ok', 'ok(65535\n)',
+      'ok', 'ok("10\\n")',
+      'ok', 'ok("16\\n")',
+      'ok', 'ok("8\\n")',
+      'ok', 'ok("3\\n")',
+      'ok', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'EINVAL', 'ok("65535\\n")',
+      'ok', 'ok("65535\\n")',
     ]);
     const ro = run(['api', 'flags', 'available_instances', 'algorithms', 'region_mmio_size'].map((a) => O.swrite(a, '1')), { device: dev });
     expect(ro.out).toEqual(['EACCES', 'EACCES', 'EACCES', 'EACCES', 'EACCES']);
