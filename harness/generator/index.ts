@@ -266,6 +266,16 @@ class Builder {
         this.ops.push({ op: 'madvise', task, map: m.name, page: 0, pages: m.pages, advice: 'dofork' });
         return;
       }
+      case 'mprotect': {
+        // any mapping or buffer, often a part of it; PROT_NONE and PROT_READ make later touches
+        // and work items fault, rw brings them back (and lets split anonymous pieces merge)
+        const m = this.mapFor(t, R(2), R(3));
+        if (!m) return this.step('mmap', r);
+        const [page, pages] = this.subRange(m.pages, R(4), R(5));
+        const pr = R(6) % 100;
+        this.ops.push({ op: 'mprotect', task, map: m.name, page, pages, prot: pr < 30 ? 'none' : pr < 65 ? 'r' : 'rw' });
+        return;
+      }
       case 'touch': {
         const m = this.mapFor(t, R(2), R(3));
         if (!m) return this.step('mmap', r);
@@ -366,6 +376,10 @@ class Builder {
         const values = ['0', '1', '5', '65535', '65536', '4294967296', 'abc', '-1', '0x10', '12\n'];
         this.ops.push({ op: 'sysfs_write', task, dev: R(4) % this.device.devices, attr, value: this.pick(values, R(5))! });
         return;
+      }
+      default: {
+        const missing: never = kind; // every op kind has its arguments here
+        throw new Error(`generator: no arguments for ${String(missing)}`);
       }
     }
   }

@@ -6,7 +6,7 @@
  * (its description's C). Every rule cites its source (rules.ts).
  */
 import { err, ok, sig } from '../program/outcome.js';
-import type { OpAlloc, OpClose, OpDup, OpFork, OpMadvise, OpMremap, OpMunmap, OpTouch } from '../program/types.js';
+import type { OpAlloc, OpClose, OpDup, OpFork, OpMadvise, OpMprotect, OpMremap, OpMunmap, OpTouch, Prot } from '../program/types.js';
 import { hex64, parseHex64, emptyPage, BASE_UNKNOWN, type Page } from '../device/memory.js';
 import {
   addRef,
@@ -16,12 +16,14 @@ import {
   findVmaFrom,
   insertVma,
   isWild,
+  sliceVma,
   slotPage,
   unmapRange,
   userLoad,
   userStore,
 } from './kernel.js';
 import { res, sigResult, type ModelOps, type OpResult } from './result.js';
+import type { KernelProfile } from './profile.js';
 import type { AnonVma, Draft, Task, Vma } from './state.js';
 
 /** The rules of these ops, with where each comes from (rules.ts says how sources are cited). */
@@ -54,8 +56,13 @@ export const CORE_RULES = {
     'mm/madvise.c MADV_DOFORK: VM_IO (6.1/6.12) / VM_SPECIAL (7.2) vma -> -EINVAL (Spec "mmap")',
   'madvise.unmapped': 'mm/madvise.c madvise_walk_vmas(): part of the range unmapped -> -ENOMEM after the walk',
   'madvise.ok': 'MADV_DOFORK on anonymous memory clears VM_DONTCOPY: 0',
+  'mprotect.ok':
+    'mm/mprotect.c do_mprotect_pkey()/mprotect_fixup() (6.1, 6.12, 7.2): every vma of the range gets the new protection, split at the range\'s edges; a queue mapping (VM_IO|VM_PFNMAP from remap_pfn_range) too: uacce_vm_ops has no .mprotect and no .may_split, each piece holds the file (__split_vma get_file()), VM_SPECIAL pieces never merge, and PROT_NONE passes x86 pfn_modify_allowed() (the pages are RAM, the agent is root); mprotect(2): later accesses follow the new protection',
+  'mprotect.unmapped': 'mm/mprotect.c do_mprotect_pkey(): no vma at the start of the range -> -ENOMEM, nothing changes; mprotect(2) ENOMEM: pages that are not mapped',
+  'mprotect.hole':
+    'mm/mprotect.c do_mprotect_pkey(): a gap in the range, or the range running past the last vma -> -ENOMEM, after the vmas before the gap have got the new protection',
   'touch.unmapped': 'no vma at the address (never mapped, unmapped, not inherited by fork): SIGSEGV',
-  'touch.prot': 'access not allowed by the vma protection: SIGSEGV',
+  'touch.prot': 'mprotect(2), mmap(2): an access the vma protection does not allow (PROT_NONE, a store to PROT_READ) raises SIGSEGV',
   'touch.zombie':
     'uacce_remove(): unmap_mapping_range() zapped the mapping and uacce_vm_ops has no .fault: SIGBUS (Spec "Device removal")',
   'touch.read': 'a 64-bit load: device page (TD contents), private COW copy, or anonymous memory',
@@ -92,7 +99,7 @@ function doAlloc(d: Draft, task: Task, op: OpAlloc): OpResult {
   if (mm.vmas.some((v) => v.start < start + op.pages && start < v.start + v.pages)) {
     return res(err('EEXIST'), 'program.malformed');
   }
-  const v: AnonVma = { kind: 'anon', start, pages: op.pages, prot: 'rw', pgoff: start, anonVma: null, forked: false };
+  const v: AnonVma = { kind: 'anon', start, pages: op.pages, prot: 'rw', pgoff: start, anonVma: null, forked: false, account: true };
   insertVma(d, task.mm, v);
   return res(ok(), 'alloc.ok');
 }
@@ -121,9 +128,12 @@ function resizeCheck(v: Vma, addr: number, oldLen: number, newLen: number, dontu
   return null;
 }
 
-/** Adjacent anonymous vmas merge when they are the same mapping's pieces (mm/vma.c). */
-function canMerge(a: AnonVma, b: AnonVma): boolean {
-  if (a.prot !== b.prot || a.start + a.pages !== b.start || a.pgoff + a.pages !== b.pgoff) return false;
+/**
+ * Adjacent anonymous vmas merge when they are the same mapping's pieces with the same flags
+ * (mm/vma.c is_mergeable_vma(): vm_flags equal, VM_ACCOUNT included; 6.1 mm/mmap.c the same).
+ */
+export function canMerge(a: AnonVma, b: AnonVma): boolean {
+  if (a.prot !== b.prot || a.account !== b.account || a.start + a.pages !== b.start || a.pgoff + a.pages !== b.pgoff) return false;
   // is_mergeable_anon_vma(): the same anon_vma, or one unset and the other not from a fork
   if (a.anonVma === b.anonVma) return true;
   if (a.anonVma === null) return !b.forked;
@@ -135,8 +145,8 @@ function doMremap(d: Draft, task: Task, op: OpMremap): OpResult {
   const p = d.s.profile;
   const slot = d.s.mapSlots.get(op.map);
   const mmId = task.mm;
-  // guest/agent/agent.c OP_MREMAP: move -> MAYMOVE|FIXED; dontunmap -> MAYMOVE|DONTUNMAP, and
-  // FIXED too since `to` always names the destination
+  // the op's C (harness/ops/core.ts mremap): move -> MAYMOVE|FIXED; dontunmap -> MAYMOVE|DONTUNMAP,
+  // and FIXED too since `to` always names the destination
   const fixed = op.move || op.dontunmap;
   const dontunmap = op.dontunmap;
   const oldLen = op.old_pages;
@@ -389,15 +399,121 @@ function doExit(d: Draft, task: Task): OpResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+// mprotect
+
+/**
+ * mm/mprotect.c (6.1, 6.12, 7.2 read) do_mprotect_pkey(): the vmas of [start, end) in address
+ * order, each through mprotect_fixup(); a vma at the start is needed (else -ENOMEM, nothing
+ * changed), a gap after it stops the walk with -ENOMEM and keeps what was changed before it.
+ * mprotect(2): later accesses that the protection does not allow raise SIGSEGV (touch.prot);
+ * a work item reaches the memory through GUP, which needs VM_READ/VM_WRITE (kernel.ts
+ * engineTarget).
+ */
+function doMprotect(d: Draft, task: Task, op: OpMprotect): OpResult {
+  const slot = d.s.mapSlots.get(op.map);
+  if (slot === undefined) return res(err('ENOMEM'), 'mprotect.unmapped');
+  const start = slotPage(slot) + op.page;
+  const end = start + op.pages;
+  let pos = start;
+  for (;;) {
+    const v = findVma(d.s.mms.get(task.mm)!, pos);
+    if (v === undefined) return res(err('ENOMEM'), pos === start ? 'mprotect.unmapped' : 'mprotect.hole');
+    const to = Math.min(v.start + v.pages, end);
+    protectPiece(d, task.mm, v, pos, to, op.prot);
+    pos = to;
+    if (pos >= end) return res(ok(), 'mprotect.ok');
+  }
+}
+
+/**
+ * mprotect_fixup() for [from, to) of vma v. Nothing happens when the protection does not change.
+ * Otherwise: VM_ACCOUNT is set when private memory becomes writable and was not charged, and
+ * (6.7 on: profile.mprotectUnaccountsUnfaulted) cleared when anonymous memory without an
+ * anon_vma stops being writable; the range is split off (vma_modify_flags() 6.12/7.2,
+ * split_vma() 6.1; a queue mapping's new piece takes a file reference, __split_vma() get_file());
+ * an anonymous piece whose range starts or ends at v's edge merges with its neighbour there when
+ * their flags and anon_vmas allow (vma_merge_existing_range() / vma_merge(); never VM_SPECIAL).
+ */
+function protectPiece(d: Draft, mmId: number, v: Vma, from: number, to: number, prot: Prot): void {
+  if (v.prot === prot) return;
+  const end = v.start + v.pages;
+  const pieces: Vma[] = [];
+  if (from > v.start) pieces.push(sliceVma(v, v.start, from));
+  let changed: Vma = { ...sliceVma(v, from, to), prot };
+  if (changed.kind === 'anon') {
+    const writable = prot === 'rw';
+    const account = writable ? true : changed.account && !(d.s.profile.mprotectUnaccountsUnfaulted && changed.anonVma === null) ;
+    changed = { ...changed, account };
+  }
+  pieces.push(changed);
+  if (to < end) pieces.push(sliceVma(v, to, end));
+  const mm = d.mm(mmId);
+  const i = mm.vmas.indexOf(v);
+  const vmas = [...mm.vmas];
+  vmas.splice(i, 1, ...pieces);
+  if (v.kind === 'uacce') {
+    if (pieces.length > 1) addRef(d, v.queue, pieces.length - 1);
+    mm.vmas = vmas;
+    return;
+  }
+  // merge with the neighbours at the range's own edges (vma_merge_existing_range() 6.12/7.2,
+  // vma_merge() 6.1): with both only when their anon_vmas also suit each other
+  const at = vmas.indexOf(changed);
+  const range = changed as AnonVma;
+  const prev = vmas[at - 1];
+  const next = vmas[at + 1];
+  const p = d.s.profile;
+  const left = from === v.start && prev !== undefined && prev.kind === 'anon' && sameFlags(prev, range) && anonMergeable(p, range, prev) ? prev : undefined;
+  const right =
+    to === end &&
+    next !== undefined &&
+    next.kind === 'anon' &&
+    sameFlags(range, next) &&
+    anonMergeable(p, range, next) &&
+    (left === undefined || left.anonVma === null || next.anonVma === null || left.anonVma === next.anonVma)
+      ? next
+      : undefined;
+  const parts = [left, range, right].filter((x): x is AnonVma => x !== undefined);
+  const withAnon = parts.find((x) => x.anonVma !== null);
+  const merged: AnonVma = {
+    ...(left ?? range),
+    pages: parts.reduce((n, x) => n + x.pages, 0),
+    anonVma: withAnon?.anonVma ?? null,
+    forked: withAnon?.forked ?? false,
+  };
+  vmas.splice(left ? at - 1 : at, parts.length, merged);
+  mm.vmas = vmas;
+}
+
+/** is_mergeable_vma(): the same flags (protection, VM_ACCOUNT) and contiguous offsets. */
+function sameFlags(a: AnonVma, b: AnonVma): boolean {
+  return a.prot === b.prot && a.account === b.account && a.start + a.pages === b.start && a.pgoff + a.pages === b.pgoff;
+}
+
+/**
+ * is_mergeable_anon_vma() for the range being changed (src) next to a neighbour (tgt): the same
+ * anon_vma, or one without: up to 6.15 only the range may be the one without (the neighbour's
+ * chain must be singular: it has an anon_vma, not from a fork); from 6.16 either, if the one
+ * with an anon_vma is no fork child (profile.anonMergeIntoUnfaulted).
+ */
+function anonMergeable(p: KernelProfile, src: AnonVma, tgt: AnonVma): boolean {
+  if (src.anonVma === tgt.anonVma) return true;
+  if (src.anonVma === null) return !tgt.forked;
+  if (tgt.anonVma === null) return p.anonMergeIntoUnfaulted && !src.forked;
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The core ops' model
 
-export const CORE_MODEL: ModelOps<'close' | 'dup' | 'alloc' | 'munmap' | 'mremap' | 'madvise' | 'touch' | 'fork' | 'exit'> = {
+export const CORE_MODEL: ModelOps<'close' | 'dup' | 'alloc' | 'munmap' | 'mremap' | 'madvise' | 'mprotect' | 'touch' | 'fork' | 'exit'> = {
   close: { check: doClose },
   dup: { check: doDup },
   alloc: { check: doAlloc },
   munmap: { check: doMunmap },
   mremap: { check: doMremap },
   madvise: { check: doMadvise },
+  mprotect: { check: doMprotect },
   touch: { check: doTouch },
   fork: { check: doFork },
   exit: { check: (d, task) => doExit(d, task) },

@@ -149,11 +149,12 @@ type EngineTarget = { kind: 'fault' } | { kind: 'unknown' } | { kind: 'anon'; pa
 
 /**
  * Where a work item's address lands in the opener's address space. TD: mmget_not_zero() on the
- * recorded mm (fails once the opener has exited) and access_remote_vm(), which fails on
- * unmapped addresses and on VM_IO/VM_PFNMAP vmas (mm/gup.c check_vma_flags), i.e. anything but
- * plain anonymous memory here.
+ * recorded mm (fails once the opener has exited) and GUP as access_remote_vm() does it, without
+ * FOLL_FORCE, FOLL_WRITE for a write: mm/gup.c check_vma_flags() (6.1, 6.12, 7.2) fails on
+ * VM_IO/VM_PFNMAP vmas (queue mappings), a read without VM_READ and a write without VM_WRITE.
+ * So only anonymous memory is reachable, and only as its protection allows (mprotect).
  */
-function engineTarget(s: ModelState, mmId: number, lo: Word, hi: Word): EngineTarget {
+function engineTarget(s: ModelState, mmId: number, lo: Word, hi: Word, write: boolean): EngineTarget {
   const mm = s.mms.get(mmId);
   if (mm === undefined || !mm.alive) return { kind: 'fault' };
   if (lo === null || hi === null) return { kind: 'unknown' };
@@ -161,7 +162,7 @@ function engineTarget(s: ModelState, mmId: number, lo: Word, hi: Word): EngineTa
   const pageNo = hi * 0x100000 + (lo >>> 12);
   const off = lo & 0xfff;
   const v = findVma(mm, pageNo);
-  if (v === undefined || v.kind !== 'anon' || v.prot !== 'rw') return { kind: 'fault' };
+  if (v === undefined || v.kind !== 'anon' || v.prot === 'none' || (write && v.prot !== 'rw')) return { kind: 'fault' };
   // An unaligned u64 (possible only with hand-written descriptors) is outside what the model tracks.
   if ((off & 7) !== 0) return { kind: 'unknown' };
   return { kind: 'anon', pageNo, idx: off >> 2 };
@@ -198,7 +199,7 @@ function execDescriptor(d: Draft, qid: number, index: number): void {
   let status: Word;
   let faulted: boolean | null = false;
   if (opcode === SVT_OP_WRITE64 || opcode === SVT_OP_READ64) {
-    const t = engineTarget(d.s, q.openerMm, rd(w.addrLo), rd(w.addrHi));
+    const t = engineTarget(d.s, q.openerMm, rd(w.addrLo), rd(w.addrHi), opcode === SVT_OP_WRITE64);
     if (t.kind === 'fault') {
       status = SVT_STATUS_FAULT;
       faulted = true;

@@ -45,6 +45,21 @@ export interface KernelProfile {
    * (absent in 6.1, present in 6.12 and 7.2; added in 6.10 — Debian ships no series between).
    */
   vfsFsInfoIoctls: boolean;
+  /**
+   * mm/mprotect.c mprotect_fixup() from 6.7 ("mm/mprotect: allow unfaulted VMAs to be
+   * unaccounted on mprotect()", MM updates for 6.7-rc1): an anonymous vma made read-only or
+   * inaccessible before its first write fault (no anon_vma) loses VM_ACCOUNT, so it no longer
+   * merges with accounted neighbours. 6.1 keeps VM_ACCOUNT; 6.12 and 7.2 drop it.
+   */
+  mprotectUnaccountsUnfaulted: boolean;
+  /**
+   * mm/vma.c is_mergeable_anon_vma() from 6.16 (commit 879bca0a2c4f "mm/vma: fix incorrectly
+   * disallowed anonymous VMA merges"; 7.2 read): a range with an anon_vma merges into a
+   * neighbour without one (the anon_vma is duplicated into it) unless it is a fork child. Up to
+   * 6.15 (6.1, 6.12 read) that merge is refused: the neighbour's anon_vma chain must be singular,
+   * and a neighbour without an anon_vma has an empty chain.
+   */
+  anonMergeIntoUnfaulted: boolean;
 }
 
 /** Version-dependent facts, each with the first series that has it. */
@@ -53,6 +68,8 @@ const SINCE_TABLE = [
   { fact: 'svaBindEveryOpen', since: [6, 16] },
   { fact: 'mremapMultiVmaMove', since: [6, 17] },
   { fact: 'vfsFsInfoIoctls', since: [6, 10] },
+  { fact: 'mprotectUnaccountsUnfaulted', since: [6, 7] },
+  { fact: 'anonMergeIntoUnfaulted', since: [6, 16] },
 ] as const;
 
 /** Debian's SVA kill switch: (distro, arch, series) where it is applied. */
@@ -102,5 +119,7 @@ export function profileFor(version: string, opts: { arch: string; distro: Distro
     ),
     mremapMultiVmaMove: has('mremapMultiVmaMove'),
     vfsFsInfoIoctls: has('vfsFsInfoIoctls'),
+    mprotectUnaccountsUnfaulted: has('mprotectUnaccountsUnfaulted'),
+    anonMergeIntoUnfaulted: has('anonMergeIntoUnfaulted'),
   };
 }

@@ -104,6 +104,12 @@ export interface AnonVma {
   anonVma: number | null;
   /** the anon_vma came from anon_vma_fork() (its chain is not singular) */
   forked: boolean;
+  /**
+   * VM_ACCOUNT: its pages are charged as committed memory. mmap of private writable memory
+   * sets it (mm/mmap.c accountable_mapping()); mprotect may set or clear it (mprotect.ts
+   * protectPiece). Vmas merge only with equal flags, this one included.
+   */
+  account: boolean;
 }
 
 export interface UacceVma {

@@ -9,6 +9,13 @@ import { REG_NAMES } from './registers.js';
 
 const P = LIMITS.maxPages;
 
+const PROT_WORDS = { r: 'PROT_READ', rw: 'PROT_READ|PROT_WRITE', none: 'PROT_NONE' } as const;
+
+/** prot of mmap and mprotect: the wire numbers are the PROT_* bits */
+export const prot = <O extends { doc: string; default?: 'r' | 'rw' | 'none'; simpler?: readonly ('r' | 'rw' | 'none')[] }>(opts: O) =>
+  oneOf({ r: { wire: 1, c: 'PROT_READ' }, rw: { wire: 3, c: 'PROT_READ | PROT_WRITE' }, none: { wire: 0, c: 'PROT_NONE' } }, opts);
+export const protWords = (p: keyof typeof PROT_WORDS): string => PROT_WORDS[p];
+
 export const close = defineOp({
   op: 'close',
   opcode: 2,
@@ -236,4 +243,27 @@ export const exit = defineOp({
   describe: () => 'exit',
   sheet: 'fork and exit',
   weight: 2,
+});
+
+export const mprotect = defineOp({
+  op: 'mprotect',
+  opcode: 19,
+  family: 'core',
+  doc: 'mprotect part or all of a mapping',
+  fields: {
+    map: handle('map', 'use', { doc: 'the mapping' }),
+    page: int(0, P - 1, { doc: 'first page', default: 0 }),
+    pages: int(1, P, { doc: 'pages', simpler: [1], extentOf: true }),
+    prot: prot({ doc: 'the new protection' }),
+  },
+  extent: ['page', 'pages'],
+  result: 'none',
+  resultDoc: "mprotect's return",
+  c: (v) => ({ body: [`ret = mprotect((void *)${v.at('map', 'page')}, ${v.v('pages')} * SVT_PAGE_SIZE, ${v.v('prot')});`, 'e = errno;'] }),
+  call: (op) => `mprotect(${op.map} + page ${op.page}, ${pagesText(op.pages)}, ${op.prot})`,
+  comment: (op, origins) =>
+    `${protWords(op.prot)} for ${op.pages === 1 ? `page ${op.page}` : `pages ${op.page}..${op.page + op.pages - 1}`} of ${op.map}: mprotect_fixup() splits the vma at the range's edges${origins.get(op.map) === 'anon' ? '' : ' (each piece of a queue mapping holds the file)'}`,
+  describe: (op) => `mprotect ${pagesText(op.pages)} of ${op.map} from page ${op.page} to ${protWords(op.prot)}`,
+  sheet: 'mmap',
+  weight: 3,
 });

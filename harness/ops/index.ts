@@ -26,6 +26,7 @@ const ALL = [
   uacce.add,
   uacce.sysfsRead,
   uacce.sysfsWrite,
+  core.mprotect,
 ] as const;
 
 type AnyDesc = (typeof ALL)[number];

@@ -6,6 +6,7 @@
 import { SVT_IOCTL_PING, SVT_OP_READ64, SVT_OP_WRITE64, SVT_UACCE_CMD_PUT_Q, SVT_UACCE_CMD_START_Q } from '../device/abi.js';
 import { SVT_OP_INVALID } from '../agent/conventions.js';
 import { LIMITS } from '../program/limits.js';
+import { prot, protWords } from './core.js';
 import { cString } from './cstring.js';
 import { bool, defineOp, handle, hex64, hexOff, int, ioctlCmd, oneOf, pagesText, text, type EnumValue } from './describe.js';
 
@@ -89,13 +90,7 @@ export const open = defineOp({
   weight: 8,
 });
 
-const PROT_WORDS = { r: 'PROT_READ', rw: 'PROT_READ|PROT_WRITE', none: 'PROT_NONE' } as const;
 const regionName = (r: number) => (r === 0 ? 'UACCE_REGION_MMIO' : r === 1 ? 'UACCE_REGION_DUS' : String(r));
-
-/** prot of mmap and mprotect: the wire numbers are the PROT_* bits */
-export const prot = (opts: { doc: string; default?: 'r' | 'rw' | 'none'; simpler?: readonly ('r' | 'rw' | 'none')[] }) =>
-  oneOf({ r: { wire: 1, c: 'PROT_READ' }, rw: { wire: 3, c: 'PROT_READ | PROT_WRITE' }, none: { wire: 0, c: 'PROT_NONE' } }, opts);
-export const protWords = (p: keyof typeof PROT_WORDS): string => PROT_WORDS[p];
 
 export const mmap = defineOp({
   op: 'mmap',
@@ -128,7 +123,7 @@ export const mmap = defineOp({
   },
   describe: (op) => {
     const region = op.region < 2 ? `region ${op.region} (${op.region === 0 ? 'MMIO' : 'DUS'})` : `offset page ${op.region} (no such region)`;
-    return `mmap ${region} of ${op.fd}, ${pagesText(op.pages)}, ${PROT_WORDS[op.prot]}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'} -> ${op.map}`;
+    return `mmap ${region} of ${op.fd}, ${pagesText(op.pages)}, ${protWords(op.prot)}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'} -> ${op.map}`;
   },
   origin: (op) => [op.map, op.region === 0 ? 'MMIO' : op.region === 1 ? 'DUS' : `region ${op.region}`],
   sheet: 'mmap',

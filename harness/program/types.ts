@@ -70,6 +70,7 @@ export type OpAlloc = OpOf<'alloc'>;
 export type OpMunmap = OpOf<'munmap'>;
 export type OpMremap = OpOf<'mremap'>;
 export type OpMadvise = OpOf<'madvise'>;
+export type OpMprotect = OpOf<'mprotect'>;
 export type OpTouch = OpOf<'touch'>;
 export type OpSubmit = OpOf<'submit'>;
 export type OpIoctl = OpOf<'ioctl'>;

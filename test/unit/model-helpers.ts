@@ -70,6 +70,7 @@ export const O = {
   }),
   alloc: (map: string, pages = 1, task = 't0') => ({ op: 'alloc', map, pages, task }),
   munmap: (map: string, page: number, pages: number, task = 't0') => ({ op: 'munmap', map, page, pages, task }),
+  mprotect: (map: string, page: number, pages: number, prot: string, task = 't0') => ({ op: 'mprotect', map, page, pages, prot, task }),
   read: (map: string, page = 0, offset = 0, task = 't0') => ({ op: 'touch', map, page, offset, access: 'read', task }),
   write: (map: string, value: string, page = 0, offset = 0, task = 't0') => ({
     op: 'touch',

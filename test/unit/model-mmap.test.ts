@@ -191,6 +191,86 @@ describe('madvise(MADV_DOFORK)', () => {
   });
 });
 
+describe('mprotect', () => {
+  it('accesses follow the new protection; the contents stay (mprotect(2))', () => {
+    const r = run([
+      O.alloc('x', 2),
+      O.write('x', '0x7', 1),
+      O.mprotect('x', 1, 1, 'r'),
+      O.read('x', 1),
+      O.write('x', '0x8', 1),
+      O.write('x', '0x9', 0),
+      O.mprotect('x', 0, 2, 'none'),
+      O.read('x', 0),
+      O.mprotect('x', 0, 2, 'rw'),
+      O.read('x', 0),
+      O.read('x', 1),
+    ]);
+    expect(r.out).toEqual(['ok', 'ok', 'ok', 'ok(0x7)', 'SIGSEGV', 'ok', 'ok', 'SIGSEGV', 'ok', 'ok(0x9)', 'ok(0x7)']);
+    expect(r.rules[4]).toBe('touch.prot');
+  });
+
+  it('ENOMEM without a vma at the start; past a gap, after changing what comes before it', () => {
+    const r = run([O.alloc('x', 3), O.munmap('x', 1, 1), O.mprotect('x', 1, 2, 'r'), O.mprotect('x', 0, 3, 'r'), O.write('x', '0x1', 0), O.write('x', '0x1', 2)]);
+    expect(r.out.slice(2)).toEqual(['ENOMEM', 'ENOMEM', 'SIGSEGV', 'ok']);
+    expect(r.rules.slice(2, 4)).toEqual(['mprotect.unmapped', 'mprotect.hole']);
+  });
+
+  it('splits the vma; pieces merge again as mm/vma.c merges them, per kernel', () => {
+    const vmas = (rr: ReturnType<typeof run>) => rr.final.mms.get(rr.final.tasks.get('t0')!.mm)!.vmas.map((v) => `${v.pages}${v.prot}`);
+    const on = (prog: Record<string, unknown>[]) => ['6.1.0-41-amd64', '6.12.117+deb12-amd64', '7.2.13'].map((kernel) => vmas(run(prog, { kernel })).join(' '));
+    // read-only and back before any write: the pieces have no anon_vma and merge again
+    expect(on([O.alloc('x', 3), O.mprotect('x', 1, 1, 'r'), O.mprotect('x', 1, 1, 'rw')])).toEqual(['3rw', '3rw', '3rw']);
+    // an unfaulted piece made read-only keeps VM_ACCOUNT only on 6.1; on 6.1 the faulted piece
+    // next to it still does not merge into it (its chain is empty: no anon_vma)
+    const account = [O.alloc('x', 2), O.mprotect('x', 1, 1, 'r'), O.write('x', '0x1', 0), O.mprotect('x', 0, 1, 'r')];
+    expect(on(account)).toEqual(['1r 1r', '1r 1r', '1r 1r']);
+    // a faulted range merges into an unfaulted neighbour with the same flags from 6.16 on
+    const faulted = [
+      O.alloc('x', 2),
+      O.mprotect('x', 1, 1, 'none'),
+      O.write('x', '0x1', 0),
+      O.mprotect('x', 0, 1, 'r'),
+      O.mprotect('x', 1, 1, 'rw'),
+      O.mprotect('x', 0, 1, 'rw'),
+    ];
+    expect(on(faulted)).toEqual(['1rw 1rw', '1rw 1rw', '2rw']);
+  });
+
+  it('a queue mapping: split pieces each hold the file; the region is mapped until the last goes', () => {
+    const r = run(
+      [
+        O.open('q'),
+        O.mmap('m', 'q', 0, 2),
+        O.mprotect('m', 1, 1, 'none'),
+        O.read('m', 0, 0),
+        O.read('m', 1, 0),
+        O.munmap('m', 0, 1),
+        O.mmap('m2', 'q', 0, 1),
+        O.close('q'),
+        O.sread('available_instances'),
+        O.munmap('m', 1, 1),
+        O.sread('available_instances'),
+      ],
+      { device: { mmio_pages: 2 } },
+    );
+    expect(r.out.slice(2)).toEqual(['ok', 'ok(0x153565444)', 'SIGSEGV', 'ok', 'EEXIST', 'ok', 'ok("3\\n")', 'ok', 'ok("4\\n")']);
+  });
+
+  it('a work item gets what GUP allows: a read of PROT_READ memory, no write, nothing of PROT_NONE', () => {
+    const start = [O.open('q'), O.mmap('m', 'q', 0), O.mmap('d', 'q', 1), O.ioctl('q', 'START_Q'), O.alloc('b', 2), O.write('b', '0x5', 1)];
+    const r = run([
+      ...start,
+      O.mprotect('b', 1, 1, 'r'),
+      O.submit('m', 'd', 'read', 'b', { page: 1 }),
+      O.submit('m', 'd', 'write', 'b', { page: 1, value: '0x6' }),
+      O.mprotect('b', 0, 1, 'none'),
+      O.submit('m', 'd', 'read', 'b', { page: 0 }),
+    ]);
+    expect(r.out.slice(start.length)).toEqual(['ok', 'ok(done 0x5)', 'ok(fault)', 'ok', 'ok(fault)']);
+  });
+});
+
 describe('touch', () => {
   it('SIGSEGV for an unmapped slot and for accesses the protection forbids', () => {
     const r = run([

@@ -11,7 +11,7 @@ import { SYSFS_ATTRS, type DeviceParams, type Op, type Program } from '../../har
 const KINDS = [
   'open', 'open', 'close', 'dup', 'mmap', 'mmap', 'mmap', 'mmap', 'alloc', 'alloc', 'munmap', 'munmap', 'mremap',
   'mremap', 'madvise', 'touch', 'touch', 'touch', 'touch', 'submit', 'submit', 'submit', 'submit', 'ioctl',
-  'ioctl', 'ioctl', 'poll', 'poll', 'fork', 'exit', 'remove', 'add', 'sysfs_read', 'sysfs_write',
+  'ioctl', 'ioctl', 'poll', 'poll', 'fork', 'exit', 'remove', 'add', 'sysfs_read', 'sysfs_write', 'mprotect', 'mprotect',
 ] as const;
 const OFFSETS = [0, 0x8, 0x10, 0x18, 0x20, 0x28, 0x30, 0x100, 0x7f8, 0x800, 0xff8];
 const VALUES = ['0x0', '0x1', '0x2', '0x100000001', '0xffffffff', '0x5356000000000100', '0x200000000000'];
@@ -132,6 +132,9 @@ function build(device: Partial<DeviceParams>, intents: Intent[], setup: boolean)
       case 'munmap':
       case 'madvise':
         if (maps.length > 0) ops.push({ op: kind, task, map: map(), page: c % 3, pages: 1 + (e % 3) });
+        break;
+      case 'mprotect':
+        if (maps.length > 0) ops.push({ op: kind, task, map: map(), page: c % 3, pages: 1 + (e % 3), prot: pick(['none', 'r', 'rw'] as const, b) });
         break;
       case 'mremap':
         if (maps.length > 0) {

@@ -79,6 +79,13 @@ const EVERY_OP: Op[] = [
   { op: 'sysfs_write', task: 't0', dev: 0, attr: 'isolate_strategy', value: 'a "quoted" ?? value\n' },
   { op: 'close', task: 't0', fd: 'q' },
   { op: 'close', task: 't0', fd: 'q' },
+  { op: 'alloc', task: 't0', map: 'g', pages: 2 },
+  { op: 'mprotect', task: 't0', map: 'g', page: 1, pages: 1, prot: 'r' },
+  { op: 'fork', task: 't0', child: 't2' },
+  { op: 'touch', task: 't2', map: 'g', page: 1, offset: 0, access: 'write', value: '0x1' },
+  { op: 'mprotect', task: 't2', map: 'g', page: 0, pages: 3, prot: 'none' },
+  { op: 'touch', task: 't2', map: 'g', page: 0, offset: 0, access: 'read' },
+  { op: 'touch', task: 't0', map: 'g', page: 0, offset: 0, access: 'read' },
 ];
 
 describe('generateC', () => {
