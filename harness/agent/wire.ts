@@ -2,7 +2,7 @@
  * The line protocol between host and guest agent (docs/agent-protocol.md): encoding programs
  * into host lines, and parsing agent lines defensively (guest output is untrusted).
  */
-import { HANDLES, type Field, type HandleKind, type OpDesc, type WireArg } from '../ops/describe.js';
+import { HANDLES, WIRE_ARGS, wireLayout, type Field, type HandleKind } from '../ops/describe.js';
 import { createdNames, descOf, fieldsOf } from '../ops/index.js';
 import type { DeviceParams, Op, Program } from '../program/types.js';
 import { ROOT_TASK } from '../program/types.js';
@@ -61,25 +61,6 @@ export function encodeDevice(progId: number, d: DeviceParams): string {
     hexEncode(d.api),
     hexEncode(d.algorithms.join(',')),
   ].join(' ');
-}
-
-/** Number of numeric arguments of an O line. */
-export const WIRE_ARGS = 8;
-
-/** How an op travels in an O line: its numeric arguments (a0..a7) and its string argument. */
-export interface WireLayout {
-  args: WireArg[];
-  /** the field passed as the string argument, if any */
-  str?: string;
-}
-
-/** The wire layout of an op kind: its description's, or its fields in order (hex64/text: the string). */
-export function wireLayout(d: OpDesc): WireLayout {
-  const strs = Object.entries(d.fields).filter(([, f]) => f.spec.t === 'hex64' || f.spec.t === 'text');
-  if (strs.length > 1) throw new Error(`op ${d.op}: more than one string field`);
-  const args = d.wire ?? Object.keys(d.fields).filter((f) => !strs.some(([s]) => s === f));
-  if (args.length > WIRE_ARGS) throw new Error(`op ${d.op}: more than ${WIRE_ARGS} wire arguments`);
-  return strs[0] ? { args: [...args], str: strs[0][0] } : { args: [...args] };
 }
 
 /** The wire number of one field's value. */

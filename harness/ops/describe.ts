@@ -30,6 +30,16 @@ export type HandleKind = keyof typeof HANDLES;
  */
 export type Only = { readonly field: string; readonly is: string } | { readonly any: readonly string[] };
 
+/** Is an optional field present for these values of the op's other fields? */
+export function onlyHolds(only: Only, o: Readonly<Record<string, unknown>>): boolean {
+  return 'field' in only ? o[only.field] === only.is : only.any.some((f) => o[f] === true);
+}
+
+/** The condition of an optional field as an error message says it: `via "procfd"`, `move or dontunmap`. */
+export function onlyText(only: Only): string {
+  return 'field' in only ? `${only.field} "${only.is}"` : only.any.join(' or ');
+}
+
 /** One value of an enum field: its wire number, the C it stands for, what it means. */
 export interface EnumValue {
   readonly wire: number;
@@ -136,6 +146,25 @@ export interface WireBits {
   readonly doc: string;
 }
 export type WireArg = string | WireBits;
+
+/** Number of numeric arguments of an O line. */
+export const WIRE_ARGS = 8;
+
+/** How an op travels in an O line: its numeric arguments (a0..a7) and its string argument. */
+export interface WireLayout {
+  args: WireArg[];
+  /** the field passed as the string argument, if any */
+  str?: string;
+}
+
+/** The wire layout of an op kind: its description's, or its fields in order (hex64/text: the string). */
+export function wireLayout(d: OpDesc): WireLayout {
+  const strs = Object.entries(d.fields).filter(([, f]) => f.spec.t === 'hex64' || f.spec.t === 'text');
+  if (strs.length > 1) throw new Error(`op ${d.op}: more than one string field`);
+  const args = d.wire ?? Object.keys(d.fields).filter((f) => !strs.some(([s]) => s === f));
+  if (args.length > WIRE_ARGS) throw new Error(`op ${d.op}: more than ${WIRE_ARGS} wire arguments`);
+  return strs[0] ? { args: [...args], str: strs[0][0] } : { args: [...args] };
+}
 
 /**
  * The C of an op, written once and rendered twice: for a reproducer (the op's values are known:

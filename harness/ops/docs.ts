@@ -7,10 +7,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { HANDLES, type Field, type OpDesc } from './describe.js';
+import { HANDLES, onlyText, wireLayout, type Field, type OpDesc } from './describe.js';
 import { OP_DESCS } from './index.js';
-import { wireLayout } from '../agent/wire.js';
-import { onlyText } from '../program/parse.js';
 import { projectRoot } from '../util/paths.js';
 
 const code = (s: string | number | boolean) => `\`${s}\``;

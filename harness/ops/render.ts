@@ -4,13 +4,11 @@
  * arguments a[i] and its string (the agent's generated ops header, agentOpsHeader). Both run the
  * same calls with the same arguments: one text, two renderings.
  */
-import { hexOff, type CRender, type EnumValue, type Field, type MapOrigins, type OpDesc } from './describe.js';
+import { hexOff, onlyText, wireLayout, type CRender, type EnumValue, type Field, type MapOrigins, type OpDesc } from './describe.js';
 import { cString } from './cstring.js';
 import { descOf, fieldsOf, OP_DESCS, type Op } from './index.js';
 import { REG_NAMES } from './registers.js';
 import { LIMITS } from '../program/limits.js';
-import { wireLayout } from '../agent/wire.js';
-import { onlyText } from '../program/parse.js';
 
 /** C names of a program's handles in a reproducer. */
 export interface CNames {

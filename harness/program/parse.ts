@@ -1,4 +1,4 @@
-import { HANDLES, type Field, type HandleKind, type Only } from '../ops/describe.js';
+import { HANDLES, onlyHolds, onlyText, type Field, type HandleKind } from '../ops/describe.js';
 import { descOf, fieldsOf } from '../ops/index.js';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_DEVICE, LIMITS, OP_KINDS, PROGRAM_FORMAT, PROGRAM_VERSION, ROOT_TASK, type DeviceParams, type Op, type Program } from './types.js';
@@ -153,16 +153,6 @@ function checkDevice(v: unknown): DeviceParams {
     api,
     algorithms: [...(algs as string[])],
   };
-}
-
-/** Is an optional field present for these values of the op's other fields? */
-export function onlyHolds(only: Only, o: Obj): boolean {
-  return 'field' in only ? o[only.field] === only.is : only.any.some((f) => o[f] === true);
-}
-
-/** The condition of an optional field as an error message says it: `via "procfd"`, `move or dontunmap`. */
-export function onlyText(only: Only): string {
-  return 'field' in only ? `${only.field} "${only.is}"` : only.any.join(' or ');
 }
 
 /** One field of an op, checked (the field's default when absent and it has one). */

@@ -32,7 +32,8 @@ import { generateProgram, mixSeed, programArbitrary } from '../generator/index.j
 import type { KernelProfile } from '../model/index.js';
 import { divergenceTitle } from '../oracle/check.js';
 import { crashFamily } from '../oracle/report.js';
-import { checkProgram, formatProgram, onlyHolds, repairProgram } from '../program/parse.js';
+import { onlyHolds } from '../ops/describe.js';
+import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
 import { descOf, fieldsOf } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeOp, slotTable, wireLayout, WIRE_ARGS } from '../../harness/agent/wire.js';
+import { encodeOp, slotTable } from '../../harness/agent/wire.js';
+import { wireLayout, WIRE_ARGS } from '../../harness/ops/describe.js';
 import { DEFAULT_WEIGHTS } from '../../harness/generator/index.js';
 import { GENERATED_DOCS, withTable } from '../../harness/ops/docs.js';
 import { OP_DESCS, OP_KINDS, descOf } from '../../harness/ops/index.js';
