@@ -16,16 +16,17 @@ static long long mapped(struct res *r, void *got, uint64_t want)
 }
 #endif
 
-#if SVT_AGENT || SVT_WRITE_FILE
-static long long write_file(const char *path, const char *s)
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE
+/* one write(2) of out, or read(2) into in, on a file opened for it (sysfs, bind/unbind) */
+static long long file_io(const char *path, const char *out, char *in, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = open(path, (out ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 	ssize_t n;
 	int e;
 
 	if (fd < 0)
 		return -1;
-	n = write(fd, s, strlen(s));
+	n = out ? write(fd, out, len) : read(fd, in, len);
 	e = errno;
 	close(fd);
 	errno = e;
@@ -33,20 +34,19 @@ static long long write_file(const char *path, const char *s)
 }
 #endif
 
+#if SVT_AGENT || SVT_WRITE_FILE
+static long long write_file(const char *path, const char *s)
+{
+	return file_io(path, s, NULL, strlen(s));
+}
+#endif
+
 #if SVT_AGENT || SVT_READ_FILE
 /* one read(2) of at most DATA_MAX bytes, as the agent reads sysfs files */
 static long long read_file(struct res *r, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	int e;
+	long long n = file_io(path, NULL, r->data, DATA_MAX);
 
-	if (fd < 0)
-		return -1;
-	n = read(fd, r->data, DATA_MAX);
-	e = errno;
-	close(fd);
-	errno = e;
 	if (n > 0)
 		r->len = (unsigned int)n;
 	return n;
@@ -257,6 +257,14 @@ static long long now_ms(void)
 
 #if SVT_AGENT || SVT_GENERAL
 /* ---- tasks: processes that run steps for a controller ---- */
+
+/* A step's result from what its body leaves: ret, and e (errno) when it failed (EIO if unset). */
+static int step_result(struct res *r, long long ret, int e)
+{
+	r->ret = ret;
+	r->err = ret < 0 ? (e ? e : EIO) : 0;
+	return 0;
+}
 
 /* SIGSEGV or SIGBUS during a step is its outcome; the task goes on */
 static void on_fault(int sig)

@@ -88,6 +88,7 @@ static volatile sig_atomic_t in_step, fault_sig;
 
 /* the program's steps, as the task that performs each does them; 1: this is a new task */
 static int do_step(struct cmd *c, struct res *r);
+static int step_result(struct res *r, long long ret, int e);
 static void task_start(void) __attribute__((noreturn));
 #endif
 #if SVT_AGENT || SVT_FORK_TASK
@@ -96,6 +97,9 @@ static pid_t fork_task(void);
 
 #if SVT_AGENT || SVT_MAPPED
 static long long mapped(struct res *r, void *got, uint64_t want);
+#endif
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE
+static long long file_io(const char *path, const char *out, char *in, size_t len);
 #endif
 #if SVT_AGENT || SVT_WRITE_FILE
 static long long write_file(const char *path, const char *s);

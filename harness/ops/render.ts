@@ -284,7 +284,7 @@ export function agentOpsHeader(): string {
     '\tswitch (c->op.opcode) {',
   );
   OP_DESCS.forEach((d, i) => L.push(`\tcase ${opConst(d)}:`, ...indent(bodies[i]!, '\t\t'), '\t\tbreak;'));
-  L.push('\tdefault:', '\t\tret = -1;', '\t\te = ENOSYS;', '\t\tbreak;', '\t}', '\tr->ret = ret;', '\tr->err = ret < 0 ? (e ? e : EIO) : 0;', '\treturn 0;', '}', '');
+  L.push('\tdefault:', '\t\tret = -1;', '\t\te = ENOSYS;', '\t\tbreak;', '\t}', '\treturn step_result(r, ret, e);', '}', '');
   // the program format's limits are the agent's tables' sizes
   L.push(`_Static_assert(MAX_SLOTS >= ${Math.max(LIMITS.maxFds, LIMITS.maxMaps)} && MAX_TASKS >= ${LIMITS.maxTasks}, "the agent's tables hold every program");`, '');
   return L.join('\n');

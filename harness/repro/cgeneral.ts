@@ -104,7 +104,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
     for (const line of c.body) push(`\t\t${line}`);
     push('\t\tbreak;');
   });
-  push('\t}', '\tr->ret = ret;', '\tr->err = ret < 0 ? (e ? e : EIO) : 0;', '\treturn 0;', '}', '');
+  push('\t}', '\treturn step_result(r, ret, e);', '}', '');
 
   // what the controller resolves
   push('/* What the controller looks up for a step before handing it over (the agent does the same). */', 'static void resolve(int s, char *path)', '{', "\tpath[0] = '\\0';");
