@@ -110,14 +110,14 @@ describe('what a compact reproducer holds', () => {
     await compile(src);
   });
 
-  it('the real 4-step finding: under 130 lines up to the end of main(), under 340 in all (the general form: over 600)', () => {
+  it('the real 4-step finding: under 130 lines up to the end of main(), under 350 in all (the general form: over 600)', () => {
     const lines = src.split('\n');
     // what a reader reads: the header, the constants, main(); svadiff's helpers and the
     // embedded program come after main()
     const endOfMain = lines.indexOf('}', lines.indexOf('int main(int argc, char **argv)'));
     expect(endOfMain + 1).toBeLessThan(130);
     // the runtime's sections it needs (guest/runtime), not a copy made for this program
-    expect(lines.length).toBeLessThan(340);
+    expect(lines.length).toBeLessThan(350);
     expect(reproForProgram(FOUR_STEPS.program, PROFILE_612, { title: FOUR_STEPS.outcome.title, form: 'general' }).split('\n').length).toBeGreaterThan(600);
   });
 
