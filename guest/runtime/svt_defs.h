@@ -2,7 +2,7 @@
 /*
  * Conventions of the svadiff agent that reproducers share (docs/agent-protocol.md): where
  * things are, where mappings go, how long a step may take. Plain #defines only: a reproducer
- * holds the ones it uses (harness/repro/csource.ts picks them, as it picks svt_abi.h's), and
+ * holds the ones it uses (harness/repro/cruntime.ts picks them, as it picks svt_abi.h's), and
  * harness/agent/conventions.ts mirrors the numbers the host needs (test/unit/runtime.test.ts
  * compares them).
  */

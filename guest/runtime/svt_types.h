@@ -4,7 +4,7 @@
  * globals and prototypes (part 2, svt_runtime.h, has the functions). The agent includes both
  * whole; a reproducer is svt_abi.h's and svt_defs.h's constants, its program's constants, this
  * file, the program's steps, then svt_runtime.h, with only the sections the program needs
- * (harness/repro/csource.ts selects them: the syzkaller executor/common_linux.h model).
+ * (harness/repro/cruntime.ts selects them: the syzkaller executor/common_linux.h model).
  *
  * Sections are plain "#if <condition>" blocks over these names (0 or 1; not defined is 0):
  *   SVT_AGENT     the agent (guest/agent/agent.c)
@@ -15,7 +15,7 @@
  *   SVT_OK_VALUE  (compact) some step's value is text that may need escaping (sysfs)
  *   SVT_<NAME>    the program's steps use the identifier <name> (lower case): SVT_SUBMIT for
  *                 submit(), SVT_POLL for poll(), SVT_FDS for fds[] ...
- * Conditions use only these names with ||, && and ! (csource.ts evaluates them itself, so that
+ * Conditions use only these names with ||, && and ! (cruntime.ts evaluates them itself, so that
  * the text stays as written here, and hoists #include lines to the top); a reproducer compiles
  * with -Wall -Wextra -Werror, so a section must be enabled exactly when something uses it.
  * No include guards: the agent includes each file once. Kernel coding style.
