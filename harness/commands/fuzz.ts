@@ -10,6 +10,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Bug } from '../findings/bugs.js';
 import { FindingStore } from '../findings/store.js';
 import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
 import { profileFor } from '../model/index.js';
@@ -65,7 +66,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const status = new StatusLine(15_000);
   const line = (s: FuzzStats) => {
     const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
-    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), findings ${store.list().length} (${s.findings} first seen this run, ${s.newFindings} not known), reboots ${s.reboots}`;
+    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), bugs ${store.bugs().length} (${s.bugs} first seen this run, ${s.newBugs} not known; ${store.list().length} titles), reboots ${s.reboots}`;
   };
   let stats: FuzzStats;
   try {
@@ -84,8 +85,9 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       {
         boot: () => bootGuest(setup, 'fuzz'),
         onProgress: (s) => status.update(line(s)),
-        onFinding: (id, title, isNew, known) => {
-          if (isNew) status.update(`finding${known ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);
+        onFinding: (id, title, rec) => {
+          if (rec.newBug) status.update(`bug${rec.bugKnown ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);
+          else if (rec.isNew) status.update(`another title of bug ${rec.bug}${rec.bugKnown ? ' (known issue)' : ''}: ${safeLine(title, 160)}`, true);
         },
         onAnomaly: (index, message) => warn(`program ${index}: the agent reported something impossible (${safeLine(message, 200)}); rebooting`),
       },
@@ -100,15 +102,29 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   return 0;
 }
 
+/** One line per bug (count, kind, known or NEW, lead title), then its other titles and why they are one bug. */
+export function bugSummaryLines(bugs: readonly Bug[]): string[] {
+  const L: string[] = [];
+  for (const b of bugs) {
+    L.push(`  ${String(b.count).padStart(5)}  ${b.kind.padEnd(10)} ${b.known ? 'known ' : 'NEW   '} ${b.title}`);
+    const others = b.titles.filter((t) => t.title !== b.title);
+    for (const t of others) L.push(`${' '.repeat(26)}+ ${t.title}${t.finding ? ` (${t.count})` : ' (only while reproducing)'}`);
+    for (const w of b.why) L.push(`${' '.repeat(26)}  why: ${w}`);
+  }
+  return L;
+}
+
 function summary(store: FindingStore, s: FuzzStats, outDir: string): string {
   const L: string[] = [];
   const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
   L.push(
     `${s.programs} programs, ${s.executedOps} ops (${s.checkedOps} checked, ${(s.checkedOps / fuzzSecs).toFixed(0)}/s), ${s.reboots} reboots, in ${fmtDuration(s.elapsedMs)}`,
   );
-  const all = store.list();
-  L.push(`${all.length} distinct findings in ${join(outDir, 'findings')} (${s.findings} first seen in this run, ${s.newFindings} not known):`);
-  for (const f of all) L.push(`  ${String(f.count).padStart(5)}  ${f.kind.padEnd(10)} ${f.known ? 'known ' : 'NEW   '} ${f.title}`);
+  const bugs = store.bugs();
+  L.push(
+    `${bugs.length} bugs (${store.list().length} distinct titles) in ${join(outDir, 'findings')} (${s.bugs} first seen in this run, ${s.newBugs} not known):`,
+  );
+  L.push(...bugSummaryLines(bugs));
   if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
   return L.join('\n') + '\n';
 }

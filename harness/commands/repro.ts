@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { programLog, type Finding } from '../findings/store.js';
+import { FindingStore, programLog, type Finding, type FindingBug } from '../findings/store.js';
 import { seriesOf } from '../findings/known.js';
 import { profileFor, type KernelProfile } from '../model/index.js';
 import { formatOutcomeSet } from '../program/outcome.js';
@@ -23,7 +23,8 @@ import { formatProgram, parseProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { generateC, modelExpectations } from '../repro/csource.js';
 import { GuestTester, findingSignature, minimize, type MinimizeResult, type Trial } from '../repro/minimize.js';
-import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPreceding, type SequenceResult } from '../repro/preceding.js';
+import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPreceding, type SequenceResult, type SequenceTester } from '../repro/preceding.js';
+import { findingCandidates } from '../run/execute.js';
 import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
 import { REPRO_CFLAGS, replay } from '../repro/replay.js';
 import { loadSemanticsSheet, reliabilityText, renderReport, reportPathNames, type ReportInput } from '../repro/report.js';
@@ -115,12 +116,44 @@ export async function cmdRepro(args: string[]): Promise<number> {
   const runs = parseIntOption('runs', values.runs, 1, 100) ?? 5;
   const maxRuns = parseIntOption('max-runs', values['max-runs'], 1, 100_000);
   const maxTimeMs = values['max-time'] !== undefined ? parseDuration(values['max-time']) : undefined;
+  const r = await reproFinding(dir, {
+    runs,
+    ...(maxRuns !== undefined ? { maxRuns } : {}),
+    ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
+    ...(values.kernel !== undefined ? { kernel: values.kernel } : {}),
+    ...(values.accel !== undefined ? { accel: values.accel } : {}),
+    noMinimize: values['no-minimize'] ?? false,
+  });
+  return r.verify_error ? 1 : 0;
+}
+
+export interface ReproOptions {
+  /** runs of repro.c (and of the preceding-program replays) */
+  runs: number;
+  maxRuns?: number;
+  /** the minimizer's (and the preceding reduction's) time budget */
+  maxTimeMs?: number;
+  /** the kernel to reproduce on (default: the finding's) */
+  kernel?: string;
+  accel?: string;
+  noMinimize?: boolean;
+}
+
+/**
+ * Reproduce one finding (see the top of this file) and write its files. The titles the
+ * reproduction runs showed besides the finding's own become grouping evidence in the finding's
+ * store (findings/bugs.ts), and report.txt lists every title of the bug and why.
+ */
+export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproSummary> {
+  const { runs, maxRuns, maxTimeMs } = o;
+  const values = { 'no-minimize': o.noMinimize ?? false };
   const { finding, program } = await readFindingDir(dir);
   const t0 = Date.now();
 
   // logs of the guests go where the fuzzing run keeps its logs (<out>/logs), else next to the finding
-  const outDir = basename(dirname(dir)) === 'findings' ? dirname(dirname(dir)) : dir;
-  const setup = await prepare(values.kernel ?? finding.kernel.spec, values.accel, outDir);
+  const inStore = basename(dirname(dir)) === 'findings';
+  const outDir = inStore ? dirname(dirname(dir)) : dir;
+  const setup = await prepare(o.kernel ?? finding.kernel.spec, o.accel, outDir);
   const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
   const kernelId = { spec: setup.kernel.exactSpec, release: setup.kernel.release };
   const sig = findingSignature(finding, program);
@@ -130,7 +163,8 @@ export async function cmdRepro(args: string[]): Promise<number> {
   const preceding = await readPreceding(dir);
   let afterPreceding: SequenceResult | undefined;
   let reduced: (ReducedPreceding & { confirm: SequenceResult }) | undefined;
-  const tester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
+  const guestTester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
+  const tester = new TitleRecorder(guestTester, kernelId);
   let min: MinimizeResult;
   try {
     min = await minimize(program, sig, tester, {
@@ -167,6 +201,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
   const title = d?.title ?? finding.title;
   const verify = await verifyReproducer(dir, setup, profile, minProgram, title, runs);
   const reliability = verify.reliability;
+  const bug = await recordReproEvidence(dir, inStore ? outDir : undefined, finding, minProgram, preceding, tester);
 
   const semantics = await loadSemanticsSheet();
   const reportInput: ReportInput = {
@@ -182,7 +217,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       configHash: setup.kernel.configHash,
       compiler: setup.kernel.compiler,
     },
-    ...(tester.qemu ? { qemu: { commandLine: tester.qemu.portable, kernelFile: tester.qemu.kernelFile, initrdFile: tester.qemu.initrdFile } } : {}),
+    ...(guestTester.qemu ? { qemu: { commandLine: guestTester.qemu.portable, kernelFile: guestTester.qemu.kernelFile, initrdFile: guestTester.qemu.initrdFile } } : {}),
     pathNames: reportPathNames({ uacceKo: setup.kernel.modules.uacce, testModuleKo: setup.kernel.modules.svadiffTest, cache: cacheDir(), home: homedir() }),
     program: minProgram,
     expected: expectedTexts(minProgram, profile),
@@ -215,6 +250,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       : {}),
     semantics,
     ...(program.comment ? { origin: program.comment } : {}),
+    ...(bug && bug.titles.length > 1 ? { bug: { titles: bug.titles, why: bug.why } } : {}),
   };
   if (d) reportInput.divergence = { index: d.index, expected: d.expected, observed: d.observed, rules: d.rules, stateBefore: d.stateBefore };
   else if (finding.kind === 'divergence' && finding.op_index !== undefined && !min.reproduced) {
@@ -275,7 +311,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       : {}),
     repro_title: title,
     repro_runs: verify.runs,
-    ...(tester.qemu ? { qemu: { argv: tester.qemu.argv, kernel_image: tester.qemu.kernelImage, initrd: tester.qemu.initrd } } : {}),
+    ...(guestTester.qemu ? { qemu: { argv: guestTester.qemu.argv, kernel_image: guestTester.qemu.kernelImage, initrd: guestTester.qemu.initrd } } : {}),
     ...(verify.error ? { verify_error: verify.error } : {}),
     reproduced: min.reproduced,
     created: new Date().toISOString(),
@@ -290,7 +326,77 @@ export async function cmdRepro(args: string[]): Promise<number> {
       `${reliabilityText(reliability.hits, reliability.runs)} (${reliability.what}); total ${fmtDuration(Date.now() - t0)}\n` +
       `  ${join(dir, 'report.txt')}\n`,
   );
-  return verify.error ? 1 : 0;
+  return summary;
+}
+
+/** The tester of a reproduction that also notes the crash and hang titles each program showed. */
+class TitleRecorder implements SequenceTester {
+  /** program (as JSON, comment left out) → crash and hang titles its runs showed */
+  readonly titles = new Map<string, Set<string>>();
+  constructor(
+    private readonly inner: GuestTester,
+    private readonly kernel: { spec: string; release: string },
+  ) {}
+
+  static key(p: Program): string {
+    const { comment: _c, ...rest } = p;
+    return JSON.stringify(rest);
+  }
+
+  async run(p: Program): Promise<Trial> {
+    const t = await this.inner.run(p);
+    if (t.result) {
+      const shown = findingCandidates(t.result, this.kernel).filter((c) => c.kind !== 'divergence').map((c) => c.title);
+      if (shown.length > 0) {
+        const k = TitleRecorder.key(p);
+        const set = this.titles.get(k) ?? new Set<string>();
+        for (const x of shown) set.add(x);
+        this.titles.set(k, set);
+      }
+    }
+    return t;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/**
+ * Grouping evidence from a reproduction (findings/bugs.ts): other crash titles the minimized
+ * program showed (minimized-program), and crash titles that preceding programs the crash needs
+ * showed when they ran before it (preceding-program). Written to the finding's store; returns
+ * the finding's bug as the store now has it.
+ */
+async function recordReproEvidence(
+  dir: string,
+  storeDir: string | undefined,
+  finding: Finding,
+  minProgram: Program,
+  preceding: readonly Program[],
+  rec: TitleRecorder,
+): Promise<FindingBug | undefined> {
+  const evidence: { kind: 'minimized-program' | 'preceding-program'; titles: string[]; why: string }[] = [];
+  if (finding.kind !== 'divergence') {
+    const shown = [...(rec.titles.get(TitleRecorder.key(minProgram)) ?? [])];
+    if (shown.some((t) => t !== finding.title)) {
+      evidence.push({ kind: 'minimized-program', titles: [finding.title, ...shown], why: `program.min.json of finding ${finding.id} showed them when svadiff repro ran it` });
+    }
+    for (const [i, p] of preceding.entries()) {
+      const shownBy = [...(rec.titles.get(TitleRecorder.key(p)) ?? [])].filter((t) => t !== finding.title);
+      if (shownBy.length === 0) continue;
+      evidence.push({
+        kind: 'preceding-program',
+        titles: [finding.title, ...shownBy],
+        why: `preceding program ${i + 1} of finding ${finding.id} (${p.comment ?? 'preceding.json'}) showed the others when svadiff repro replayed the programs before it`,
+      });
+    }
+  }
+  for (const e of evidence) info(`same bug: ${safeLine(e.titles.join(' + '), 300)} (${e.kind})`);
+  if (!storeDir) return undefined;
+  const store = await FindingStore.open(storeDir);
+  if (evidence.length > 0) await store.addEvidence(evidence.map((e) => ({ ...e, at: new Date().toISOString() })));
+  return store.get(finding.id)?.bug;
 }
 
 /** The excerpt of the kernel report with this title in a reproducing run. */

@@ -18,17 +18,39 @@
  * renamed to its new id, or, when that id is already a finding, merged into it (counts, kernels
  * and dates added up; the kept program is the existing finding's) and its directory moved to
  * findings/.merged/<old id>/, kept for reference. The old ids are listed in former_ids.
+ *
+ * Findings are grouped into bugs (findings/bugs.ts): titles of one root cause, on evidence the
+ * store keeps in <outDir>/bugs.json (with the bugs worked out from it) or finds in the findings
+ * themselves (slab objects) and in the known-issue lists. Every finding.json says which bug it
+ * is part of, with every title of that bug and why ("bug"); a finding is known on a kernel when
+ * any title of its bug is listed for that kernel's series.
+ *
+ * Counts are kept per run ("runs": one entry per fuzzing run and kernel release): the totals
+ * and first/last seen are sums and extremes over them, so that stores written by shards of one
+ * matrix merge into one (merge.ts) without counting a run twice, however often it is merged.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { currentDivergenceTitle } from '../oracle/check.js';
 import { formatProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
-import type { ReportKind } from '../oracle/report.js';
+import { parseReports, type ReportKind } from '../oracle/report.js';
 import { errorMessage } from '../util/errors.js';
-import { atomicWrite, atomicWriteJson, sha256 } from '../util/fsx.js';
+import { atomicWrite, atomicWriteJson, exists, sha256 } from '../util/fsx.js';
 import { warn } from '../util/log.js';
 import { stripControl } from '../util/sanitize.js';
+import {
+  evidenceKey,
+  groupBugs,
+  MAX_EVIDENCE,
+  MAX_SLAB_OBJECTS,
+  slabObjectSignatures,
+  STORED_EVIDENCE_KINDS,
+  type Bug,
+  type Evidence,
+  type StoredEvidenceKind,
+} from './bugs.js';
 import { loadKnownIssues, seriesOf, type KnownIssue, type KnownIssues } from './known.js';
 
 export const FINDING_FORMAT = 'svadiff-finding';
@@ -70,6 +92,8 @@ export interface FindingCandidate {
   preceding?: readonly Program[];
   /** when it was seen (default: now) */
   at?: Date;
+  /** the run it was seen in (default: the store's run) */
+  runId?: string;
 }
 
 /** At most this many preceding programs are kept with a finding. */
@@ -86,6 +110,26 @@ export interface ProgramLog {
 
 export function programLog(programs: readonly Program[], note: string): ProgramLog {
   return { format: PROGRAM_LOG_FORMAT, version: 1, note, programs: [...programs] };
+}
+
+/** One run's observations of a finding on one kernel release. */
+export interface RunSeen {
+  release: string;
+  spec: string;
+  count: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** The bug a finding is part of (findings/bugs.ts), as finding.json shows it. */
+export interface FindingBug {
+  /** the id of the bug's lead finding */
+  id: string;
+  title: string;
+  /** every title of the bug, most frequent first */
+  titles: string[];
+  /** why those titles are one bug, one line per piece of evidence */
+  why: string[];
 }
 
 export interface KernelSeen {
@@ -125,13 +169,26 @@ export interface Finding {
   preceding_programs?: number;
   /** ids this finding had under older title formats (see the top of this file) */
   former_ids?: string[];
+  /** observations per run, "<run id> <release>" → counts (the totals above are made of them) */
+  runs?: Record<string, RunSeen>;
+  /** the slab objects its kernel reports named (bugs.ts slabObjectSignatures) */
+  slab_objects?: string[];
+  /** the bug it is part of */
+  bug?: FindingBug;
 }
 
 export interface RecordResult {
   id: string;
+  /** the title was not a finding before */
   isNew: boolean;
   count: number;
   known: boolean;
+  /** the bug it is part of (its lead finding's id) */
+  bug: string;
+  /** no finding of that bug existed before this call */
+  newBug: boolean;
+  /** the bug is known on this kernel (any of its titles is listed for the series) */
+  bugKnown: boolean;
 }
 
 export interface StoreOptions {
@@ -141,6 +198,25 @@ export interface StoreOptions {
   knownIssues?: (series: string) => Promise<KnownIssues>;
   /** where problems with existing files go; default: a warning on stderr */
   onProblem?: (message: string) => void;
+  /** the id of this run (counts are kept per run); default: the time and a random suffix */
+  runId?: string;
+}
+
+export const BUGS_FORMAT = 'svadiff-bugs';
+export const BUGS_VERSION = 1;
+
+/** <outDir>/bugs.json: the evidence the store keeps and the bugs worked out from it. */
+export interface BugsFile {
+  format: typeof BUGS_FORMAT;
+  version: typeof BUGS_VERSION;
+  note: string;
+  evidence: Evidence[];
+  bugs: Bug[];
+}
+
+/** A new run id: sortable by start time, unique across machines. */
+export function newRunId(at: Date = new Date()): string {
+  return `${at.toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Bounds on what guest output the store keeps per finding. */
@@ -218,6 +294,15 @@ function checkFinding(raw: unknown, dirName: string): Finding | string {
     }
   }
   if (typeof raw.known !== 'boolean') return 'field "known" must be true or false';
+  if (raw.runs !== undefined) {
+    if (!isObj(raw.runs)) return 'field "runs" must be an object';
+    for (const [key, r] of Object.entries(raw.runs)) {
+      if (!isObj(r) || !isStr(r.release) || !isStr(r.spec) || !isCount(r.count) || !isStr(r.first_seen) || !isStr(r.last_seen)) {
+        return `field "runs" entry ${JSON.stringify(key)} must have release, spec, count, first_seen and last_seen`;
+      }
+    }
+  }
+  if (raw.slab_objects !== undefined && !(Array.isArray(raw.slab_objects) && raw.slab_objects.every(isStr))) return 'field "slab_objects" must be a list of strings';
   if (raw.op_index !== undefined && !(Number.isInteger(raw.op_index) && (raw.op_index as number) >= 0)) return 'field "op_index" must be an index';
   if (raw.program_ops !== undefined && !Number.isInteger(raw.program_ops)) return 'field "program_ops" must be an integer';
   return raw as unknown as Finding;
@@ -226,26 +311,40 @@ function checkFinding(raw: unknown, dirName: string): Finding | string {
 export class FindingStore {
   private readonly findings = new Map<string, Finding>();
   private readonly knownCache = new Map<string, Promise<KnownIssues>>();
+  /** JSON of each finding.json as last read or written: only changed ones are written again */
+  private readonly onDisk = new Map<string, string>();
+  private evidence: Evidence[] = [];
+  private bugList: Bug[] = [];
+  private bugsOnDisk = '';
   private queue: Promise<unknown> = Promise.resolve();
   /** problems met while loading or writing (also passed to onProblem) */
   readonly problems: string[] = [];
+  /** the run this store records in unless a candidate names another */
+  readonly runId: string;
 
   private constructor(
     readonly outDir: string,
     private readonly opts: StoreOptions,
-  ) {}
+  ) {
+    this.runId = opts.runId ?? newRunId();
+  }
 
   /** Open (and resume) the store of an output directory; it is created on the first record. */
   static async open(outDir: string, opts: StoreOptions = {}): Promise<FindingStore> {
     const store = new FindingStore(outDir, opts);
     await store.load();
+    await store.loadEvidence();
     await store.retitleAll();
-    await store.relabelAll();
+    await store.refresh();
     return store;
   }
 
   get dir(): string {
     return join(this.outDir, 'findings');
+  }
+
+  get bugsPath(): string {
+    return join(this.outDir, 'bugs.json');
   }
 
   private problem(message: string): void {
@@ -287,9 +386,47 @@ export class FindingStore {
         this.problem(`${path}: ${f}; the finding is recorded anew if seen again`);
         continue;
       }
+      this.onDisk.set(name, JSON.stringify(f));
+      if (!f.runs) await this.backfill(f, join(this.dir, name));
+      withRuns(f);
       // by directory: after an interrupted rename the id inside is still the old one
       this.findings.set(name, f);
     }
+  }
+
+  /**
+   * A finding written before bugs were grouped: the grouping evidence its own files hold, its
+   * report's slab objects (dmesg.txt) and the other reports of its program's run (console.log).
+   */
+  private async backfill(f: Finding, dir: string): Promise<void> {
+    if (f.kind === 'divergence') return;
+    const read = (name: string) => fs.readFile(join(dir, name), 'utf8').catch(() => '');
+    const sigs = slabObjectSignatures(await read('dmesg.txt')).slice(0, MAX_SLAB_OBJECTS);
+    if (sigs.length > 0) f.slab_objects = sigs;
+    const titles = parseReports(await read('console.log'))
+      .filter((r) => r.kind !== 'device')
+      .map((r) => r.title);
+    if (titles.some((t) => t !== f.title)) {
+      this.addEvidenceNow([{ kind: 'same-run', titles: [f.title, ...titles], why: `reported one after another while one program ran (console.log of finding ${f.id})`, at: f.first_seen }]);
+    }
+  }
+
+  /** The evidence of bugs.json; a file that cannot be used is reported and rebuilt from what the run sees. */
+  private async loadEvidence(): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await fs.readFile(this.bugsPath, 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.problem(`${this.bugsPath}: ${errorMessage(e)}; its grouping evidence is dropped and gathered again`);
+      return;
+    }
+    const list = checkBugsFile(raw);
+    if (typeof list === 'string') {
+      this.problem(`${this.bugsPath}: ${list}; its grouping evidence is dropped and gathered again`);
+      return;
+    }
+    this.absorbEvidence(list);
   }
 
   /**
@@ -306,29 +443,34 @@ export class FindingStore {
       const renamed: Finding = { ...structuredClone(old), id, title, former_ids: [...new Set([...(old.former_ids ?? []), old.id])] };
       try {
         if (dirName === id) {
-          await atomicWriteJson(join(this.dir, id, 'finding.json'), renamed);
-          this.findings.set(id, renamed);
+          await this.writeFinding(renamed);
           continue;
         }
         const target = this.findings.get(id);
         if (!target) {
           await fs.rename(join(this.dir, dirName), join(this.dir, id));
-          await atomicWriteJson(join(this.dir, id, 'finding.json'), renamed);
           this.findings.delete(dirName);
-          this.findings.set(id, renamed);
+          this.onDisk.delete(dirName);
+          await this.writeFinding(renamed);
           continue;
         }
         const merged = target.former_ids?.includes(old.id) ? target : mergeFindings(target, renamed);
-        if (merged !== target) await atomicWriteJson(join(this.dir, id, 'finding.json'), merged);
-        this.findings.set(id, merged);
+        if (merged !== target) await this.writeFinding(merged);
         await fs.mkdir(join(this.dir, '.merged'), { recursive: true });
         await fs.rm(join(this.dir, '.merged', dirName), { recursive: true, force: true });
         await fs.rename(join(this.dir, dirName), join(this.dir, '.merged', dirName));
         this.findings.delete(dirName);
+        this.onDisk.delete(dirName);
       } catch (e) {
         this.problem(`${join(this.dir, dirName)}: could not bring its title up to date (${errorMessage(e)}); it stays as it is`);
       }
     }
+  }
+
+  private async writeFinding(f: Finding): Promise<void> {
+    await atomicWriteJson(join(this.dir, f.id, 'finding.json'), f);
+    this.findings.set(f.id, f);
+    this.onDisk.set(f.id, JSON.stringify(f));
   }
 
   /** Every finding, most frequent first. */
@@ -340,11 +482,101 @@ export class FindingStore {
     return this.findings.get(id);
   }
 
+  /** The bugs: findings grouped by root cause (findings/bugs.ts), most frequent first. */
+  bugs(): Bug[] {
+    return this.bugList;
+  }
+
+  /** The grouping evidence the store keeps (bugs.json). */
+  storedEvidence(): readonly Evidence[] {
+    return this.evidence;
+  }
+
   /** Record one observation. Calls are serialized: the store is safe to call without awaiting in between. */
   record(candidate: FindingCandidate): Promise<RecordResult> {
-    const run = this.queue.then(() => this.recordNow(candidate));
+    return this.recordProgram([candidate]).then((r) => r[0]!);
+  }
+
+  /**
+   * Record what one program run showed, and the evidence that comes with it: kernel reports
+   * printed while one program ran are one bug (same-run evidence, `where` says which program on
+   * which kernel). Serialized like record().
+   */
+  recordProgram(candidates: readonly FindingCandidate[], where?: string): Promise<RecordResult[]> {
+    return this.serialized(async () => {
+      const before = new Set(this.findings.keys());
+      const ids: string[] = [];
+      for (const c of candidates) ids.push(await this.recordNow(c));
+      const crashes = candidates.filter((c) => c.kind !== 'divergence').map((c) => currentTitle(c.kind, cleanTitle(c.title)));
+      if (where !== undefined && new Set(crashes).size > 1) {
+        const at = (candidates[0]?.at ?? new Date()).toISOString();
+        this.addEvidenceNow([{ kind: 'same-run', titles: crashes, why: `reported one after another while one program ran (${where})`, at }]);
+      }
+      await this.refresh();
+      return candidates.map((c, i) => {
+        const id = ids[i]!;
+        const f = this.findings.get(id)!;
+        const bug = this.bugOf(id);
+        const release = cleanTitle(c.kernel.release);
+        return {
+          id,
+          isNew: !before.has(id),
+          count: f.count,
+          known: f.known,
+          bug: bug?.id ?? id,
+          newBug: !(bug?.findings ?? [id]).some((x) => before.has(x)),
+          bugKnown: bug?.kernels[release]?.known !== undefined,
+        };
+      });
+    });
+  }
+
+  /** Add grouping evidence (repro: the titles one minimized program showed, …) and regroup. */
+  addEvidence(list: readonly { kind: StoredEvidenceKind; titles: readonly string[]; why: string; at?: string }[]): Promise<void> {
+    return this.serialized(async () => {
+      this.addEvidenceNow(list);
+      await this.refresh();
+    });
+  }
+
+  /** The bug a finding is part of. */
+  bugOf(findingId: string): Bug | undefined {
+    return this.bugList.find((b) => b.findings.includes(findingId));
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private addEvidenceNow(list: readonly { kind: StoredEvidenceKind; titles: readonly string[]; why: string; at?: string }[]): void {
+    const keys = new Set(this.evidence.map(evidenceKey));
+    for (const x of list) {
+      const titles = [...new Set(x.titles.map((t) => cleanTitle(t)))].sort();
+      if (titles.length < 2 || !STORED_EVIDENCE_KINDS.includes(x.kind)) continue;
+      const e: Evidence = { kind: x.kind, titles, why: cleanTitle(x.why) };
+      if (x.at) e.at = x.at;
+      const key = evidenceKey(e);
+      if (keys.has(key)) continue;
+      if (this.evidence.length >= MAX_EVIDENCE) {
+        this.problem(`more than ${MAX_EVIDENCE} pieces of grouping evidence; later ones are not kept`);
+        return;
+      }
+      keys.add(key);
+      this.evidence.push(e);
+    }
+  }
+
+  /** Put evidence of another store in (merge.ts); true when something was new. */
+  absorbEvidence(list: readonly Evidence[]): boolean {
+    const n = this.evidence.length;
+    const keys = new Set(this.evidence.map(evidenceKey));
+    for (const e of list) {
+      if (keys.has(evidenceKey(e))) continue;
+      this.addEvidenceNow([e as Evidence & { kind: StoredEvidenceKind }]);
+    }
+    return this.evidence.length !== n;
   }
 
   private knownFor(release: string, spec: string): Promise<KnownIssues | undefined> {
@@ -358,7 +590,7 @@ export class FindingStore {
     return p;
   }
 
-  private async recordNow(c: FindingCandidate): Promise<RecordResult> {
+  private async recordNow(c: FindingCandidate): Promise<string> {
     if (!FINDING_KINDS.includes(c.kind)) throw new Error(`finding kind ${JSON.stringify(c.kind)} is not one of ${FINDING_KINDS.join(', ')}`);
     const title = currentTitle(c.kind, cleanTitle(c.title));
     const id = findingId(title);
@@ -385,6 +617,7 @@ export class FindingStore {
         expected: c.expected ?? '',
         observed: c.observed ?? '',
         known: false,
+        runs: {},
       };
       if (c.opIndex !== undefined) f.op_index = c.opIndex;
       if (c.rule !== undefined) f.rule = c.rule;
@@ -403,18 +636,21 @@ export class FindingStore {
         if (c.report) f.report = { ...c.report };
       }
     }
-    f.count += 1;
-    if (at < f.first_seen) f.first_seen = at;
-    if (at > f.last_seen) f.last_seen = at;
-    const k = f.kernels[release];
-    if (k) {
-      k.count += 1;
-      if (at < k.first_seen) k.first_seen = at;
-      if (at > k.last_seen) k.last_seen = at;
+    const runs = (f.runs ??= {});
+    const key = `${c.runId ?? this.runId} ${release}`;
+    const r = runs[key];
+    if (r) {
+      r.count += 1;
+      if (at < r.first_seen) r.first_seen = at;
+      if (at > r.last_seen) r.last_seen = at;
     } else {
-      f.kernels[release] = { spec, count: 1, first_seen: at, last_seen: at };
+      runs[key] = { release, spec, count: 1, first_seen: at, last_seen: at };
     }
-    await this.label(f);
+    totalsFromRuns(f);
+    if (c.kind !== 'divergence' && c.excerpt) {
+      const sigs = [...new Set([...(f.slab_objects ?? []), ...slabObjectSignatures(c.excerpt)])].slice(0, MAX_SLAB_OBJECTS);
+      if (sigs.length > 0) f.slab_objects = sigs;
+    }
 
     if (writeEvidence) {
       if (c.program) {
@@ -434,59 +670,209 @@ export class FindingStore {
         delete f.preceding_programs;
       }
     }
-    // finding.json last: its presence means the directory is complete
-    await atomicWriteJson(join(dir, 'finding.json'), f);
+    // finding.json is written by refresh(), last: its presence means the directory is complete
     this.findings.set(id, f);
-    return { id, isNew: old === undefined, count: f.count, known: f.known };
-  }
-
-  /** (Re)label every kernel of a finding from the known-issue files, which may change between runs. */
-  private async label(f: Finding): Promise<void> {
-    for (const [rel, entry] of Object.entries(f.kernels)) {
-      const issue: KnownIssue | undefined = (await this.knownFor(rel, entry.spec))?.match(f.title);
-      if (issue) entry.known = describeKnown(issue);
-      else delete entry.known;
-    }
-    const entries = Object.values(f.kernels);
-    f.known = entries.every((e) => e.known !== undefined);
-    const note = entries.find((e) => e.known !== undefined)?.known;
-    if (note) f.known_note = note;
-    else delete f.known_note;
+    return id;
   }
 
   /**
-   * Relabel the findings already in the directory (at open): a finding reviewed and listed
-   * since it was written shows as known even if this run does not see it again.
+   * Put a finding of another store in (merge.ts): its runs are added to this store's finding of
+   * the same title (a run already here keeps the larger count: merging twice changes nothing);
+   * a finding new here is copied with its whole directory. Call refresh() after the last one.
    */
-  private async relabelAll(): Promise<void> {
-    for (const [id, old] of this.findings) {
-      const f = structuredClone(old);
-      await this.label(f);
-      if (f.known === old.known && f.known_note === old.known_note && JSON.stringify(f.kernels) === JSON.stringify(old.kernels)) continue;
-      await atomicWriteJson(join(this.dir, id, 'finding.json'), f);
-      this.findings.set(id, f);
+  async absorbFinding(src: Finding, srcDir: string): Promise<'new' | 'merged' | 'unchanged'> {
+    return this.serialized(async () => {
+      const mine = this.findings.get(src.id);
+      if (!mine) {
+        await copyDir(srcDir, join(this.dir, src.id), ['finding.json']);
+        const f = structuredClone(src);
+        withRuns(f);
+        delete f.bug;
+        this.findings.set(f.id, f);
+        return 'new';
+      }
+      const f = structuredClone(mine);
+      const incoming = structuredClone(src);
+      withRuns(incoming);
+      for (const [key, r] of Object.entries(incoming.runs ?? {})) {
+        const have = (f.runs ??= {})[key];
+        if (!have) f.runs[key] = { ...r };
+        else {
+          have.count = Math.max(have.count, r.count);
+          if (r.first_seen < have.first_seen) have.first_seen = r.first_seen;
+          if (r.last_seen > have.last_seen) have.last_seen = r.last_seen;
+        }
+      }
+      totalsFromRuns(f);
+      if (incoming.first_seen < mine.first_seen) f.kernel = { ...incoming.kernel };
+      const sigs = [...new Set([...(f.slab_objects ?? []), ...(incoming.slab_objects ?? [])])].sort().slice(0, MAX_SLAB_OBJECTS);
+      if (sigs.length > 0) f.slab_objects = sigs;
+      const former = [...new Set([...(f.former_ids ?? []), ...(incoming.former_ids ?? [])])].sort();
+      if (former.length > 0) f.former_ids = former;
+      // a reproduction done elsewhere comes along when this store has none
+      if (!(await exists(join(this.dir, f.id, 'repro.json'))) && (await exists(join(srcDir, 'repro.json')))) {
+        await copyDir(srcDir, join(this.dir, f.id), ['finding.json']);
+        for (const k of ['expected', 'observed', 'op_index', 'rule', 'report', 'program_ops', 'preceding_programs'] as const) {
+          if (incoming[k] !== undefined) (f as unknown as Record<string, unknown>)[k] = structuredClone(incoming[k]);
+          else delete (f as unknown as Record<string, unknown>)[k];
+        }
+      }
+      const changed = JSON.stringify(f) !== JSON.stringify(mine);
+      this.findings.set(f.id, f);
+      return changed ? 'merged' : 'unchanged';
+    });
+  }
+
+  /**
+   * Group the findings into bugs, label them from the known-issue lists (which may have changed
+   * since they were written: a finding reviewed since shows as known even if this run does not
+   * see it again), and write every finding.json that changed, then bugs.json.
+   */
+  async refresh(): Promise<void> {
+    const lists = new Map<string, KnownIssues>();
+    for (const f of this.findings.values()) {
+      for (const [rel, k] of Object.entries(f.kernels)) {
+        const series = seriesOf(rel) ?? seriesOf(k.spec);
+        if (!series || lists.has(series)) continue;
+        const l = await this.knownFor(rel, k.spec);
+        if (l) lists.set(series, l);
+      }
     }
+    const bugs = groupBugs({
+      findings: [...this.findings.values()],
+      evidence: this.evidence,
+      knownFor: (series) => lists.get(series),
+      seriesOf: (rel, spec) => seriesOf(rel) ?? seriesOf(spec),
+      describeKnown,
+    });
+    this.bugList = bugs;
+    for (const bug of bugs) {
+      for (const id of bug.findings) {
+        const f = this.findings.get(id)!;
+        for (const [rel, entry] of Object.entries(f.kernels)) {
+          const own = lists.get(seriesOf(rel) ?? seriesOf(entry.spec) ?? '')?.match(f.title);
+          const note = own ? describeKnown(own) : bug.kernels[rel]?.known;
+          if (note) entry.known = note;
+          else delete entry.known;
+        }
+        const entries = Object.values(f.kernels);
+        f.known = entries.length > 0 && entries.every((e) => e.known !== undefined);
+        const note = entries.find((e) => e.known !== undefined)?.known;
+        if (note) f.known_note = note;
+        else delete f.known_note;
+        f.bug = { id: bug.id, title: bug.title, titles: bug.titles.map((t) => t.title), why: bug.why };
+        if (this.onDisk.get(id) === JSON.stringify(f)) continue;
+        try {
+          await this.writeFinding(f);
+        } catch (e) {
+          this.problem(`${join(this.dir, id, 'finding.json')}: cannot write it (${errorMessage(e)})`);
+          throw e;
+        }
+      }
+    }
+    if (this.findings.size === 0 && this.evidence.length === 0) return;
+    const file: BugsFile = {
+      format: BUGS_FORMAT,
+      version: BUGS_VERSION,
+      note: 'findings grouped by root cause: "evidence" is what svadiff saw and keeps; "bugs" is worked out from it, the findings and the known-issue lists (harness/findings/bugs.ts)',
+      evidence: this.evidence,
+      bugs,
+    };
+    const text = JSON.stringify(file);
+    if (text === this.bugsOnDisk) return;
+    await atomicWriteJson(this.bugsPath, file);
+    this.bugsOnDisk = text;
   }
 }
 
-/** One finding from two with the same title: counts, kernels and dates added up; a's evidence. */
-export function mergeFindings(a: Finding, b: Finding): Finding {
-  const f = structuredClone(a);
-  f.count += b.count;
-  if (b.first_seen < f.first_seen) {
-    f.first_seen = b.first_seen;
-    f.kernel = { ...b.kernel };
+/** Check bugs.json as read back; its evidence, or what is wrong. */
+function checkBugsFile(raw: unknown): Evidence[] | string {
+  if (!isObj(raw) || raw.format !== BUGS_FORMAT || raw.version !== BUGS_VERSION) return `not a ${BUGS_FORMAT} version ${BUGS_VERSION} file`;
+  if (!Array.isArray(raw.evidence)) return 'field "evidence" must be a list';
+  const out: Evidence[] = [];
+  for (const [i, e] of raw.evidence.entries()) {
+    if (!isObj(e) || !STORED_EVIDENCE_KINDS.includes(e.kind as StoredEvidenceKind) || !Array.isArray(e.titles) || !e.titles.every(isStr) || !isStr(e.why)) {
+      return `evidence[${i}] must have a kind (${STORED_EVIDENCE_KINDS.join(', ')}), titles and why`;
+    }
+    out.push({ kind: e.kind as StoredEvidenceKind, titles: (e.titles as string[]).map(cleanTitle), why: cleanTitle(e.why), ...(isStr(e.at) ? { at: e.at } : {}) });
   }
-  if (b.last_seen > f.last_seen) f.last_seen = b.last_seen;
-  for (const [rel, k] of Object.entries(b.kernels)) {
-    const mine = f.kernels[rel];
-    if (!mine) f.kernels[rel] = { ...k };
+  return out;
+}
+
+/**
+ * A finding written before counts were kept per run gets one run per kernel, named after that
+ * kernel's first sighting: the same name wherever the finding is read, so that merging it twice
+ * still counts it once.
+ */
+function withRuns(f: Finding): void {
+  if (f.runs && Object.keys(f.runs).length > 0) return;
+  f.runs = {};
+  for (const [rel, k] of Object.entries(f.kernels)) f.runs[`before-runs-${k.first_seen} ${rel}`] = { release: rel, spec: k.spec, count: k.count, first_seen: k.first_seen, last_seen: k.last_seen };
+}
+
+/** count, first/last seen and the kernels of a finding from its runs (known labels are kept). */
+function totalsFromRuns(f: Finding): void {
+  const runs = Object.values(f.runs ?? {});
+  if (runs.length === 0) return;
+  const kernels: Record<string, KernelSeen> = {};
+  let count = 0;
+  let first = runs[0]!.first_seen;
+  let last = runs[0]!.last_seen;
+  for (const r of runs) {
+    count += r.count;
+    if (r.first_seen < first) first = r.first_seen;
+    if (r.last_seen > last) last = r.last_seen;
+    const k = kernels[r.release];
+    if (!k) kernels[r.release] = { spec: r.spec, count: r.count, first_seen: r.first_seen, last_seen: r.last_seen };
     else {
-      mine.count += k.count;
-      if (k.first_seen < mine.first_seen) mine.first_seen = k.first_seen;
-      if (k.last_seen > mine.last_seen) mine.last_seen = k.last_seen;
+      k.count += r.count;
+      if (r.first_seen < k.first_seen) {
+        k.first_seen = r.first_seen;
+        k.spec = r.spec;
+      }
+      if (r.last_seen > k.last_seen) k.last_seen = r.last_seen;
     }
   }
+  for (const [rel, k] of Object.entries(kernels)) {
+    const was = f.kernels[rel]?.known;
+    if (was !== undefined) k.known = was;
+  }
+  f.kernels = kernels;
+  f.count = count;
+  f.first_seen = first;
+  f.last_seen = last;
+}
+
+/** Copy a finding directory's files (not subdirectories), atomically each, leaving out `skip`. */
+async function copyDir(from: string, to: string, skip: readonly string[]): Promise<void> {
+  await fs.mkdir(to, { recursive: true });
+  for (const e of await fs.readdir(from, { withFileTypes: true })) {
+    if (!e.isFile() || skip.includes(e.name) || e.name.startsWith('.')) continue;
+    await atomicWrite(join(to, e.name), await fs.readFile(join(from, e.name)));
+  }
+}
+
+/**
+ * One finding from two whose titles became the same (an older title format): counts, kernels
+ * and dates added up (runs of the same name too: they are different observations); a's evidence.
+ */
+export function mergeFindings(a: Finding, b: Finding): Finding {
+  const f = structuredClone(a);
+  const other = structuredClone(b);
+  withRuns(f);
+  withRuns(other);
+  for (const [key, r] of Object.entries(other.runs ?? {})) {
+    const mine = f.runs![key];
+    if (!mine) f.runs![key] = { ...r };
+    else {
+      mine.count += r.count;
+      if (r.first_seen < mine.first_seen) mine.first_seen = r.first_seen;
+      if (r.last_seen > mine.last_seen) mine.last_seen = r.last_seen;
+    }
+  }
+  const firstBefore = f.first_seen;
+  totalsFromRuns(f);
+  if (b.first_seen < firstBefore) f.kernel = { ...b.kernel };
   const former = [...new Set([...(a.former_ids ?? []), ...(b.former_ids ?? [])])];
   if (former.length > 0) f.former_ids = former;
   return f;

@@ -33,8 +33,14 @@ export interface FuzzStats {
   checkedOps: number;
   /** ops executed (checked or not) */
   executedOps: number;
+  /** findings (titles) first seen in this run */
   findings: number;
+  /** of those, not known */
   newFindings: number;
+  /** bugs first seen in this run (a new title of a bug seen before is not one) */
+  bugs: number;
+  /** of those, not known on this kernel */
+  newBugs: number;
   reboots: number;
   divergences: number;
   crashes: number;
@@ -50,7 +56,7 @@ export interface FuzzHooks {
   /** a guest that works: the loop calls it at start and after every reboot */
   boot: () => Promise<Guest>;
   onProgress?: (s: FuzzStats) => void;
-  onFinding?: (id: string, title: string, isNew: boolean, known: boolean) => void;
+  onFinding?: (id: string, title: string, rec: RecordResult) => void;
   onProgram?: (index: number, program: Program, r: ExecResult) => void;
   onAnomaly?: (index: number, message: string) => void;
 }
@@ -67,6 +73,10 @@ export interface FuzzConfig {
   generator?: Partial<GeneratorOptions>;
   /** start the stream at 0 even when a saved state exists */
   fresh?: boolean;
+  /** the run id findings are counted under (default: the store's) */
+  runId?: string;
+  /** where fuzz-state.json goes (default: outDir) */
+  stateDir?: string;
   /** checked between programs: stop when true */
   shouldStop: () => boolean;
 }
@@ -81,7 +91,8 @@ export async function loadState(outDir: string): Promise<FuzzState | undefined> 
 
 export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzStats> {
   const t0 = Date.now();
-  const prev = cfg.fresh ? undefined : await loadState(cfg.outDir);
+  const stateDir = cfg.stateDir ?? cfg.outDir;
+  const prev = cfg.fresh ? undefined : await loadState(stateDir);
   const resume = prev && prev.seed === cfg.seed && prev.kernel === cfg.kernel.spec ? prev : undefined;
   let index = resume?.nextIndex ?? 0;
   const stats: FuzzStats = {
@@ -90,6 +101,8 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
     executedOps: 0,
     findings: 0,
     newFindings: 0,
+    bugs: 0,
+    newBugs: 0,
     reboots: 0,
     divergences: 0,
     crashes: 0,
@@ -99,7 +112,7 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
     bootMs: 0,
   };
   const saveState = () =>
-    atomicWriteJson(statePath(cfg.outDir), {
+    atomicWriteJson(statePath(stateDir), {
       format: 'svadiff-fuzz-state',
       version: 1,
       kernel: cfg.kernel.spec,
@@ -136,9 +149,16 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
       stats.checkedOps += r.check.checked;
       stats.executedOps += r.run?.results.filter((x) => x !== undefined).length ?? 0;
       const recorded: { title: string; rec: RecordResult }[] = [];
-      for (const c of findingCandidates(r, cfg.kernel)) {
+      const candidates = findingCandidates(r, cfg.kernel);
+      for (const c of candidates) {
         if (c.kind !== 'divergence' && sinceBoot.length > 0) c.preceding = sinceBoot.slice();
-        const rec = await cfg.store.record(c);
+        if (cfg.runId !== undefined) c.runId = cfg.runId;
+      }
+      // reports of one program run are one bug (the store keeps that as evidence)
+      const recs = candidates.length > 0 ? await cfg.store.recordProgram(candidates, `${program.comment ?? `program ${index}`} on ${cfg.kernel.release}`) : [];
+      const newBugs = new Set<string>();
+      candidates.forEach((c, i) => {
+        const rec = recs[i]!;
         if (c.kind === 'divergence') stats.divergences++;
         else if (c.kind === 'hang') stats.hangs++;
         else stats.crashes++;
@@ -146,15 +166,20 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
           stats.findings++;
           if (!rec.known) stats.newFindings++;
         }
+        if (rec.newBug && !newBugs.has(rec.bug)) {
+          newBugs.add(rec.bug);
+          stats.bugs++;
+          if (!rec.bugKnown) stats.newBugs++;
+        }
         recorded.push({ title: c.title, rec });
-      }
+      });
       if (recorded.length > 0) {
         // the stream position goes with the findings on disk: a run killed from here on (no
         // finally then) resumes after this program instead of recording its findings again
         await saveState();
         lastSave = Date.now();
       }
-      for (const { title, rec } of recorded) hooks.onFinding?.(rec.id, title, rec.isNew, rec.known);
+      for (const { title, rec } of recorded) hooks.onFinding?.(rec.id, title, rec);
       sinceBoot.push(program);
       if (sinceBoot.length > MAX_PRECEDING) sinceBoot.shift();
       hooks.onProgram?.(index - 1, program, r);

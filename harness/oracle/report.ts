@@ -261,6 +261,11 @@ const HELPER_FRAMES: readonly RegExp[] = [
   /^(?:delay_tsc|delay_loop|delay_halt\w*|__const_udelay|__udelay|__ndelay|__delay|udelay|mdelay|cpu_relax)$/,
 ];
 
+/** Whether a (normalized) function only reports, traps or allocates: never the subject of a report. */
+export function isHelperFrame(fn: string): boolean {
+  return HELPER_FRAMES.some((re) => re.test(fn));
+}
+
 /**
  * Dispatch and entry frames: real functions, but the same for every bug reached the same way.
  * Chosen only when no other frame is left.

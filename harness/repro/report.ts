@@ -338,6 +338,8 @@ export interface ReportInput {
   semantics: string;
   /** the seed program's origin, e.g. "generated: seed 7, program 216" */
   origin?: string;
+  /** the bug this finding is part of, when it has other titles (findings/bugs.ts): every title and why */
+  bug?: { titles: string[]; why: string[] };
 }
 
 /**
@@ -474,6 +476,14 @@ export function renderReport(r: ReportInput): string {
     if (lines.length > MAX_REPORT_LINES) out.push(`  [… ${lines.length - MAX_REPORT_LINES} more lines in dmesg.txt]`);
   } else {
     out.push(...wrapText('No kernel report (no oops, warning, hang or IOMMU fault) during the run: the kernel returned a wrong result quietly.', REPORT_WIDTH, '  ', '  '));
+  }
+
+  if (r.bug && r.bug.titles.length > 1) {
+    section(out, 'The same bug under other titles');
+    out.push(...wrapText('svadiff groups these titles into one bug; the kernel reported it under each of them:', REPORT_WIDTH, '  ', '  '));
+    for (const t of r.bug.titles) out.push(...wrapText(`- ${stripControl(t)}`, REPORT_WIDTH, '    ', '      '));
+    out.push(...wrapText('Why:', REPORT_WIDTH, '  '));
+    for (const w of r.bug.why) out.push(...wrapText(`- ${stripControl(w)}`, REPORT_WIDTH, '    ', '      '));
   }
 
   section(out, 'Reproducer');

@@ -67,7 +67,7 @@ describe('FindingStore', () => {
   it('writes a new finding as four files, atomically and without leftovers', async () => {
     const store = await open();
     const r = await store.record(crash());
-    expect(r).toEqual({ id: findingId('WARNING in splat_warn'), isNew: true, count: 1, known: false });
+    expect(r).toEqual({ id: findingId('WARNING in splat_warn'), isNew: true, count: 1, known: false, bug: findingId('WARNING in splat_warn'), newBug: true, bugKnown: false });
     const dir = join(out, 'findings', r.id);
     expect((await fs.readdir(dir)).sort()).toEqual(['console.log', 'dmesg.txt', 'finding.json', 'program.json']);
     const f = await readJson(join(dir, 'finding.json'));
