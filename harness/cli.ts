@@ -19,6 +19,13 @@ commands:
                                   minimize a finding, write repro.c and report.txt next to it
   replay <program.json | finding-dir | repro.c> [--kernel K] [--runs 3] [--expect-title T]
                                   run it N times on fresh guest state: reproduced k of N
+  nightly [--config FILE] [--kernels K,K] [--time 20m] [--seeds 1,2] [--jobs N] [--shard i/N]
+        [--out DIR] [--history DIR] [--no-repro]
+                                  fuzz a matrix of kernels, reproduce new bugs, write summary.json,
+                                  junit.xml, index.html; exit 0 no new bug, 1 new bugs, 2 failed
+  nightly --report DIR [--history DIR]
+                                  the summary of a (merged) night
+  merge --out DIR SRC...          combine the output directories of runs or shards into DIR
   known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S]
   known list [--series S]         the reviewed known-issue lists (corpus/known/)
 
@@ -71,6 +78,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/repro.js')).cmdRepro(rest);
     case 'known':
       return (await import('./commands/known.js')).cmdKnown(rest);
+    case 'nightly':
+      return (await import('./commands/nightly.js')).cmdNightly(rest);
+    case 'merge':
+      return (await import('./commands/merge.js')).cmdMerge(rest);
     case undefined:
     case '-h':
     case '--help':

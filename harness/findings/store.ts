@@ -200,6 +200,8 @@ export interface StoreOptions {
   onProblem?: (message: string) => void;
   /** the id of this run (counts are kept per run); default: the time and a random suffix */
   runId?: string;
+  /** read only: titles are not brought up to date and nothing is written (a store being merged from) */
+  readOnly?: boolean;
 }
 
 export const BUGS_FORMAT = 'svadiff-bugs';
@@ -334,7 +336,7 @@ export class FindingStore {
     const store = new FindingStore(outDir, opts);
     await store.load();
     await store.loadEvidence();
-    await store.retitleAll();
+    if (!opts.readOnly) await store.retitleAll();
     await store.refresh();
     return store;
   }
@@ -761,7 +763,7 @@ export class FindingStore {
         if (note) f.known_note = note;
         else delete f.known_note;
         f.bug = { id: bug.id, title: bug.title, titles: bug.titles.map((t) => t.title), why: bug.why };
-        if (this.onDisk.get(id) === JSON.stringify(f)) continue;
+        if (this.onDisk.get(id) === JSON.stringify(f) || this.opts.readOnly) continue;
         try {
           await this.writeFinding(f);
         } catch (e) {
@@ -770,7 +772,7 @@ export class FindingStore {
         }
       }
     }
-    if (this.findings.size === 0 && this.evidence.length === 0) return;
+    if ((this.findings.size === 0 && this.evidence.length === 0) || this.opts.readOnly) return;
     const file: BugsFile = {
       format: BUGS_FORMAT,
       version: BUGS_VERSION,

@@ -179,7 +179,12 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
         await saveState();
         lastSave = Date.now();
       }
-      for (const { title, rec } of recorded) hooks.onFinding?.(rec.id, title, rec);
+      // a bug is announced once per program, however many of its titles the program showed
+      const announced = new Set<string>();
+      for (const { title, rec } of recorded) {
+        hooks.onFinding?.(rec.id, title, rec.newBug && announced.has(rec.bug) ? { ...rec, newBug: false } : rec);
+        if (rec.newBug) announced.add(rec.bug);
+      }
       sinceBoot.push(program);
       if (sinceBoot.length > MAX_PRECEDING) sinceBoot.shift();
       hooks.onProgram?.(index - 1, program, r);

@@ -27,7 +27,7 @@ function startFuzz(out: string) {
   const found = new Promise<void>((resolve) => {
     child.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString();
-      if (/^finding \((NEW|known issue)\): /m.test(stderr)) resolve();
+      if (/^bug \((NEW|known issue)\): /m.test(stderr)) resolve();
     });
   });
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 240_000));
