@@ -2,7 +2,7 @@
  * svadiff nightly [--config FILE] [--kernels K,K] [--time 20m] [--seeds 1,2] [--ops …] [--jobs N]
  *                 [--programs N] [--repro-time 30m] [--repro-per-bug 10m] [--repro-runs 3] [--no-repro]
  *                 [--out DIR] [--history DIR] [--night ID] [--shard i/N] [--accel A]
- * svadiff nightly --report DIR [--history DIR]
+ * svadiff nightly --report DIR [--history DIR] [--screenshot]
  *
  * The matrix run (nightly/run.ts), then its summary (nightly/summary.ts): summary.json,
  * junit.xml and index.html in DIR, the summary added to the history. Exit status: 0 no new bug,
@@ -11,6 +11,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { screenshotPage } from '../nightly/browser.js';
 import { DEFAULT_CONFIG, kernelList, loadNightlyConfig, opList, parseShard, seedList, type NightlyConfig } from '../nightly/config.js';
 import { nightId, runNight } from '../nightly/run.js';
 import { newBugsOf, summarizeNight, writeSummary, type NightlySummary } from '../nightly/summary.js';
@@ -42,6 +43,7 @@ export async function cmdNightly(args: string[]): Promise<number> {
       night: { type: 'string' },
       shard: { type: 'string' },
       report: { type: 'string' },
+      screenshot: { type: 'boolean' },
       accel: { type: 'string' },
     },
   });
@@ -49,7 +51,7 @@ export async function cmdNightly(args: string[]): Promise<number> {
   if (values.report !== undefined) {
     const out = resolve(values.report);
     const history = resolve(values.history ?? join(dirname(out), 'history'));
-    return report(out, history);
+    return report(out, history, values.screenshot ?? false);
   }
 
   const cfg: NightlyConfig = structuredClone(DEFAULT_CONFIG);
@@ -109,7 +111,7 @@ export async function cmdNightly(args: string[]): Promise<number> {
       );
       return failed.length > 0 ? 2 : 0;
     }
-    return await report(out, history);
+    return await report(out, history, values.screenshot ?? false);
   } catch (e) {
     if (isUserError(e)) throw e;
     process.stderr.write(`svadiff nightly: the run failed: ${errorMessage(e)}\n${(e as Error)?.stack ?? ''}\n`);
@@ -120,10 +122,11 @@ export async function cmdNightly(args: string[]): Promise<number> {
   }
 }
 
-async function report(out: string, history: string): Promise<number> {
+async function report(out: string, history: string, screenshot: boolean): Promise<number> {
   const s = await summarizeNight(out, history, (m) => warn(m));
   await writeSummary(out, history, s);
-  process.stdout.write(summaryText(s, out, history));
+  if (screenshot) await screenshotPage(join(out, 'index.html'), join(out, 'index.png'));
+  process.stdout.write(summaryText(s, out, history) + (screenshot ? `  ${join(out, 'index.png')}\n` : ''));
   return s.exit_code;
 }
 

@@ -159,8 +159,8 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
       const details =
         others.length > 0 || r.why.size > 0 || r.known
           ? `<details><summary>${others.length > 0 ? `${others.length + 1} titles` : 'details'}${r.why.size > 0 ? ', why one bug' : ''}</summary>` +
-            (others.length > 0 ? `<ul class="titles">${others.map((t) => `<li>${esc(t)}</li>`).join('')}</ul>` : '') +
-            (r.why.size > 0 ? `<ul class="why">${[...r.why].map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '') +
+            (others.length > 0 ? `<div class="sub">also reported as</div><ul class="titles">${others.map((t) => `<li>${esc(t)}</li>`).join('')}</ul>` : '') +
+            (r.why.size > 0 ? `<div class="sub">why one bug</div><ul class="why">${[...r.why].map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '') +
             (r.known ? `<div class="known">known issue: ${esc(r.known)}</div>` : '') +
             '</details>'
           : '';
@@ -210,7 +210,7 @@ ul.titles li { font-family: ui-monospace, monospace; font-size: .9em; } ul.why l
 section.kernel { margin: 1.2em 0; } .plots { display: flex; gap: 1.5em; flex-wrap: wrap; }
 svg.plot .axis { stroke: #888; stroke-width: 1; } svg.plot .line { stroke: #1565c0; stroke-width: 2; } svg.plot .dot { fill: #1565c0; }
 svg.plot .bar { fill: #90a4ae; } svg.plot .bar.new { fill: #c62828; } svg.plot .tick { font-size: 10px; fill: #555; } svg.plot .ptitle { font-size: 11px; fill: #222; }
-ul.errors { color: #b71c1c; }
+ul.errors { color: #b71c1c; } .sub { font-size: .8em; font-weight: bold; color: #666; margin-top: .3em; } .known { font-size: .85em; color: #444; margin-top: .3em; }
 </style>
 </head>
 <body>
