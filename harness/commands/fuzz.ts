@@ -109,7 +109,9 @@ export function bugSummaryLines(bugs: readonly Bug[]): string[] {
     L.push(`  ${String(b.count).padStart(5)}  ${b.kind.padEnd(10)} ${b.known ? 'known ' : 'NEW   '} ${b.title}`);
     const others = b.titles.filter((t) => t.title !== b.title);
     for (const t of others) L.push(`${' '.repeat(26)}+ ${t.title}${t.finding ? ` (${t.count})` : ' (only while reproducing)'}`);
-    for (const w of b.why) L.push(`${' '.repeat(26)}  why: ${w}`);
+    // the evidence is in bugs.json and finding.json; a few lines say what kind it is
+    for (const w of b.why.slice(0, 3)) L.push(`${' '.repeat(26)}  why: ${w.length > 200 ? `${w.slice(0, 200)}…` : w}`);
+    if (b.why.length > 3) L.push(`${' '.repeat(26)}  (${b.why.length - 3} more reasons in bugs.json)`);
   }
   return L;
 }

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { currentDivergenceTitle } from '../oracle/check.js';
-import { UserError } from '../util/errors.js';
+import { parseJsonObject, UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
 
 export const KNOWN_FORMAT = 'svadiff-known-issues';
@@ -56,14 +56,7 @@ export function parseKnownIssues(text: string, source: string, series: string): 
   const fail = (msg: string): never => {
     throw new UserError(`${source}: ${msg}`);
   };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    return fail(`not valid JSON (${(e as Error).message}); fix the file or restore it from git`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be a JSON object, see corpus/known/README.md');
-  const o = raw as Record<string, unknown>;
+  const o = parseJsonObject(text, source, 'fix the file or restore it from git', 'see corpus/known/README.md');
   if (o.format !== KNOWN_FORMAT) fail(`field "format" must be "${KNOWN_FORMAT}"`);
   if (o.version !== KNOWN_VERSION) fail(`field "version" must be ${KNOWN_VERSION}`);
   if (o.series !== series) fail(`field "series" must be "${series}" (the file name), got ${JSON.stringify(o.series)}`);

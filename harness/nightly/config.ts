@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import { parseKernelSpec } from '../../kernels/spec.js';
 import { DEFAULT_WEIGHTS, type Weights } from '../generator/index.js';
 import { OP_KINDS, type OpKind } from '../program/types.js';
-import { UserError } from '../util/errors.js';
+import { parseJsonObject, UserError } from '../util/errors.js';
 
 export const NIGHTLY_CONFIG_FORMAT = 'svadiff-nightly-config';
 
@@ -101,14 +101,7 @@ export function parseNightlyConfig(text: string, source: string, parseDuration: 
   const fail = (msg: string): never => {
     throw new UserError(`${source}: ${msg}`);
   };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    return fail(`not valid JSON (${(e as Error).message}); see docs/nightly.md`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be a JSON object, see docs/nightly.md');
-  const o = raw as Obj;
+  const o = parseJsonObject(text, source, 'see docs/nightly.md', 'see docs/nightly.md');
   if (o.format !== NIGHTLY_CONFIG_FORMAT) fail(`field "format" must be "${NIGHTLY_CONFIG_FORMAT}"`);
   if (o.version !== 1) fail('field "version" must be 1');
   for (const k of Object.keys(o)) if (!FIELDS.includes(k)) fail(`unknown field "${k}" (fields: ${FIELDS.join(', ')})`);

@@ -6,17 +6,10 @@
  * No script, no external resource: the page opens from a CI artifact or a file system as it is.
  * Every text from a run (titles come from guest output) is escaped.
  */
+import { escapeMarkup } from '../util/sanitize.js';
 import type { BugStatus, NightlySummary, SummaryBug } from './summary.js';
 
-export function esc(s: string): string {
-  return s
-    .replace(/[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+const esc = escapeMarkup;
 
 const STATUS_TEXT: Record<BugStatus | 'fixed', string> = {
   new: 'new',

@@ -5,18 +5,10 @@
  * night not seen tonight are passing test cases saying so. Titles come from guest output: every
  * text is stripped of characters XML cannot carry and escaped.
  */
+import { escapeMarkup } from '../util/sanitize.js';
 import type { NightlySummary, SummaryBug, SummaryKernel } from './summary.js';
 
-/** Text as XML character data or an attribute value: escaped, no characters XML 1.0 forbids. */
-export function xmlText(s: string): string {
-  return s
-    .replace(/[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
-}
+const xmlText = escapeMarkup;
 
 const secs = (ms: number) => (ms / 1000).toFixed(3);
 

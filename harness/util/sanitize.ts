@@ -15,6 +15,20 @@ export function stripControl(text: string): string {
   return text.replace(ANSI_RE, '').replace(CTRL_RE, '');
 }
 
+/**
+ * Text as XML or HTML character data or an attribute value: the five markup characters escaped,
+ * characters XML 1.0 cannot carry (most controls, lone surrogates) removed.
+ */
+export function escapeMarkup(text: string): string {
+  return text
+    .replace(/[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
 /** Cut a string to at most max characters, saying how much was dropped. */
 export function bound(text: string, max: number): string {
   if (text.length <= max) return text;

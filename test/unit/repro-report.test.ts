@@ -280,6 +280,22 @@ describe('renderReport', () => {
     expect(text.replace(/\s+/g, ' ')).toContain('The crash itself shows in dmesg (the kernel log above), during the run or at rmmod, whatever the exit status.');
   });
 
+  it('lists the other titles of the bug and why, within the width', () => {
+    const why = [
+      'same-run: "BUG: double free in vma_close" + "BUG: slab wrong object count in kobject_put": reported one after another while one program ran (generated: seed 101, program 201 on 6.1.0-57-amd64)',
+      'slab-object: "BUG: double free in vma_close" + "BUG: slab slab has N allocated objects but N are to be freed in vma_close": slub found a bad kmalloc-8 object freed in vma_close, where a uacce object is freed',
+    ];
+    const titles = ['BUG: double free in vma_close', 'BUG: slab wrong object count in kobject_put', 'BUG: slab slab has N allocated objects but N are to be freed in vma_close'];
+    const text = renderReport(input({ kind: 'crash', title: titles[0]!, divergence: undefined, bug: { titles, why } }));
+    for (const l of text.split('\n')) expect(l.length, l).toBeLessThanOrEqual(REPORT_WIDTH);
+    const flat = text.replace(/\s+/g, ' ');
+    expect(text).toContain('The same bug under other titles');
+    for (const t of titles) expect(flat).toContain(`- ${t}`);
+    expect(flat).toContain('slub found a bad kmalloc-8 object freed in vma_close');
+    // a bug with one title has no such section
+    expect(renderReport(input({ bug: { titles: [titles[0]!], why: [] } }))).not.toContain('The same bug under other titles');
+  });
+
   it('reliability words', () => {
     expect(reliabilityText(5, 5)).toBe('reproduced 5/5');
     expect(reliabilityText(1, 5)).toBe('flaky (1/5)');
