@@ -215,7 +215,8 @@ export async function summarizeNight(out: string, history: string | undefined, o
         ...(repro ? { repro } : {}),
       });
     }
-    const fixed: FixedBug[] = (past.last?.bugs ?? [])
+    // a kernel that did not run tonight fixed nothing
+    const fixed: FixedBug[] = (errors.length === 0 && cells.length > 0 ? (past.last?.bugs ?? []) : [])
       .filter((b) => !b.titles.some((t) => tonightTitles.has(t)))
       .map((b) => ({ id: b.id, title: b.title, titles: b.titles, last_night: past.last!.night }));
     const counts = { new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: fixed.length };
