@@ -14,7 +14,7 @@ set -eu
 DATA=${DATA:-/data}
 CONFIG=${CONFIG:-examples/nightly.json}
 SRC=${SRC:-/src}
-export SVADIFF_CACHE="$DATA/cache"
+export SVADIFF_CACHE="${SVADIFF_CACHE:-$DATA/cache}"
 dir="$DATA/nights/$NIGHT"
 mkdir -p "$dir" "$DATA/history"
 cd "$SRC"
