@@ -707,9 +707,10 @@ export class FindingStore {
       }
       totalsFromRuns(f);
       if (incoming.first_seen < mine.first_seen) f.kernel = { ...incoming.kernel };
-      const sigs = [...new Set([...(f.slab_objects ?? []), ...(incoming.slab_objects ?? [])])].sort().slice(0, MAX_SLAB_OBJECTS);
+      // unions that keep this store's order: merging again changes nothing
+      const sigs = [...new Set([...(f.slab_objects ?? []), ...(incoming.slab_objects ?? [])])].slice(0, MAX_SLAB_OBJECTS);
       if (sigs.length > 0) f.slab_objects = sigs;
-      const former = [...new Set([...(f.former_ids ?? []), ...(incoming.former_ids ?? [])])].sort();
+      const former = [...new Set([...(f.former_ids ?? []), ...(incoming.former_ids ?? [])])];
       if (former.length > 0) f.former_ids = former;
       // a reproduction done elsewhere comes along when this store has none
       if (!(await exists(join(this.dir, f.id, 'repro.json'))) && (await exists(join(srcDir, 'repro.json')))) {

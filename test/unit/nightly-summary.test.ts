@@ -239,7 +239,17 @@ describe('JUnit XML', () => {
 
 describe('merging stores', () => {
   const K = { spec: 'debian:6.12.118', release: R612 };
-  const obs = (title: string, at: string, runId: string, kind: FindingCandidate['kind'] = 'crash'): FindingCandidate => ({ kind, title, kernel: K, excerpt: '', console: '', at: new Date(at), runId });
+  // the double free comes with a real slub report: its slab objects are part of what merges
+  const slub = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'console', 'fuzz-6.1-double-free.log'), 'utf8');
+  const obs = (title: string, at: string, runId: string, kind: FindingCandidate['kind'] = 'crash'): FindingCandidate => ({
+    kind,
+    title,
+    kernel: K,
+    excerpt: title.startsWith('BUG:') ? slub : '',
+    console: '',
+    at: new Date(at),
+    runId,
+  });
   /** what three cells of a matrix saw: cell → observations (program by program) */
   const cells: Record<string, FindingCandidate[][]> = {
     a: [[obs('WARNING in uacce_put_queue', '2026-12-04T10:00:00Z', 'a')], [obs('WARNING in uacce_put_queue', '2026-12-04T10:05:00Z', 'a'), obs('BUG: double free in vma_close', '2026-12-04T10:05:00Z', 'a')]],
@@ -269,7 +279,8 @@ describe('merging stores', () => {
     const r = await mergeStores(target, ['a', 'b', 'c'].map((n) => join(tmp, `shard-${n}`)));
     expect(r).toMatchObject({ sources: 3, findings: 4, bugs: 2 });
     const before = files(target);
-    const again = await mergeStores(target, [join(tmp, 'shard-a'), join(tmp, 'shard-a'), join(tmp, 'shard-c')]);
+    expect(before.join('\n')).toContain('allocated in uacce_fops_mmap [uacce], freed in vma_close');
+    const again = await mergeStores(target, [join(tmp, 'shard-b'), join(tmp, 'shard-a'), join(tmp, 'shard-a'), join(tmp, 'shard-c')]);
     expect(again).toMatchObject({ added: 0, updated: 0 });
     expect(files(target)).toEqual(before);
     const merged = await FindingStore.open(target, noKnown);
