@@ -37,9 +37,9 @@ export interface KnownIssues {
 
 const SERIES_RE = /^\d{1,3}\.\d{1,3}$/;
 
-/** The directory of the known-issue files shipped with svadiff. */
+/** The directory of the known-issue files: those shipped with svadiff, or SVADIFF_KNOWN_DIR (a team's own lists). */
 export function knownIssuesDir(): string {
-  return join(projectRoot(), 'corpus', 'known');
+  return process.env.SVADIFF_KNOWN_DIR || join(projectRoot(), 'corpus', 'known');
 }
 
 /** The kernel series ("6.12") of a release ("6.12.117+deb12-amd64") or spec ("debian:6.12.117"). */
