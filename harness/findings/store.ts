@@ -43,6 +43,10 @@ export interface KernelId {
   spec: string;
   /** the guest's `uname -r`, e.g. "6.12.117+deb12-amd64" */
   release: string;
+  /** where uacce came from, e.g. "uacce.c: Debian 6.12.118 + fix.patch, sha256 …" (kernels/types.ts UacceOrigin) */
+  uacce?: string;
+  /** the --uacce-src it was built from (absolute path), when not the kernel's own */
+  uacce_src?: string;
 }
 
 /** What a run hands to the store. */
@@ -90,6 +94,8 @@ export function programLog(programs: readonly Program[], note: string): ProgramL
 
 export interface KernelSeen {
   spec: string;
+  /** where uacce came from (KernelId.uacce) */
+  uacce?: string;
   count: number;
   first_seen: string;
   last_seen: string;
@@ -377,7 +383,7 @@ export class FindingStore {
         id,
         kind: c.kind,
         title,
-        kernel: { spec, release },
+        kernel: kernelRecord(c.kernel, spec, release),
         kernels: {},
         count: 0,
         first_seen: at,
@@ -406,13 +412,15 @@ export class FindingStore {
     f.count += 1;
     if (at < f.first_seen) f.first_seen = at;
     if (at > f.last_seen) f.last_seen = at;
-    const k = f.kernels[release];
+    // a kernel with the user's uacce source is another kernel than the same release without it
+    const key = c.kernel.uacce_src !== undefined && c.kernel.uacce ? `${release} (${cleanTitle(c.kernel.uacce)})` : release;
+    const k = f.kernels[key];
     if (k) {
       k.count += 1;
       if (at < k.first_seen) k.first_seen = at;
       if (at > k.last_seen) k.last_seen = at;
     } else {
-      f.kernels[release] = { spec, count: 1, first_seen: at, last_seen: at };
+      f.kernels[key] = { spec, count: 1, first_seen: at, last_seen: at, ...(c.kernel.uacce ? { uacce: cleanTitle(c.kernel.uacce) } : {}) };
     }
     await this.label(f);
 
@@ -490,6 +498,13 @@ export function mergeFindings(a: Finding, b: Finding): Finding {
   const former = [...new Set([...(a.former_ids ?? []), ...(b.former_ids ?? [])])];
   if (former.length > 0) f.former_ids = former;
   return f;
+}
+
+function kernelRecord(k: KernelId, spec: string, release: string): KernelId {
+  const out: KernelId = { spec, release };
+  if (k.uacce) out.uacce = cleanTitle(k.uacce);
+  if (k.uacce_src) out.uacce_src = cleanTitle(k.uacce_src);
+  return out;
 }
 
 function describeKnown(k: KnownIssue): string {
