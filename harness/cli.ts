@@ -23,7 +23,7 @@ commands:
                                   minimize a finding, write repro.c and report.txt next to it
   replay <program.json | finding-dir | repro.c> [--kernel K] [--uacce-src S] [--runs 3] [--expect-title T]
                                   run it N times on fresh guest state: reproduced k of N
-  bisect <finding-dir | program.json | repro.c> --good K --bad K [--runs 3]
+  bisect <finding-dir | program.json | repro.c> --good K --bad K [--runs 3] [--expect-title T]
                                   the first Debian version that shows it (debian:6.12.95 .. debian:6.12.118)
   bisect <...> --tree PATH --good REV --bad REV [--kernel K] [--paths P,...] [--fragments F,...]
                                   the first commit of a git range that shows it (git bisect)

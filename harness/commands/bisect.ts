@@ -1,5 +1,5 @@
 /**
- * svadiff bisect <finding-dir | program.json | repro.c> --good K --bad K [--runs 3] [--threshold 1]
+ * svadiff bisect <finding-dir | program.json | repro.c> --good K --bad K [--runs 3] [--threshold 1] [--expect-title T]
  * svadiff bisect <...> --tree PATH --good REV --bad REV [--kernel K] [--paths P,...] [--fragments F,...]
  *
  * Which Debian version, or which commit of a git range, first shows a finding (its title, as
@@ -39,6 +39,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
       accel: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
+      'expect-title': { type: 'string' },
     },
   });
   if (positionals.length !== 1 || values.good === undefined || values.bad === undefined) throw new UserError(USAGE);
@@ -46,6 +47,11 @@ export async function cmdBisect(args: string[]): Promise<number> {
   const threshold = parseIntOption('threshold', values.threshold, 1, runs) ?? 1;
   const jobs = parseIntOption('jobs', values.jobs, 1, 256);
   const target = await loadReplayTarget(positionals[0]!);
+  // like replay: a program.json alone counts any finding unless told which title
+  if (values['expect-title'] !== undefined) {
+    if (values['expect-title'] === '') delete target.title;
+    else target.title = values['expect-title'];
+  }
   const input = resolve(positionals[0]!);
   const isFindingDir = (await fs.stat(input)).isDirectory();
   // next to the finding, like repro's files; else a directory of its own under --out
