@@ -527,16 +527,22 @@ export async function duBytes(dir: string): Promise<number> {
 
 /** Kernels in the cache (complete entries only). */
 export async function listCached(): Promise<{ dir: string; manifest: Manifest }[]> {
+  return listEntries(readManifest);
+}
+
+/** The cache entries whose manifest `read` accepts, by name. */
+export async function listEntries<M>(read: (dir: string) => Promise<M | undefined>): Promise<{ dir: string; manifest: M }[]> {
   let names: string[] = [];
   try {
     names = await fs.readdir(kernelsDir());
   } catch {
     return [];
   }
-  const out: { dir: string; manifest: Manifest }[] = [];
+  const out: { dir: string; manifest: M }[] = [];
   for (const name of names.sort()) {
+    if (name.endsWith('.lock') || name.endsWith('.partial')) continue;
     const dir = join(kernelsDir(), name);
-    const man = await readManifest(dir);
+    const man = await read(dir);
     if (man) out.push({ dir, manifest: man });
   }
   return out;

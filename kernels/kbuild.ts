@@ -34,7 +34,7 @@ import { checkVermagic } from './modinfo.js';
 import { checkoutGitTree, cloneLockPath, debianSourceTree, gitSourceTree, GIT_TOOL, resolveDebianSource, type SourceTree } from './source.js';
 import { formatSourceSpec, type SourceKernelSpec } from './spec.js';
 import type { Arch, KernelArtifacts } from './types.js';
-import { copyTestModule, hashModuleSources, kernelsDir, UACCE_DEFINE, type ModuleSources } from './fetch.js';
+import { copyTestModule, hashModuleSources, kernelsDir, listEntries, UACCE_DEFINE, type ModuleSources } from './fetch.js';
 
 /** Bump when the way a kernel is built or its entry assembled changes (forces a rebuild). */
 const SOURCE_KERNEL_RECIPE = 1;
@@ -110,6 +110,20 @@ export interface SourceBuildOptions {
   /** build again even when a complete entry exists */
   rebuild?: boolean;
   moduleSources: ModuleSources;
+}
+
+/** Everything one build of a kernel entry needs (built once in buildSourceKernel). */
+interface BuildJob {
+  /** the kernel's cache entry */
+  dir: string;
+  exactSpec: string;
+  tree: SourceTree;
+  inputs: ConfigInputs;
+  inputsHash: string;
+  compiler: string;
+  arch: Arch;
+  opts: SourceBuildOptions;
+  testModuleHash: string;
 }
 
 /** The cache entry name of a self-built kernel. */
@@ -276,15 +290,16 @@ export async function buildSourceKernel(spec: SourceKernelSpec, opts: SourceBuil
   const inputsHash = sha256(JSON.stringify({ recipe: SOURCE_KERNEL_RECIPE, source: tree.identity, config: inputs.key, compiler, arch }));
   const testModule = await hashModuleSources(opts.moduleSources);
 
+  const job: BuildJob = { dir, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModuleHash: testModule.hash };
   return withLock(`${dir}.lock`, { what: `building ${exactSpec}` }, async () => {
     let man = await readSourceManifest(dir);
     if (!man || man.kernel.inputsHash !== inputsHash || opts.rebuild || !(await entryComplete(dir, man))) {
       if (man && man.kernel.inputsHash !== inputsHash) info(`${exactSpec}: the source, configuration or compiler changed since the cached build; building again`);
-      man = await buildEntry(dir, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModule.hash);
+      man = await buildEntry(job);
     } else if (man.modules.testModuleHash !== testModule.hash || man.modules.recipe !== MODULE_RECIPE) {
       if (man.kernel.moduleTree === null) {
         info(`${exactSpec}: the test module changed and this tree keeps no module build tree; building the kernel again (incremental)`);
-        man = await buildEntry(dir, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModule.hash);
+        man = await buildEntry(job);
       } else {
         info(`${exactSpec}: the test module sources changed; rebuilding it`);
         const modules = await buildTestModule(dir, man.kernel.release, join(dir, man.kernel.moduleTree), opts.moduleSources, testModule.hash);
@@ -299,38 +314,19 @@ export async function buildSourceKernel(spec: SourceKernelSpec, opts: SourceBuil
   });
 }
 
-async function buildEntry(
-  dir: string,
-  exactSpec: string,
-  tree: SourceTree,
-  inputs: ConfigInputs,
-  inputsHash: string,
-  compiler: string,
-  arch: Arch,
-  opts: SourceBuildOptions,
-  testModuleHash: string,
-): Promise<SourceManifest> {
+async function buildEntry(job: BuildJob): Promise<SourceManifest> {
+  const { tree, inputs, exactSpec } = job;
   const build = join(kernelBuildDir(), `${tree.id}-${inputs.key.slice(0, 16)}`);
   const run = async (): Promise<SourceManifest> => {
     if (tree.commit) await checkoutGitTree(tree);
-    return withLock(`${build}.lock`, { what: `building in ${build}` }, () => buildInDir(dir, build, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModuleHash));
+    return withLock(`${build}.lock`, { what: `building in ${build}` }, () => buildInDir(job, build));
   };
   // a git tree has one checkout for every build of it: keep it while this build reads it
   return tree.commit ? withLock(cloneLockPath(tree.dir), { what: `building ${exactSpec} from ${tree.dir}` }, run) : run();
 }
 
-async function buildInDir(
-  dir: string,
-  build: string,
-  exactSpec: string,
-  tree: SourceTree,
-  inputs: ConfigInputs,
-  inputsHash: string,
-  compiler: string,
-  arch: Arch,
-  opts: SourceBuildOptions,
-  testModuleHash: string,
-): Promise<SourceManifest> {
+async function buildInDir(job: BuildJob, build: string): Promise<SourceManifest> {
+  const { tree, inputs, exactSpec, dir, opts } = job;
   await fs.mkdir(build, { recursive: true });
   const statePath = join(build, 'svadiff-build.json');
   const prev = await readJsonIfExists<BuildState>(statePath).catch(() => undefined);
@@ -356,7 +352,7 @@ async function buildInDir(
     const made = await runKernelMake(tree.dir, build, [`-j${jobs}`, 'bzImage', 'modules'], logPath, `building ${exactSpec}`, fresh ? state.fullCount : undefined);
     const release = (await execa('make', ['-s', '-C', tree.dir, `O=${build}`, ...KERNEL_MAKE_VARS, 'kernelrelease'], { env: kernelMakeEnv(), extendEnv: false })).stdout.trim().split('\n').pop() ?? '';
     if (!/^\d+\.\d+/.test(release)) throw new Error(`make kernelrelease printed ${JSON.stringify(release.slice(0, 80))}`);
-    const man = await assembleEntry(dir, build, exactSpec, tree, inputs, inputsHash, compiler, arch, release, made, logPath, opts, testModuleHash);
+    const man = await assembleEntry(job, build, release, made, logPath);
     const done: BuildState = { ...state, status: 'complete', finished: new Date().toISOString() };
     if (fresh) done.fullCount = made.compiled;
     await atomicWriteJson(statePath, done);
@@ -373,21 +369,8 @@ function configValue(config: string, symbol: string): string | undefined {
 }
 
 /** Copy the built kernel into a new entry directory, renamed into place when complete. */
-async function assembleEntry(
-  dir: string,
-  build: string,
-  exactSpec: string,
-  tree: SourceTree,
-  inputs: ConfigInputs,
-  inputsHash: string,
-  compiler: string,
-  arch: Arch,
-  release: string,
-  made: { compiled: number; ms: number },
-  logPath: string,
-  opts: SourceBuildOptions,
-  testModuleHash: string,
-): Promise<SourceManifest> {
+async function assembleEntry(job: BuildJob, build: string, release: string, made: { compiled: number; ms: number }, logPath: string): Promise<SourceManifest> {
+  const { dir, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModuleHash } = job;
   const partial = `${dir}.partial`;
   await fs.rm(partial, { recursive: true, force: true });
   await fs.mkdir(join(partial, 'kernel'), { recursive: true });
@@ -498,19 +481,7 @@ async function buildTestModule(entry: string, release: string, moduleTree: strin
 
 /** Self-built kernels in the cache (complete entries only). */
 export async function listSourceKernels(): Promise<{ dir: string; manifest: SourceManifest }[]> {
-  let names: string[] = [];
-  try {
-    names = await fs.readdir(kernelsDir());
-  } catch {
-    return [];
-  }
-  const out: { dir: string; manifest: SourceManifest }[] = [];
-  for (const name of names.sort()) {
-    if (name.endsWith('.lock') || name.endsWith('.partial')) continue;
-    const m = await readSourceManifest(join(kernelsDir(), name));
-    if (m) out.push({ dir: join(kernelsDir(), name), manifest: m });
-  }
-  return out;
+  return listEntries(readSourceManifest);
 }
 
 /** Build directories and their state (for `kernels list`). */
