@@ -59,6 +59,11 @@ export function kernelBuildDir(): string {
   return join(cacheDir(), 'kernel-build');
 }
 
+/** Files a build from clean compiled, per configuration key (for the percentage of the next one). */
+function fullCountsPath(): string {
+  return join(kernelBuildDir(), 'full-build-counts.json');
+}
+
 interface BuildState {
   status: 'building' | 'complete' | 'failed';
   /** the source it was last configured and built for */
@@ -66,8 +71,6 @@ interface BuildState {
   configKey: string;
   started: string;
   finished?: string;
-  /** files compiled by the last complete build from a clean directory (for a percentage) */
-  fullCount?: number;
   /** identity + configKey the .config in the directory was made for */
   configuredFor?: string;
 }
@@ -281,14 +284,26 @@ export async function resolveSourceTree(spec: SourceKernelSpec, arch: Arch, refr
 export async function buildSourceKernel(spec: SourceKernelSpec, opts: SourceBuildOptions): Promise<KernelArtifacts> {
   const arch = opts.arch ?? 'x86_64';
   if (arch !== 'x86_64') throw new UserError(`building ${arch} kernels is not supported yet (kernels/config/base.config is for the x86_64 machine); use --arch x86_64`);
+  const inputs = await configInputs(spec.fragments);
+  const compiler = await compilerLine();
+  const testModule = await hashModuleSources(opts.moduleSources);
+  const hashOf = (identity: string) => sha256(JSON.stringify({ recipe: SOURCE_KERNEL_RECIPE, source: identity, config: inputs.key, compiler, arch }));
+
+  // an exact Debian version built before needs no package lists (like debian:<version>)
+  if (spec.kind === 'src-debian' && spec.version && !opts.refresh && !opts.rebuild) {
+    const cached = join(kernelsDir(), `src-debian-${spec.version}${spec.fragments.map((f) => `+${f}`).join('')}-${arch}`);
+    const man = await readSourceManifest(cached);
+    if (man && man.kernel.inputsHash === hashOf(man.kernel.source.identity) && man.modules.testModuleHash === testModule.hash && man.modules.recipe === MODULE_RECIPE && (await entryComplete(cached, man))) {
+      await checkVermagic(join(cached, man.modules.svadiffTest), man.kernel.release);
+      return sourceArtifacts(cached, spec.text, man);
+    }
+  }
+
   await ensureHostTools(spec.kind === 'git' ? [...KERNEL_BUILD_TOOLS, ...GIT_TOOL] : KERNEL_BUILD_TOOLS);
   const tree = await resolveSourceTree(spec, arch, opts.refresh);
-  const inputs = await configInputs(spec.fragments);
   const exactSpec = formatSourceSpec(spec, tree.commit ? { commit: tree.commit } : { version: tree.kernelVersion });
   const dir = join(kernelsDir(), sourceEntryName(tree, spec.fragments, arch));
-  const compiler = await compilerLine();
-  const inputsHash = sha256(JSON.stringify({ recipe: SOURCE_KERNEL_RECIPE, source: tree.identity, config: inputs.key, compiler, arch }));
-  const testModule = await hashModuleSources(opts.moduleSources);
+  const inputsHash = hashOf(tree.identity);
 
   const job: BuildJob = { dir, exactSpec, tree, inputs, inputsHash, compiler, arch, opts, testModuleHash: testModule.hash };
   return withLock(`${dir}.lock`, { what: `building ${exactSpec}` }, async () => {
@@ -330,9 +345,9 @@ async function buildInDir(job: BuildJob, build: string): Promise<SourceManifest>
   await fs.mkdir(build, { recursive: true });
   const statePath = join(build, 'svadiff-build.json');
   const prev = await readJsonIfExists<BuildState>(statePath).catch(() => undefined);
-  const fresh = !(await exists(join(build, 'vmlinux')));
+  // a build from an empty directory: its file count is what a full build compiles
+  const fresh = prev === undefined && !(await exists(join(build, 'vmlinux')));
   const state: BuildState = { status: 'building', identity: tree.identity, configKey: inputs.key, started: new Date().toISOString() };
-  if (prev?.fullCount !== undefined) state.fullCount = prev.fullCount;
   if (prev?.configuredFor !== undefined) state.configuredFor = prev.configuredFor;
   await atomicWriteJson(statePath, state);
   const logPath = join(build, 'svadiff-build.log');
@@ -349,12 +364,14 @@ async function buildInDir(job: BuildJob, build: string): Promise<SourceManifest>
     }
     const jobs = opts.jobs ?? availableParallelism();
     info(`building ${exactSpec} in ${build} with make -j${jobs} (ccache in ${kernelMakeEnv().CCACHE_DIR}); log: ${logPath}`);
-    const made = await runKernelMake(tree.dir, build, [`-j${jobs}`, 'bzImage', 'modules'], logPath, `building ${exactSpec}`, fresh ? state.fullCount : undefined);
+    // a percentage only for a build from clean, from what a full build of this configuration compiled before
+    const counts = (await readJsonIfExists<Record<string, number>>(fullCountsPath()).catch(() => undefined)) ?? {};
+    const made = await runKernelMake(tree.dir, build, [`-j${jobs}`, 'bzImage', 'modules'], logPath, `building ${exactSpec}`, fresh ? counts[inputs.key] : undefined);
     const release = (await execa('make', ['-s', '-C', tree.dir, `O=${build}`, ...KERNEL_MAKE_VARS, 'kernelrelease'], { env: kernelMakeEnv(), extendEnv: false })).stdout.trim().split('\n').pop() ?? '';
     if (!/^\d+\.\d+/.test(release)) throw new Error(`make kernelrelease printed ${JSON.stringify(release.slice(0, 80))}`);
     const man = await assembleEntry(job, build, release, made, logPath);
     const done: BuildState = { ...state, status: 'complete', finished: new Date().toISOString() };
-    if (fresh) done.fullCount = made.compiled;
+    if (fresh) await atomicWriteJson(fullCountsPath(), { ...counts, [inputs.key]: made.compiled });
     await atomicWriteJson(statePath, done);
     info(`built ${exactSpec} (${release}) in ${fmtDuration(Date.now() - t0)}: ${made.compiled} files compiled; ${dir}`);
     return man;
@@ -494,7 +511,7 @@ export async function listBuildDirs(): Promise<{ dir: string; state?: BuildState
   }
   const out: { dir: string; state?: BuildState }[] = [];
   for (const n of names.sort()) {
-    if (n.endsWith('.lock')) continue;
+    if (n.endsWith('.lock') || n.endsWith('.json')) continue;
     const d = join(kernelBuildDir(), n);
     const state = await readJsonIfExists<BuildState>(join(d, 'svadiff-build.json')).catch(() => undefined);
     out.push(state ? { dir: d, state } : { dir: d });
