@@ -94,7 +94,7 @@ describe('git trees', () => {
 });
 
 describe('git bisect output', () => {
-  it('is read as git prints it: the first bad commit, or the skipped candidates', () => {
+  it('is read as git prints it: the first bad commit, or the skipped candidates', { timeout: 120_000 }, () => {
     const dir = repo('bisect', { f: '0\n' });
     const commits = [git(dir, 'rev-parse', 'HEAD').trim()];
     for (let i = 1; i <= 4; i++) {
