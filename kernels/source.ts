@@ -86,7 +86,9 @@ export async function resolveDebianSource(spec: Extract<SourceKernelSpec, { kind
   if (!pick) {
     const all = parseAptShow(await apt.show((await apt.packageNames(name)).filter((n) => n === name))).map((r) => upstreamKernelVersion(r.version));
     const have = [...new Set(all.filter((v): v is string => v !== undefined))].join(', ');
-    throw new UserError(`Debian has no ${name}${spec.version ? ` of ${spec.version}` : ''}; available: ${have || 'none (unknown series?)'}`);
+    if (have) throw new UserError(`Debian has no ${name} of ${spec.version}; available versions: ${have}`);
+    const series = (await apt.packageNames('linux-source-')).map((n) => /^linux-source-(\d+\.\d+)$/.exec(n)?.[1]).filter((x): x is string => x !== undefined);
+    throw new UserError(`Debian has no ${name}; series with a linux-source: ${series.join(', ') || 'none'}`);
   }
   const ref: PackageRef = { name: pick.package, version: pick.version, size: pick.size };
   if (pick.sha256) ref.sha256 = pick.sha256;
