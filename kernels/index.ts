@@ -156,12 +156,12 @@ export async function cmdKernelsList(args: string[]): Promise<void> {
   }
   for (const c of built) {
     const m = c.manifest;
-    rows.push([m.exactSpec, m.arch, m.kernel.release, m.kernel.source.label, `built in ${Math.round(m.kernel.buildMs / 1000)} s`, `uacce ${m.kernel.uacce}`, fmtBytes(await duBytes(c.dir))]);
+    rows.push([m.exactSpec, m.arch, m.kernel.release, m.kernel.source.label, `last build ${Math.round(m.kernel.buildMs / 1000)} s`, `uacce ${m.kernel.uacce}`, fmtBytes(await duBytes(c.dir))]);
   }
   process.stdout.write(table(rows) + '\n');
   const unfinished = buildDirs.filter((b) => b.state?.status !== 'complete');
   if (unfinished.length > 0) {
-    process.stdout.write(`\nbuild directories not complete (a failed or interrupted build; the next build of it continues there):\n`);
+    process.stdout.write(`\nbuild directories not complete (a build running now, or one that failed or was interrupted; the next build there continues it):\n`);
     for (const b of unfinished) process.stdout.write(`  ${b.dir}: ${b.state?.status ?? 'no state'}\n`);
   }
 }
