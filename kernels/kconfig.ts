@@ -36,13 +36,12 @@ export interface ConfigInputs {
   /** absolute paths, base first, in merge order */
   files: string[];
   fragments: string[];
-  /** sha256 over the recipe and the files' names and contents: the configuration's identity */
+  /** sha256 over the recipe and the files' names and settings: the configuration's identity */
   key: string;
 }
 
 /** The files to merge for these fragments (names already checked) and their hash. */
-export async function configInputs(fragments: readonly string[]): Promise<ConfigInputs> {
-  const dir = configDir();
+export async function configInputs(fragments: readonly string[], dir = configDir()): Promise<ConfigInputs> {
   const names = ['base', ...fragments];
   const files = names.map((n) => join(dir, `${n}.config`));
   const parts: string[] = [`recipe ${CONFIG_RECIPE}`];
@@ -53,7 +52,9 @@ export async function configInputs(fragments: readonly string[]): Promise<Config
     } catch {
       throw new UserError(`the config fragment file ${f} is missing; restore kernels/config/ from the repository`);
     }
-    parts.push(`${names[i]}\n${text}`);
+    // the settings only: a comment edited in a fragment does not rebuild every kernel
+    const settings = [...parseConfigRequests(text)].map(([k, v]) => `${k}=${v}`);
+    parts.push(`${names[i]}\n${settings.join('\n')}`);
   }
   return { files, fragments: [...fragments], key: sha256(parts.join('\0')) };
 }

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configDir, configInputs, FRAGMENT_NAMES, FRAGMENTS, parseConfigRequests, unmetRequests } from '../../kernels/kconfig.js';
@@ -89,5 +90,23 @@ describe('kernel build progress', () => {
     expect(sourceEntryName(deb, ['kasan', 'lockdep'], 'x86_64')).toBe('src-debian-6.12.118+kasan+lockdep-x86_64');
     const g = { ...deb, id: 'git-0123456789abcdef', commit: 'fedcba9876543210fedcba9876543210fedcba98' };
     expect(sourceEntryName(g, [], 'x86_64')).toBe('git-01234567-fedcba987654-x86_64');
+  });
+});
+
+describe('configuration key', () => {
+  it('changes with a setting, not with a comment', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svadiff-cfg-'));
+    try {
+      cpSync(configDir(), dir, { recursive: true });
+      const text = readFileSync(join(dir, 'kasan.config'), 'utf8');
+      const a = await configInputs(['kasan'], dir);
+      expect(a.key).toBe((await configInputs(['kasan'])).key);
+      writeFileSync(join(dir, 'kasan.config'), `# a comment added\n${text}\n# and another\n`);
+      expect((await configInputs(['kasan'], dir)).key).toBe(a.key);
+      writeFileSync(join(dir, 'kasan.config'), `${text}CONFIG_KASAN_VMALLOC=y\n`);
+      expect((await configInputs(['kasan'], dir)).key).not.toBe(a.key);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
