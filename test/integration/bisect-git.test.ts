@@ -16,6 +16,8 @@ import { parseProgram } from '../../harness/program/parse.js';
 import type { ReplayTarget } from '../../harness/repro/replay.js';
 import { UserError } from '../../harness/util/errors.js';
 import { fetchKernel } from '../../kernels/index.js';
+import { GIT_TOOL } from '../../kernels/source.js';
+import { ensureHostTools } from '../../harness/util/host.js';
 
 const KERNEL = 'debian:6.12';
 const TITLE = 'mmap: expected ok, got EEXIST [mmap.ok]';
@@ -40,6 +42,7 @@ function commit(subject: string, edit: (uacceC: string) => string): void {
 }
 
 beforeAll(async () => {
+  await ensureHostTools(GIT_TOOL);
   const stock = await fetchKernel(KERNEL);
   mkdirSync(tree, { recursive: true });
   cpSync(join(stock.dir, 'src', 'uacce'), tree, { recursive: true });

@@ -12,7 +12,8 @@ import { parseBisectOutput } from '../../harness/bisect/run.js';
 import { UserError } from '../../harness/util/errors.js';
 import { defaultModuleSources } from '../../kernels/fetch.js';
 import { buildSourceKernel } from '../../kernels/kbuild.js';
-import { gitSourceTree } from '../../kernels/source.js';
+import { GIT_TOOL, gitSourceTree } from '../../kernels/source.js';
+import { ensureHostTools } from '../../harness/util/host.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'svadiff-git-'));
 const cache = join(scratch, 'cache');
@@ -51,8 +52,10 @@ async function userError(p: Promise<unknown>): Promise<string> {
   throw new Error('expected a UserError');
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   process.env.SVADIFF_CACHE = cache;
+  // the tests run git themselves: installed like every program svadiff runs
+  await ensureHostTools(GIT_TOOL);
 });
 
 describe('git trees', () => {
