@@ -26,6 +26,7 @@ import { atomicWrite, atomicWriteJson, exists, readJsonIfExists, sha256, sha256F
 import { ensureHostTools, type HostTool } from '../harness/util/host.js';
 import { fmtDuration, info, StatusLine } from '../harness/util/log.js';
 import { cacheDir } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { LineSplitter, safeLine } from '../harness/util/sanitize.js';
 import { buildErrorLines, buildOnHost, isBuildProduct, listFiles, type ModuleBuild } from './build.js';
 import { configInputs, makeConfig, type ConfigInputs } from './kconfig.js';
@@ -200,7 +201,7 @@ async function runKernelMake(
   log.write(`$ make -C ${src} O=${build} ${[...KERNEL_MAKE_VARS.map((v) => `'${v}'`), ...args].join(' ')}\n`);
   const progress = new BuildProgress();
   const status = new StatusLine(15_000);
-  const proc = execa('make', ['-C', src, `O=${build}`, ...KERNEL_MAKE_VARS, ...args], {
+  const proc = execaTiedToParent('make', ['-C', src, `O=${build}`, ...KERNEL_MAKE_VARS, ...args], {
     env: kernelMakeEnv(),
     extendEnv: false,
     reject: false,
@@ -416,7 +417,7 @@ async function assembleEntry(job: BuildJob, build: string, release: string, made
     const script = join(tree.dir, 'scripts', 'package', 'install-extmod-build');
     if (await exists(script)) {
       const env = { ...kernelMakeEnv(), srctree: tree.dir, SRCARCH: 'x86', CC: 'gcc', HOSTCC: 'gcc', MAKE: 'make' };
-      const r = await execa('sh', [script, join(partial, 'headers')], { cwd: build, env, extendEnv: false, reject: false, all: true });
+      const r = await execaTiedToParent('sh', [script, join(partial, 'headers')], { cwd: build, env, extendEnv: false, reject: false, all: true });
       if (r.exitCode !== 0) throw new UserError(`install-extmod-build failed for ${exactSpec}: ${safeLine(String(r.all ?? '').split('\n').filter(Boolean).pop() ?? '', 300)}`, 1);
       moduleTree = 'headers';
     }

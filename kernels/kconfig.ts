@@ -4,12 +4,12 @@
  * merged with the tree's own scripts/kconfig/merge_config.sh and completed with allnoconfig,
  * so that everything not asked for is off and a build takes minutes, not hours.
  */
-import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../harness/util/errors.js';
 import { atomicWrite, exists, sha256 } from '../harness/util/fsx.js';
 import { projectRoot } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
 
 /** The fragments, by name: what each turns on (the file says how). */
@@ -117,11 +117,11 @@ export async function makeConfig(o: MakeConfigOptions): Promise<void> {
   const merge = join(o.src, 'scripts', 'kconfig', 'merge_config.sh');
   if (!(await exists(merge))) throw new UserError(`${o.src} has no scripts/kconfig/merge_config.sh: not a kernel tree`);
   await fs.mkdir(o.build, { recursive: true });
-  const r = await execa('sh', [merge, '-m', '-O', o.build, ...o.inputs.files], { cwd: o.src, env: o.env, extendEnv: false, reject: false, all: true });
+  const r = await execaTiedToParent('sh', [merge, '-m', '-O', o.build, ...o.inputs.files], { cwd: o.src, env: o.env, extendEnv: false, reject: false, all: true });
   if (r.exitCode !== 0) throw new UserError(`merge_config.sh failed (exit ${r.exitCode}): ${safeLine(String(r.all ?? '').split('\n').filter(Boolean).pop() ?? '', 300)}`, 1);
   const requested = join(o.build, 'svadiff-requested.config');
   await atomicWrite(requested, await fs.readFile(join(o.build, '.config')));
-  const mk = await execa('make', ['-s', '-C', o.src, `O=${o.build}`, ...o.makeVars, `KCONFIG_ALLCONFIG=${requested}`, 'allnoconfig'], {
+  const mk = await execaTiedToParent('make', ['-s', '-C', o.src, `O=${o.build}`, ...o.makeVars, `KCONFIG_ALLCONFIG=${requested}`, 'allnoconfig'], {
     env: o.env,
     extendEnv: false,
     reject: false,

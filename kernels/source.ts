@@ -15,6 +15,7 @@ import { atomicWriteJson, exists, readJsonIfExists, sha256 } from '../harness/ut
 import { ensureHostTools } from '../harness/util/host.js';
 import { fmtDuration, info } from '../harness/util/log.js';
 import { cacheDir } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
 import { PrivateApt } from './apt.js';
 import { UNPACK_TOOLS } from './build.js';
@@ -165,7 +166,7 @@ export async function debianSourceTree(pkg: PackageRef, arch: Arch): Promise<Sou
 export const GIT_TOOL = [{ cmd: 'git', pkg: 'git', why: 'kernels from git trees and bisection' }];
 
 export async function git(dir: string, args: string[], opts: { reject?: boolean } = {}): Promise<{ code: number; out: string; err: string }> {
-  const r = await execa('git', ['-C', dir, ...args], {
+  const r = await execaTiedToParent('git', ['-C', dir, ...args], {
     reject: false,
     // no pager, no prompts, no user configuration that could change what the commands print
     env: { GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_PAGER: 'cat', LC_ALL: 'C' },
@@ -215,7 +216,7 @@ export async function privateClone(userTree: string): Promise<string> {
     const partial = `${dir}.partial`;
     await fs.rm(partial, { recursive: true, force: true });
     await fs.mkdir(kernelSrcDir(), { recursive: true });
-    const r = await execa('git', ['clone', '--quiet', '--shared', '--no-checkout', userTree, partial], { reject: false, all: true });
+    const r = await execaTiedToParent('git', ['clone', '--quiet', '--shared', '--no-checkout', userTree, partial], { reject: false, all: true });
     if (r.exitCode !== 0) throw new UserError(`git clone --shared ${userTree} failed: ${safeLine(String(r.all ?? ''), 300)}`, 1);
     await fs.rename(partial, dir);
     return dir;
