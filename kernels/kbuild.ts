@@ -38,7 +38,7 @@ import type { Arch, KernelArtifacts } from './types.js';
 import { copyTestModule, hashModuleSources, kernelsDir, listEntries, UACCE_DEFINE, type ModuleSources } from './fetch.js';
 
 /** Bump when the way a kernel is built or its entry assembled changes (forces a rebuild). */
-const SOURCE_KERNEL_RECIPE = 1;
+const SOURCE_KERNEL_RECIPE = 2;
 const MODULE_RECIPE = 1;
 
 /** What building a kernel needs on the host (Debian package names). */
@@ -143,16 +143,20 @@ async function compilerLine(): Promise<string> {
   return String(r.stdout).split('\n')[0] ?? 'gcc';
 }
 
-/** A clean environment for make: nothing from the user's shell (ARCH, CROSS_COMPILE, KBUILD_*). */
-export function kernelMakeEnv(): Record<string, string> {
+/**
+ * A clean environment for make: nothing from the user's shell (ARCH, CROSS_COMPILE, KBUILD_*).
+ * The fragments go into the release (6.12.118-svadiff-kasan-lockdep), so that findings and
+ * modules of differently configured kernels of one source are told apart.
+ */
+export function kernelMakeEnv(fragments: readonly string[] = []): Record<string, string> {
   return {
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     LC_ALL: 'C.UTF-8',
     HOME: '/tmp',
     CCACHE_DIR: join(cacheDir(), 'ccache'),
     CCACHE_MAXSIZE: CCACHE_MAX_SIZE,
-    // set and empty: no "+" appended to the release of a tree that is not at a tag
-    LOCALVERSION: '',
+    // always set (empty without fragments): no "+" appended to the release of a tree that is not at a tag
+    LOCALVERSION: fragments.map((f) => `-${f}`).join(''),
     // fixed, so that init/version.c and friends hit the compiler cache and the build is reproducible
     KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 1970',
     KBUILD_BUILD_USER: 'svadiff',
@@ -192,6 +196,7 @@ async function runKernelMake(
   src: string,
   build: string,
   args: string[],
+  env: Record<string, string>,
   logPath: string,
   what: string,
   fullCount?: number,
@@ -202,7 +207,7 @@ async function runKernelMake(
   const progress = new BuildProgress();
   const status = new StatusLine(15_000);
   const proc = execaTiedToParent('make', ['-C', src, `O=${build}`, ...KERNEL_MAKE_VARS, ...args], {
-    env: kernelMakeEnv(),
+    env,
     extendEnv: false,
     reject: false,
     all: true,
@@ -354,21 +359,22 @@ async function buildInDir(job: BuildJob, build: string): Promise<SourceManifest>
   const logPath = join(build, 'svadiff-build.log');
   await atomicWrite(logPath, `svadiff: building ${exactSpec} (${tree.label}) in ${build}, ${new Date().toISOString()}\n`);
   const t0 = Date.now();
+  const makeEnv = kernelMakeEnv(inputs.fragments);
   try {
     // the configuration depends on the tree's Kconfig: make it again for another source
     const configuredFor = `${tree.identity} ${inputs.key}`;
     if (state.configuredFor !== configuredFor || !(await exists(join(build, '.config')))) {
       info(`configuring ${exactSpec}: allnoconfig + ${['base', ...inputs.fragments].join(' + ')} (kernels/config/)`);
-      await makeConfig({ src: tree.dir, build, inputs, makeVars: KERNEL_MAKE_VARS, env: kernelMakeEnv() });
+      await makeConfig({ src: tree.dir, build, inputs, makeVars: KERNEL_MAKE_VARS, env: makeEnv });
       state.configuredFor = configuredFor;
       await atomicWriteJson(statePath, state);
     }
     const jobs = opts.jobs ?? availableParallelism();
-    info(`building ${exactSpec} in ${build} with make -j${jobs} (ccache in ${kernelMakeEnv().CCACHE_DIR}); log: ${logPath}`);
+    info(`building ${exactSpec} in ${build} with make -j${jobs} (ccache in ${makeEnv.CCACHE_DIR}); log: ${logPath}`);
     // a percentage only for a build from clean, from what a full build of this configuration compiled before
     const counts = (await readJsonIfExists<Record<string, number>>(fullCountsPath()).catch(() => undefined)) ?? {};
-    const made = await runKernelMake(tree.dir, build, [`-j${jobs}`, 'bzImage', 'modules'], logPath, `building ${exactSpec}`, fresh ? counts[inputs.key] : undefined);
-    const release = (await execa('make', ['-s', '-C', tree.dir, `O=${build}`, ...KERNEL_MAKE_VARS, 'kernelrelease'], { env: kernelMakeEnv(), extendEnv: false })).stdout.trim().split('\n').pop() ?? '';
+    const made = await runKernelMake(tree.dir, build, [`-j${jobs}`, 'bzImage', 'modules'], makeEnv, logPath, `building ${exactSpec}`, fresh ? counts[inputs.key] : undefined);
+    const release = (await execa('make', ['-s', '-C', tree.dir, `O=${build}`, ...KERNEL_MAKE_VARS, 'kernelrelease'], { env: makeEnv, extendEnv: false })).stdout.trim().split('\n').pop() ?? '';
     if (!/^\d+\.\d+/.test(release)) throw new Error(`make kernelrelease printed ${JSON.stringify(release.slice(0, 80))}`);
     const man = await assembleEntry(job, build, release, made, logPath);
     const done: BuildState = { ...state, status: 'complete', finished: new Date().toISOString() };
@@ -416,7 +422,7 @@ async function assembleEntry(job: BuildJob, build: string, release: string, made
     let moduleTree: string | null = null;
     const script = join(tree.dir, 'scripts', 'package', 'install-extmod-build');
     if (await exists(script)) {
-      const env = { ...kernelMakeEnv(), srctree: tree.dir, SRCARCH: 'x86', CC: 'gcc', HOSTCC: 'gcc', MAKE: 'make' };
+      const env = { ...kernelMakeEnv(inputs.fragments), srctree: tree.dir, SRCARCH: 'x86', CC: 'gcc', HOSTCC: 'gcc', MAKE: 'make' };
       const r = await execaTiedToParent('sh', [script, join(partial, 'headers')], { cwd: build, env, extendEnv: false, reject: false, all: true });
       if (r.exitCode !== 0) throw new UserError(`install-extmod-build failed for ${exactSpec}: ${safeLine(String(r.all ?? '').split('\n').filter(Boolean).pop() ?? '', 300)}`, 1);
       moduleTree = 'headers';
