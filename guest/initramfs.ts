@@ -305,7 +305,8 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   // modules: extra ones first (their order is the kernel's dependency order), then uacce
   const boot: { name: string; data: Buffer }[] = [];
   for (const p of kernel.extraModules) boot.push({ name: basename(p), data: await readModule(p, 'kernel module') });
-  boot.push({ name: 'uacce.ko', data: await readModule(kernel.modules.uacce, 'uacce module') });
+  // uacce built into the kernel (the uacce-builtin fragment): nothing to load
+  if (!kernel.uacce?.builtin) boot.push({ name: 'uacce.ko', data: await readModule(kernel.modules.uacce, 'uacce module') });
   const names = new Set<string>();
   for (const m of boot) {
     if (names.has(m.name) || m.name === 'svadiff_test.ko') throw new UserError(`two guest modules are named ${m.name}; rename one of kernel.extraModules`);

@@ -9,15 +9,19 @@ const USAGE = `usage: svadiff <command> [options]
 commands:
   kernels list [--available] [--arch A] [--refresh] [--json]
                                   fetched kernels, or what Debian's archive offers
-  kernels fetch <kernel>          fetch a kernel and build its modules (debian:6.12, debian:6.1.192, …)
+  kernels fetch <kernel> [--uacce-src S]
+                                  fetch a kernel and build its modules (debian:6.12, debian:6.1.192, …)
+  kernels build <kernel> [--jobs N] [--rebuild]
+                                  build a kernel from source: src:debian:7.2+kasan+lockdep,
+                                  git:~/linux@v6.13+iommufd (fragments: kernels/config/)
   boot [<kernel>]                 boot, load uacce and the test device, print what the guest has
-  run <program.json> [--kernel K] [--json]
+  run <program.json> [--kernel K] [--uacce-src S] [--json]
                                   run one program and compare every op with the model
-  fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR]
+  fuzz [--kernel K] [--uacce-src S] [--time 10m] [--seed N] [--out DIR]
                                   generate and run programs, keep findings in DIR/findings/
-  repro <finding-dir> [--kernel K] [--runs 5] [--no-minimize]
+  repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize]
                                   minimize a finding, write repro.c and report.txt next to it
-  replay <program.json | finding-dir | repro.c> [--kernel K] [--runs 3] [--expect-title T]
+  replay <program.json | finding-dir | repro.c> [--kernel K] [--uacce-src S] [--runs 3] [--expect-title T]
                                   run it N times on fresh guest state: reproduced k of N
   nightly [--config FILE] [--kernels K,K] [--time 20m] [--seeds 1,2] [--jobs N] [--shard i/N]
         [--out DIR] [--history DIR] [--no-repro]
@@ -26,11 +30,16 @@ commands:
   nightly --report DIR [--history DIR]
                                   the summary of a (merged) night
   merge --out DIR SRC...          combine the output directories of runs or shards into DIR
+  bisect <finding-dir | program.json | repro.c> --good K --bad K [--runs 3] [--expect-title T]
+                                  the first Debian version that shows it (debian:6.12.95 .. debian:6.12.118)
+  bisect <...> --tree PATH --good REV --bad REV [--kernel K] [--paths P,...] [--fragments F,...]
+                                  the first commit of a git range that shows it (git bisect)
   known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S]
   known list [--series S]         the reviewed known-issue lists (corpus/known/)
 
 common options: --accel auto|kvm|tcg (default auto: KVM if it works here, else TCG)
-default kernel: debian:6.12
+default kernel: debian:6.12; any command takes debian:…, src:debian:… and git:… kernels
+--uacce-src: uacce.c, a directory with it (or a kernel tree), or a patch to the kernel's uacce
 `;
 
 export const DEFAULT_KERNEL = 'debian:6.12';
@@ -60,8 +69,9 @@ async function main(argv: string[]): Promise<number> {
       const k = await import('../kernels/index.js');
       if (sub === 'list') await k.cmdKernelsList(args);
       else if (sub === 'fetch') await k.cmdKernelsFetch(args);
+      else if (sub === 'build') await k.cmdKernelsBuild(args);
       else {
-        process.stderr.write(`svadiff kernels: say list or fetch\n${USAGE}`);
+        process.stderr.write(`svadiff kernels: say list, fetch or build\n${USAGE}`);
         return 2;
       }
       return 0;
@@ -82,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/nightly.js')).cmdNightly(rest);
     case 'merge':
       return (await import('./commands/merge.js')).cmdMerge(rest);
+    case 'bisect':
+      return (await import('./commands/bisect.js')).cmdBisect(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -143,6 +143,8 @@ export interface BuildContext {
   env: BuildEnv;
   /** root the headers/kbuild packages were unpacked into (contains usr/src/linux-headers-<release>) */
   headersRoot: string;
+  /** the directory make -C builds modules against, when it is not headersRoot/usr/src/linux-headers-<release> (kernels built from source) */
+  headersDir?: string;
   /** spec to name in messages ("debian:7.2.13") */
   spec: string;
 }
@@ -178,7 +180,7 @@ async function runMake(cmd: string, args: string[], label: string, logPath: stri
 
 /** Build the modules in order on the host (their dirs are final locations). */
 export async function buildOnHost(ctx: BuildContext, modules: ModuleBuild[]): Promise<void> {
-  const headersDir = join(ctx.headersRoot, 'usr', 'src', `linux-headers-${ctx.release}`);
+  const headersDir = ctx.headersDir ?? join(ctx.headersRoot, 'usr', 'src', `linux-headers-${ctx.release}`);
   for (const m of modules) await runMake('make', makeArgs(headersDir, m), m.label, m.log);
 }
 

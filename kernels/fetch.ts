@@ -41,7 +41,10 @@ import { withLock } from './lock.js';
 import { checkVermagic } from './modinfo.js';
 import { ARCH_PROFILES, buildEnvFor, seriesProfile, selectCompiler, type BuildEnv, type SeriesProfile } from './profiles.js';
 import { resolveDebianMirrors } from './sources.js';
-import { parseKernelSpec, type KernelSpec } from './spec.js';
+import { FRAGMENT_NAMES } from './kconfig.js';
+import { buildSourceKernel } from './kbuild.js';
+import { parseAnyKernelSpec, parseKernelSpec, type KernelSpec } from './spec.js';
+import { withUacceSource } from './uacce-src.js';
 import type { Arch, KernelArtifacts } from './types.js';
 
 /** Bump when the way the kernel part of an entry is made changes (forces a re-fetch). */
@@ -50,7 +53,7 @@ const KERNEL_RECIPE = 1;
 const MODULE_RECIPE = 1;
 
 /** Both modules are built with this: include/linux/uacce.h only declares the API when it is set. */
-const UACCE_DEFINE = '-DCONFIG_UACCE_MODULE=1';
+export const UACCE_DEFINE = '-DCONFIG_UACCE_MODULE=1';
 
 export interface FetchOptions {
   arch?: Arch;
@@ -58,6 +61,12 @@ export interface FetchOptions {
   refresh?: boolean;
   /** where the test module comes from (default: the repository's guest/module and guest/include) */
   moduleSources?: ModuleSources;
+  /** build uacce.ko from this instead (uacce.c, a directory with it or a kernel tree, or a patch); see kernels/uacce-src.ts */
+  uacceSrc?: string;
+  /** kernels built from source: make -j (default: the number of CPUs) */
+  jobs?: number;
+  /** kernels built from source: build again even when cached */
+  rebuild?: boolean;
 }
 
 export interface ModuleSources {
@@ -116,7 +125,7 @@ export function entryName(exactSpec: string, arch: Arch): string {
   return `${exactSpec.replace(/^debian:/, 'debian-')}-${arch}`;
 }
 
-function defaultModuleSources(): ModuleSources {
+export function defaultModuleSources(): ModuleSources {
   const root = projectRoot();
   return { moduleDir: join(root, 'guest', 'module'), includeDir: join(root, 'guest', 'include') };
 }
@@ -157,6 +166,13 @@ function artifactsOf(dir: string, spec: string, man: Manifest): KernelArtifacts 
     compiler: man.kernel.ccVersionText ?? man.kernel.compiler,
     modules: { uacce: join(dir, man.modules.uacce), svadiffTest: join(dir, man.modules.svadiffTest) },
     uacceSourceVersion: man.kernel.uacceSource.version,
+    uacce: {
+      text: `uacce.c: Debian ${man.kernel.version} (${man.kernel.uacceSource.name} ${man.kernel.uacceSource.version}), sha256 ${man.kernel.uacceSourceHash.slice(0, 16)}`,
+      sha256: man.kernel.uacceSourceHash,
+      custom: false,
+      builtin: false,
+    },
+    distro: 'debian',
     extraModules: [],
     dir,
   };
@@ -195,11 +211,29 @@ function ensureFetchSupported(arch: Arch, profile: SeriesProfile): void {
   }
 }
 
-/** Fetch (or find in the cache) a kernel and its modules. */
+/**
+ * Fetch (or find in the cache) a kernel and its modules: a Debian kernel (debian:...), or one
+ * built from source (src:debian:..., git:...; kernels/kbuild.ts). With opts.uacceSrc, uacce.ko
+ * (and the test module) are built from the user's uacce source for it (kernels/uacce-src.ts).
+ */
 export async function fetchKernel(specText: string, opts: FetchOptions = {}): Promise<KernelArtifacts> {
-  const spec = parseKernelSpec(specText);
-  const arch = opts.arch ?? 'x86_64';
+  const any = parseAnyKernelSpec(specText, FRAGMENT_NAMES, { home: process.env.HOME ?? '' });
   const src = opts.moduleSources ?? defaultModuleSources();
+  const k =
+    any.kind === 'debian'
+      ? await fetchDebianKernel(any, opts, src)
+      : await buildSourceKernel(any, {
+          moduleSources: src,
+          ...(opts.arch ? { arch: opts.arch } : {}),
+          ...(opts.refresh ? { refresh: true } : {}),
+          ...(opts.jobs ? { jobs: opts.jobs } : {}),
+          ...(opts.rebuild ? { rebuild: true } : {}),
+        });
+  return opts.uacceSrc === undefined ? k : withUacceSource(k, opts.uacceSrc, src);
+}
+
+async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: ModuleSources): Promise<KernelArtifacts> {
+  const arch = opts.arch ?? 'x86_64';
   const testModule = await hashModuleSources(src);
 
   // An exact version already in the cache needs no package lists at all.
@@ -264,9 +298,10 @@ async function readKernelPart(dir: string, inputsHash: string): Promise<Manifest
   return (await kernelFilesPresent(dir, probe)) ? k : undefined;
 }
 
-async function readManifest(dir: string): Promise<Manifest | undefined> {
+export async function readManifest(dir: string): Promise<Manifest | undefined> {
   const man = await readJsonIfExists<Manifest>(join(dir, 'manifest.json')).catch(() => undefined);
-  if (!man || man.schema !== 1 || man.kernel?.recipe !== KERNEL_RECIPE) return undefined;
+  // kernels built from source have their own manifest (kind "source", kernels/kbuild.ts)
+  if (!man || man.schema !== 1 || (man as { kind?: string }).kind !== undefined || man.kernel?.recipe !== KERNEL_RECIPE) return undefined;
   return man;
 }
 
@@ -377,32 +412,11 @@ async function buildModules(dir: string, exactSpec: string, kernel: Manifest['ke
   const modDirName = `modules-${inputsHash.slice(0, 12)}`;
   const tree = join(dir, modDirName);
   await fs.rm(tree, { recursive: true, force: true });
-  const uacceDir = join(tree, 'uacce');
-  const testDir = join(tree, 'svadiff', 'module');
-
-  // uacce: its sources, and a Kbuild that defines CONFIG_UACCE_MODULE and puts the headers of
-  // the same linux-source first on the include path (NOSTDINC_FLAGS precedes LINUXINCLUDE).
-  await fs.cp(join(dir, 'src', 'uacce', 'drivers', 'misc', 'uacce', 'uacce.c'), join(uacceDir, 'uacce.c'));
-  await fs.cp(join(dir, 'src', 'uacce', 'include'), join(uacceDir, 'include'), { recursive: true });
-  await atomicWrite(join(uacceDir, 'Kbuild'), `obj-m := uacce.o\nccflags-y := ${UACCE_DEFINE}\nNOSTDINC_FLAGS += -I$(src)/include\n`);
-  // the test module, keeping guest/module and guest/include side by side (it includes ../include/svt_abi.h)
-  await fs.cp(src.moduleDir, testDir, { recursive: true, filter: (p) => !isBuildProduct(relativeTo(src.moduleDir, p)) });
-  if (await exists(src.includeDir)) await fs.cp(src.includeDir, join(tree, 'svadiff', 'include'), { recursive: true });
-
   const log = join(dir, 'module-build-failure.log');
-  const modules: ModuleBuild[] = [
-    { dir: uacceDir, vars: {}, label: `uacce.ko for ${kernel.release} (${kernel.compiler}, ${envLabel})`, log },
-    {
-      dir: testDir,
-      vars: { KBUILD_EXTRA_SYMBOLS: join(uacceDir, 'Module.symvers'), KCFLAGS: UACCE_DEFINE },
-      label: `the test module for ${kernel.release}`,
-      log,
-    },
-  ];
+  const { modules, uacceKo, testDir } = await layoutModules(tree, join(dir, 'src', 'uacce'), src, log, `uacce.ko for ${kernel.release} (${kernel.compiler}, ${envLabel})`, `the test module for ${kernel.release}`);
   const ctx = { release: kernel.release, env, headersRoot: join(dir, 'headers'), spec: exactSpec };
   let vermagic: string;
   let testKo: string;
-  const uacceKo = join(uacceDir, 'uacce.ko');
   try {
     await compileModules(dir, kernel, env, ctx, modules, tree);
     testKo = await findTestModule(testDir);
@@ -428,12 +442,47 @@ async function buildModules(dir: string, exactSpec: string, kernel: Manifest['ke
   };
 }
 
+/** Copy the test module into tree/svadiff/ (guest/module and guest/include side by side, as it includes ../include/svt_abi.h); returns its directory. */
+export async function copyTestModule(src: ModuleSources, tree: string): Promise<string> {
+  const testDir = join(tree, 'svadiff', 'module');
+  await fs.cp(src.moduleDir, testDir, { recursive: true, filter: (p) => !isBuildProduct(relativeTo(src.moduleDir, p)) });
+  if (await exists(src.includeDir)) await fs.cp(src.includeDir, join(tree, 'svadiff', 'include'), { recursive: true });
+  return testDir;
+}
+
+/**
+ * Lay out uacce (from a uacce source root holding drivers/misc/uacce/uacce.c and include/...)
+ * and the test module under tree, and say how to build them, uacce first (the test module links
+ * against its Module.symvers).
+ */
+export async function layoutModules(
+  tree: string,
+  uacceRoot: string,
+  src: ModuleSources,
+  log: string,
+  uacceLabel: string,
+  testLabel: string,
+): Promise<{ modules: ModuleBuild[]; uacceKo: string; testDir: string }> {
+  const uacceDir = join(tree, 'uacce');
+  // uacce: its sources, and a Kbuild that defines CONFIG_UACCE_MODULE and puts the headers of
+  // the same source first on the include path (NOSTDINC_FLAGS precedes LINUXINCLUDE).
+  await fs.cp(join(uacceRoot, 'drivers', 'misc', 'uacce', 'uacce.c'), join(uacceDir, 'uacce.c'));
+  await fs.cp(join(uacceRoot, 'include'), join(uacceDir, 'include'), { recursive: true });
+  await atomicWrite(join(uacceDir, 'Kbuild'), `obj-m := uacce.o\nccflags-y := ${UACCE_DEFINE}\nNOSTDINC_FLAGS += -I$(src)/include\n`);
+  const testDir = await copyTestModule(src, tree);
+  const modules: ModuleBuild[] = [
+    { dir: uacceDir, vars: {}, label: uacceLabel, log },
+    { dir: testDir, vars: { KBUILD_EXTRA_SYMBOLS: join(uacceDir, 'Module.symvers'), KCFLAGS: UACCE_DEFINE }, label: testLabel, log },
+  ];
+  return { modules, uacceKo: join(uacceDir, 'uacce.ko'), testDir };
+}
+
 function relativeTo(base: string, p: string): string {
   return p === base ? '' : p.startsWith(`${base}/`) ? p.slice(base.length + 1) : p;
 }
 
 /** Compile the modules where the kernel's compiler is: on the host or in a build root. */
-async function compileModules(dir: string, kernel: Manifest['kernel'], env: BuildEnv, ctx: BuildContext, modules: ModuleBuild[], tree: string): Promise<void> {
+export async function compileModules(dir: string, kernel: Manifest['kernel'], env: BuildEnv, ctx: BuildContext, modules: ModuleBuild[], tree: string): Promise<void> {
   if (env.kind === 'host') {
     await ensureHostTools(buildTools(env));
     const mk = join(dir, 'headers', 'usr', 'src', `linux-headers-${kernel.release}`, 'Makefile');
@@ -450,7 +499,7 @@ async function compileModules(dir: string, kernel: Manifest['kernel'], env: Buil
   await buildInChroot({ ...ctx, env }, root, modules, tree);
 }
 
-async function findTestModule(dir: string): Promise<string> {
+export async function findTestModule(dir: string): Promise<string> {
   const kos = (await fs.readdir(dir)).filter((n) => n.endsWith('.ko'));
   const pick = kos.find((n) => n === 'svadiff_test.ko') ?? (kos.length === 1 ? kos[0] : undefined);
   if (!pick) throw new Error(`the test module build in ${dir} produced ${kos.length === 0 ? 'no .ko' : `several modules (${kos.join(', ')}) and none is svadiff_test.ko`}`);
@@ -478,16 +527,22 @@ export async function duBytes(dir: string): Promise<number> {
 
 /** Kernels in the cache (complete entries only). */
 export async function listCached(): Promise<{ dir: string; manifest: Manifest }[]> {
+  return listEntries(readManifest);
+}
+
+/** The cache entries whose manifest `read` accepts, by name. */
+export async function listEntries<M>(read: (dir: string) => Promise<M | undefined>): Promise<{ dir: string; manifest: M }[]> {
   let names: string[] = [];
   try {
     names = await fs.readdir(kernelsDir());
   } catch {
     return [];
   }
-  const out: { dir: string; manifest: Manifest }[] = [];
+  const out: { dir: string; manifest: M }[] = [];
   for (const name of names.sort()) {
+    if (name.endsWith('.lock') || name.endsWith('.partial')) continue;
     const dir = join(kernelsDir(), name);
-    const man = await readManifest(dir);
+    const man = await read(dir);
     if (man) out.push({ dir, manifest: man });
   }
   return out;

@@ -4,7 +4,8 @@
  * and the test module (guest/module) for it, cached per kernel.
  *
  *   svadiff kernels list [--available] [--arch x86_64|arm64] [--refresh] [--json]
- *   svadiff kernels fetch debian:<series|version> [...] [--arch ...] [--refresh] [--json]
+ *   svadiff kernels fetch <kernel> [...] [--uacce-src S] [--arch ...] [--refresh] [--json]
+ *   svadiff kernels build <src:debian:...|git:...> [...] [--jobs N] [--rebuild] [--json]
  */
 import { parseArgs } from 'node:util';
 import { UserError } from '../harness/util/errors.js';
@@ -13,6 +14,9 @@ import { fmtBytes } from '../harness/util/log.js';
 import { PrivateApt } from './apt.js';
 import { exactSpecOf, isFetchable, type KernelBuild } from './catalog.js';
 import { duBytes, fetchKernel, listCached, loadCatalog, type FetchOptions } from './fetch.js';
+import { FRAGMENTS, FRAGMENT_NAMES } from './kconfig.js';
+import { listBuildDirs, listSourceKernels } from './kbuild.js';
+import { parseAnyKernelSpec } from './spec.js';
 import { ARCH_PROFILES, buildEnvFor } from './profiles.js';
 import type { Arch, KernelArtifacts } from './types.js';
 
@@ -90,10 +94,12 @@ function parse(args: string[], allowPositionals: boolean) {
       args,
       allowPositionals,
       strict: true,
-      options: { ...COMMON_OPTIONS, available: { type: 'boolean' } },
+      options: { ...COMMON_OPTIONS, available: { type: 'boolean' }, 'uacce-src': { type: 'string' }, jobs: { type: 'string' }, rebuild: { type: 'boolean' } },
     });
   } catch (e) {
-    throw new UserError(`${((e as Error).message.split('\n')[0] ?? '').replace(/\. .*$/, '')}; usage: svadiff kernels list [--available] | fetch debian:<series|version> [--arch x86_64|arm64] [--refresh] [--json]`);
+    throw new UserError(
+      `${((e as Error).message.split('\n')[0] ?? '').replace(/\. .*$/, '')}; usage: svadiff kernels list [--available] | fetch <kernel> [--uacce-src S] | build <src:debian:...|git:...> [--jobs N] [--rebuild]`,
+    );
   }
 }
 
@@ -132,11 +138,14 @@ export async function cmdKernelsList(args: string[]): Promise<void> {
     return;
   }
   const cached = await listCached();
+  const built = await listSourceKernels();
+  const buildDirs = await listBuildDirs();
   if (values.json) {
-    process.stdout.write(JSON.stringify(cached.map((c) => ({ dir: c.dir, ...c.manifest })), null, 2) + '\n');
+    const out = { debian: cached.map((c) => ({ dir: c.dir, ...c.manifest })), built: built.map((c) => ({ dir: c.dir, ...c.manifest })), buildDirs };
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return;
   }
-  if (cached.length === 0) {
+  if (cached.length === 0 && built.length === 0) {
     process.stdout.write('no kernels in the cache; see what can be fetched with: svadiff kernels list --available\n');
     return;
   }
@@ -145,19 +154,42 @@ export async function cmdKernelsList(args: string[]): Promise<void> {
     const m = c.manifest;
     rows.push([m.exactSpec, m.arch, m.kernel.release, m.kernel.debianVersion, m.kernel.compiler, m.modules.buildEnv, fmtBytes(await duBytes(c.dir))]);
   }
+  for (const c of built) {
+    const m = c.manifest;
+    rows.push([m.exactSpec, m.arch, m.kernel.release, m.kernel.source.label, `last build ${Math.round(m.kernel.buildMs / 1000)} s`, `uacce ${m.kernel.uacce}`, fmtBytes(await duBytes(c.dir))]);
+  }
   process.stdout.write(table(rows) + '\n');
+  const unfinished = buildDirs.filter((b) => b.state?.status !== 'complete');
+  if (unfinished.length > 0) {
+    process.stdout.write(`\nbuild directories not complete (a build running now, or one that failed or was interrupted; the next build there continues it):\n`);
+    for (const b of unfinished) process.stdout.write(`  ${b.dir}: ${b.state?.status ?? 'no state'}\n`);
+  }
 }
 
 function describe(k: KernelArtifacts): string {
   return [
-    `${k.exactSpec} (${k.arch}): ${k.release}, Debian ${k.debianVersion}`,
+    `${k.exactSpec} (${k.arch}): ${k.release}, ${k.built ? k.built.source : `Debian ${k.debianVersion}`}`,
     `  image       ${k.image}`,
-    `  config      ${k.config} (sha256 ${k.configHash.slice(0, 12)})`,
+    `  config      ${k.config} (sha256 ${k.configHash.slice(0, 12)}${k.built ? `; base${k.built.fragments.map((f) => ` + ${f}`).join('')}` : ''})`,
     `  System.map  ${k.systemMap}`,
     `  compiler    ${k.compiler}`,
-    `  uacce.ko    ${k.modules.uacce} (linux-source ${k.uacceSourceVersion})`,
+    k.uacce?.builtin ? `  uacce       built in` : `  uacce.ko    ${k.modules.uacce}`,
+    `  uacce.c     ${k.uacce?.text.replace(/^uacce\.c: /, '') ?? `linux-source ${k.uacceSourceVersion}`}`,
     `  test module ${k.modules.svadiffTest}`,
+    ...(k.built ? [`  build log   ${k.built.buildLog}`] : []),
   ].join('\n');
+}
+
+function fetchOptions(values: ReturnType<typeof parse>['values']): FetchOptions {
+  const opts: FetchOptions = { arch: parseArch(values.arch), refresh: values.refresh ?? false };
+  if (values['uacce-src'] !== undefined) opts.uacceSrc = values['uacce-src'];
+  if (values.jobs !== undefined) {
+    const n = Number(values.jobs);
+    if (!Number.isInteger(n) || n < 1 || n > 256) throw new UserError(`--jobs must be an integer in 1..256, got "${values.jobs}"`);
+    opts.jobs = n;
+  }
+  if (values.rebuild) opts.rebuild = true;
+  return opts;
 }
 
 /** `svadiff kernels fetch <spec>...`: fetch kernels and build their modules; prints where they are. */
@@ -165,7 +197,33 @@ export async function cmdKernelsFetch(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, true);
   if (values.available) throw new UserError('--available belongs to svadiff kernels list');
   if (positionals.length === 0) throw new UserError('which kernel? e.g. svadiff kernels fetch debian:6.12 (see svadiff kernels list --available)');
-  const opts: FetchOptions = { arch: parseArch(values.arch), refresh: values.refresh ?? false };
+  const opts = fetchOptions(values);
+  const results: KernelArtifacts[] = [];
+  for (const spec of positionals) results.push(await fetchKernel(spec, opts));
+  if (values.json) process.stdout.write(JSON.stringify(results.length === 1 ? results[0] : results, null, 2) + '\n');
+  else process.stdout.write(results.map(describe).join('\n') + '\n');
+}
+
+/** The fragments, one line each (for help and error messages). */
+export function fragmentHelp(): string {
+  return FRAGMENT_NAMES.map((n) => `  +${n.padEnd(16)} ${FRAGMENTS[n]}`).join('\n');
+}
+
+/**
+ * `svadiff kernels build <spec>...`: build kernels from source (src:debian:<series|version>,
+ * git:<tree>[@rev]) with config fragments; prints where they are.
+ */
+export async function cmdKernelsBuild(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, true);
+  if (values.available) throw new UserError('--available belongs to svadiff kernels list');
+  if (positionals.length === 0) {
+    throw new UserError(`which kernel? e.g. svadiff kernels build src:debian:7.2+kasan+lockdep or git:~/linux@v6.13+iommufd; fragments: ${FRAGMENT_NAMES.join(', ')}`);
+  }
+  for (const p of positionals) {
+    const s = parseAnyKernelSpec(p, FRAGMENT_NAMES, { home: process.env.HOME ?? '' });
+    if (s.kind === 'debian') throw new UserError(`${p} is a Debian binary kernel: get it with svadiff kernels fetch ${p}, or build its source with src:${p}`);
+  }
+  const opts = fetchOptions(values);
   const results: KernelArtifacts[] = [];
   for (const spec of positionals) results.push(await fetchKernel(spec, opts));
   if (values.json) process.stdout.write(JSON.stringify(results.length === 1 ? results[0] : results, null, 2) + '\n');

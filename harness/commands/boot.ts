@@ -13,7 +13,7 @@ import type { Guest } from '../vm/guest.js';
 import { bootGuest, prepare } from './common.js';
 
 export interface BootInfo {
-  kernel: { spec: string; release: string; debianVersion: string; uacceSourceVersion: string; configHash: string };
+  kernel: { spec: string; release: string; debianVersion: string; uacceSourceVersion: string; configHash: string; uacce?: string };
   accel: string;
   machine: string;
   bootMs: number;
@@ -30,11 +30,11 @@ export async function cmdBoot(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' } },
+    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' }, 'uacce-src': { type: 'string' } },
   });
   if (positionals.length > 1) throw new UserError('svadiff boot takes one kernel, e.g. svadiff boot debian:6.12');
   const spec = positionals[0] ?? values.kernel;
-  const setup = await prepare(spec, values.accel, values.out);
+  const setup = await prepare(spec, values.accel, values.out, values['uacce-src']);
   const iommuLog: string[] = [];
   const onKmsg = (r: KmsgRecord) => {
     if (/^(DMAR|DMAR-IR|iommu|AMD-Vi|arm-smmu)/i.test(r.text) && iommuLog.length < 40) iommuLog.push(r.text.split('\n')[0]!);
@@ -97,7 +97,7 @@ async function collect(g: Guest, iommuLog: string[]): Promise<BootInfo> {
 
   const k = g.kernel;
   const bi: BootInfo = {
-    kernel: { spec: k.exactSpec, release: g.session.hello?.release ?? k.release, debianVersion: k.debianVersion, uacceSourceVersion: k.uacceSourceVersion, configHash: k.configHash.slice(0, 12) },
+    kernel: { spec: k.exactSpec, release: g.session.hello?.release ?? k.release, debianVersion: k.debianVersion, uacceSourceVersion: k.uacceSourceVersion, configHash: k.configHash.slice(0, 12), ...(k.uacce ? { uacce: k.uacce.text } : {}) },
     accel: g.accel,
     machine: g.machine.name,
     bootMs: g.bootMs,
@@ -111,8 +111,8 @@ async function collect(g: Guest, iommuLog: string[]): Promise<BootInfo> {
 
 function render(b: BootInfo): string {
   const L: string[] = [];
-  L.push(`kernel       ${b.kernel.release} (${b.kernel.spec}, Debian ${b.kernel.debianVersion}, config ${b.kernel.configHash})`);
-  L.push(`uacce.ko     built from linux-source ${b.kernel.uacceSourceVersion}`);
+  L.push(`kernel       ${b.kernel.release} (${b.kernel.spec}${b.kernel.debianVersion ? `, Debian ${b.kernel.debianVersion}` : ''}, config ${b.kernel.configHash})`);
+  L.push(b.kernel.uacce ? `uacce        ${b.kernel.uacce}` : `uacce.ko     built from linux-source ${b.kernel.uacceSourceVersion}`);
   L.push(`machine      ${b.machine}, ${b.accel.toUpperCase()}`);
   L.push(`boot time    ${(b.bootMs / 1000).toFixed(2)} s (QEMU start to agent ready)`);
   if (b.iommu.units.length === 0) L.push('IOMMU        none found in /sys/class/iommu');

@@ -3,6 +3,8 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
+import type { KernelId } from '../findings/store.js';
+import { profileFor, type KernelProfile } from '../model/index.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
 import { info, warn } from '../util/log.js';
@@ -18,13 +20,26 @@ export interface GuestSetup {
   outDir: string;
 }
 
-/** Fetch the kernel (cached), build agent and initramfs (cached). */
-export async function prepare(kernelSpec: string | undefined, accel: string | undefined, out: string | undefined): Promise<GuestSetup> {
-  const kernel = await fetchKernel(kernelSpec ?? DEFAULT_KERNEL);
+/** Fetch the kernel (cached; uacce.ko from --uacce-src when given), build agent and initramfs (cached). */
+export async function prepare(kernelSpec: string | undefined, accel: string | undefined, out: string | undefined, uacceSrc?: string): Promise<GuestSetup> {
+  const kernel = await fetchKernel(kernelSpec ?? DEFAULT_KERNEL, uacceSrc !== undefined ? { uacceSrc } : {});
   const image = await prepareGuestImage(kernel);
   const outDir = resolve(out ?? DEFAULT_OUT);
   await fs.mkdir(join(outDir, 'logs'), { recursive: true });
   return { kernel, image, accel: parseAccel(accel), outDir };
+}
+
+/** Who a finding was seen on: the exact kernel and, when known, where its uacce came from. */
+export function kernelIdOf(k: KernelArtifacts): KernelId {
+  const id: KernelId = { spec: k.exactSpec, release: k.release };
+  if (k.uacce) id.uacce = k.uacce.text;
+  if (k.uacce?.src) id.uacce_src = k.uacce.src;
+  return id;
+}
+
+/** The model profile of a kernel (Debian's patches or upstream). */
+export function profileOf(k: KernelArtifacts): KernelProfile {
+  return profileFor(k.release, { arch: k.arch, distro: k.distro ?? 'debian' });
 }
 
 let bootCounter = 0;

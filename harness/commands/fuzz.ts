@@ -13,11 +13,10 @@ import { parseArgs } from 'node:util';
 import type { Bug } from '../findings/bugs.js';
 import { FindingStore } from '../findings/store.js';
 import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
-import { profileFor } from '../model/index.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
-import { bootGuest, parseDuration, parseIntOption, prepare } from './common.js';
+import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -31,13 +30,14 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       programs: { type: 'string' },
       accel: { type: 'string' },
       fresh: { type: 'boolean' },
+      'uacce-src': { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
   const timeMs = parseDuration(values.time ?? '10m');
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
-  const setup = await prepare(values.kernel, values.accel, values.out);
-  const kernel = { spec: setup.kernel.exactSpec, release: setup.kernel.release };
+  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
   if (seed === undefined) {
@@ -47,9 +47,10 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   if (prev && prev.seed === seed && prev.kernel === kernel.spec && !values.fresh) {
     info(`continuing the run in ${setup.outDir}: seed ${seed}, from program ${prev.nextIndex} (--fresh starts over)`);
   }
-  const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
+  const profile = profileOf(setup.kernel);
   const store = await FindingStore.open(setup.outDir);
   info(`fuzzing ${kernel.spec} (${kernel.release}) for ${fmtDuration(timeMs)}, seed ${seed}, findings in ${join(setup.outDir, 'findings')}`);
+  if (setup.kernel.uacce?.custom) info(setup.kernel.uacce.text);
 
   let stop = 0;
   const onSigint = () => {

@@ -29,10 +29,11 @@ export async function cmdReplay(args: string[]): Promise<number> {
       accel: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
+      'uacce-src': { type: 'string' },
     },
   });
   if (positionals.length !== 1) {
-    throw new UserError('usage: svadiff replay <program.json | finding dir | repro.c> [--kernel debian:6.12] [--runs 3] [--expect-title T]');
+    throw new UserError('usage: svadiff replay <program.json | finding dir | repro.c> [--kernel debian:6.12] [--uacce-src S] [--runs 3] [--expect-title T]');
   }
   const runs = parseIntOption('runs', values.runs, 1, 1000) ?? 3;
   const timeoutS = parseIntOption('timeout', values.timeout, 1, 600);
@@ -52,10 +53,11 @@ export async function cmdReplay(args: string[]): Promise<number> {
     accel: parseAccel(values.accel),
     logDir,
     ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
+    ...(values['uacce-src'] !== undefined ? { uacceSrc: values['uacce-src'] } : {}),
     onRun: (r) => process.stdout.write(line(r) + '\n'),
   });
   const v = replayVerdict(res.reproduced, runs);
-  process.stdout.write(`${v.text} on ${res.kernel.spec} (${res.kernel.release})\n`);
+  process.stdout.write(`${v.text} on ${res.kernel.spec} (${res.kernel.release})${res.kernel.uacce && values['uacce-src'] !== undefined ? `; ${res.kernel.uacce}` : ''}\n`);
   return v.exitCode;
 }
 

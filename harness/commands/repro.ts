@@ -34,12 +34,12 @@ import { fmtDuration, info, warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
 import { readFinding } from './known.js';
-import { bootGuest, parseDuration, parseIntOption, prepare, type GuestSetup } from './common.js';
+import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, type GuestSetup } from './common.js';
 
 export const REPRO_FORMAT = 'svadiff-repro';
 export const REPRO_VERSION = 1;
 
-const USAGE = 'usage: svadiff repro <finding-dir> [--kernel K] [--runs 5] [--no-minimize] [--max-runs 400] [--max-time 20m]';
+const USAGE = 'usage: svadiff repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize] [--max-runs 400] [--max-time 20m]';
 
 /** A finding directory as the store wrote it: finding.json and program.json. */
 export async function readFindingDir(dir: string): Promise<{ finding: Finding; program: Program }> {
@@ -109,6 +109,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       'max-runs': { type: 'string' },
       'max-time': { type: 'string' },
       accel: { type: 'string' },
+      'uacce-src': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UserError(USAGE);
@@ -122,6 +123,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
     ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
     ...(values.kernel !== undefined ? { kernel: values.kernel } : {}),
     ...(values.accel !== undefined ? { accel: values.accel } : {}),
+    ...(values['uacce-src'] !== undefined ? { uacceSrc: values['uacce-src'] } : {}),
     noMinimize: values['no-minimize'] ?? false,
   });
   return r.verify_error ? 1 : 0;
@@ -136,6 +138,8 @@ export interface ReproOptions {
   /** the kernel to reproduce on (default: the finding's) */
   kernel?: string;
   accel?: string;
+  /** --uacce-src: a uacce built from the user's source (kernels/uacce-src.ts) */
+  uacceSrc?: string;
   noMinimize?: boolean;
 }
 
@@ -153,9 +157,9 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   // logs of the guests go where the fuzzing run keeps its logs (<out>/logs), else next to the finding
   const inStore = basename(dirname(dir)) === 'findings';
   const outDir = inStore ? dirname(dirname(dir)) : dir;
-  const setup = await prepare(o.kernel ?? finding.kernel.spec, o.accel, outDir);
-  const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
-  const kernelId = { spec: setup.kernel.exactSpec, release: setup.kernel.release };
+  const setup = await prepare(o.kernel ?? finding.kernel.spec, o.accel, outDir, o.uacceSrc);
+  const profile = profileOf(setup.kernel);
+  const kernelId = kernelIdOf(setup.kernel);
   const sig = findingSignature(finding, program);
   info(`finding ${finding.id}: ${safeLine(finding.title, 160)}`);
   info(`signature: ${safeLine(sig.key, 160)}; kernel ${kernelId.spec} (${kernelId.release})`);
@@ -216,12 +220,13 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
       arch: setup.kernel.arch,
       configHash: setup.kernel.configHash,
       compiler: setup.kernel.compiler,
+      ...(setup.kernel.uacce ? { uacce: setup.kernel.uacce.text } : {}),
     },
     ...(guestTester.qemu ? { qemu: { commandLine: guestTester.qemu.portable, kernelFile: guestTester.qemu.kernelFile, initrdFile: guestTester.qemu.initrdFile } } : {}),
     pathNames: reportPathNames({ uacceKo: setup.kernel.modules.uacce, testModuleKo: setup.kernel.modules.svadiffTest, cache: cacheDir(), home: homedir() }),
     program: minProgram,
     expected: expectedTexts(minProgram, profile),
-    bootModules: [...setup.kernel.extraModules.map((p) => p.split('/').pop()!), 'uacce.ko'],
+    bootModules: [...setup.kernel.extraModules.map((p) => p.split('/').pop()!), ...(setup.kernel.uacce?.builtin ? [] : ['uacce.ko'])],
     reliability,
     minimization: {
       opsBefore: min.opsBefore,
@@ -467,6 +472,7 @@ async function verifyReproducer(
   const lines: string[] = [];
   try {
     const r = await replay({ kind: 'repro', path, program, title }, setup.kernel.exactSpec, {
+      kernel: setup.kernel,
       runs,
       accel: setup.accel,
       logDir: join(setup.outDir, 'logs'),

@@ -5,14 +5,14 @@
  */
 import { promises as fs } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { profileFor } from '../model/index.js';
 import { formatOutcome } from '../program/outcome.js';
 import { parseProgram } from '../program/parse.js';
 import type { Op, Program } from '../program/types.js';
 import { executeProgram, type ExecResult } from '../run/execute.js';
 import { UserError } from '../util/errors.js';
 import { safeLine } from '../util/sanitize.js';
-import { bootGuest, prepare } from './common.js';
+import type { KernelId } from '../findings/store.js';
+import { bootGuest, kernelIdOf, prepare, profileOf } from './common.js';
 
 export async function loadProgram(path: string): Promise<Program> {
   let text: string;
@@ -28,12 +28,12 @@ export async function cmdRun(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { kernel: { type: 'string' }, json: { type: 'boolean' }, accel: { type: 'string' }, out: { type: 'string' } },
+    options: { kernel: { type: 'string' }, json: { type: 'boolean' }, accel: { type: 'string' }, out: { type: 'string' }, 'uacce-src': { type: 'string' } },
   });
-  if (positionals.length !== 1) throw new UserError('usage: svadiff run <program.json> [--kernel debian:6.12] [--json]');
+  if (positionals.length !== 1) throw new UserError('usage: svadiff run <program.json> [--kernel debian:6.12] [--uacce-src S] [--json]');
   const program = await loadProgram(positionals[0]!);
-  const setup = await prepare(values.kernel, values.accel, values.out);
-  const profile = profileFor(setup.kernel.release, { arch: setup.kernel.arch, distro: 'debian' });
+  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  const profile = profileOf(setup.kernel);
   const guest = await bootGuest(setup, 'run');
   let r: ExecResult;
   try {
@@ -42,8 +42,8 @@ export async function cmdRun(args: string[]): Promise<number> {
     await guest.shutdown();
   }
   const bad = r.check.divergence !== undefined || r.reports.length > 0 || r.hang !== undefined || r.guestDied !== undefined;
-  if (values.json) process.stdout.write(JSON.stringify(runJson(r, setup.kernel.exactSpec, setup.kernel.release), null, 2) + '\n');
-  else process.stdout.write(renderRun(r));
+  if (values.json) process.stdout.write(JSON.stringify(runJson(r, kernelIdOf(setup.kernel)), null, 2) + '\n');
+  else process.stdout.write(`${setup.kernel.exactSpec} (${setup.kernel.release}); ${setup.kernel.uacce?.text ?? ''}\n` + renderRun(r));
   if (r.check.anomaly) throw new Error(`the agent reported something impossible at op ${r.check.anomaly.index}: ${r.check.anomaly.message}`);
   return bad ? 1 : 0;
 }
@@ -78,9 +78,9 @@ export function renderRun(r: ExecResult): string {
   return L.join('\n') + '\n';
 }
 
-function runJson(r: ExecResult, spec: string, release: string) {
+function runJson(r: ExecResult, kernel: KernelId) {
   return {
-    kernel: { spec, release },
+    kernel,
     ops: r.check.ops.map((c) => ({ index: c.index, op: c.op, verdict: c.verdict, expected: c.expected, observed: c.observed ? formatOutcome(c.observed) : undefined, rules: c.rules })),
     divergence: r.check.divergence ?? null,
     reports: r.reports.map((x) => ({ title: x.title, kind: x.kind, frame: x.frame, excerpt: x.excerpt })),

@@ -65,6 +65,10 @@ export interface KernelId {
   spec: string;
   /** the guest's `uname -r`, e.g. "6.12.117+deb12-amd64" */
   release: string;
+  /** where uacce came from, e.g. "uacce.c: Debian 6.12.118 + fix.patch, sha256 …" (kernels/types.ts UacceOrigin) */
+  uacce?: string;
+  /** the --uacce-src it was built from (absolute path), when not the kernel's own */
+  uacce_src?: string;
 }
 
 /** What a run hands to the store. */
@@ -119,6 +123,10 @@ export interface RunSeen {
   count: number;
   first_seen: string;
   last_seen: string;
+  /** the key in `kernels` when it is not the release: the release with the user's uacce source */
+  kernel?: string;
+  /** where uacce came from (KernelId.uacce) */
+  uacce?: string;
 }
 
 /** The bug a finding is part of (findings/bugs.ts), as finding.json shows it. */
@@ -134,6 +142,8 @@ export interface FindingBug {
 
 export interface KernelSeen {
   spec: string;
+  /** where uacce came from (KernelId.uacce) */
+  uacce?: string;
   count: number;
   first_seen: string;
   last_seen: string;
@@ -611,7 +621,7 @@ export class FindingStore {
         id,
         kind: c.kind,
         title,
-        kernel: { spec, release },
+        kernel: kernelRecord(c.kernel, spec, release),
         kernels: {},
         count: 0,
         first_seen: at,
@@ -638,15 +648,26 @@ export class FindingStore {
         if (c.report) f.report = { ...c.report };
       }
     }
+    // a kernel with the user's uacce source is another kernel than the same release without it
+    const uacce = c.kernel.uacce ? cleanTitle(c.kernel.uacce) : undefined;
+    const kernelKey = c.kernel.uacce_src !== undefined && uacce ? `${release} (${uacce})` : release;
     const runs = (f.runs ??= {});
-    const key = `${c.runId ?? this.runId} ${release}`;
+    const key = `${c.runId ?? this.runId} ${kernelKey}`;
     const r = runs[key];
     if (r) {
       r.count += 1;
       if (at < r.first_seen) r.first_seen = at;
       if (at > r.last_seen) r.last_seen = at;
     } else {
-      runs[key] = { release, spec, count: 1, first_seen: at, last_seen: at };
+      runs[key] = {
+        release,
+        spec,
+        count: 1,
+        first_seen: at,
+        last_seen: at,
+        ...(kernelKey !== release ? { kernel: kernelKey } : {}),
+        ...(uacce ? { uacce } : {}),
+      };
     }
     totalsFromRuns(f);
     if (c.kind !== 'divergence' && c.excerpt) {
@@ -825,8 +846,9 @@ function totalsFromRuns(f: Finding): void {
     count += r.count;
     if (r.first_seen < first) first = r.first_seen;
     if (r.last_seen > last) last = r.last_seen;
-    const k = kernels[r.release];
-    if (!k) kernels[r.release] = { spec: r.spec, count: r.count, first_seen: r.first_seen, last_seen: r.last_seen };
+    const kernelKey = r.kernel ?? r.release;
+    const k = kernels[kernelKey];
+    if (!k) kernels[kernelKey] = { spec: r.spec, count: r.count, first_seen: r.first_seen, last_seen: r.last_seen, ...(r.uacce ? { uacce: r.uacce } : {}) };
     else {
       k.count += r.count;
       if (r.first_seen < k.first_seen) {
@@ -879,6 +901,13 @@ export function mergeFindings(a: Finding, b: Finding): Finding {
   const former = [...new Set([...(a.former_ids ?? []), ...(b.former_ids ?? [])])];
   if (former.length > 0) f.former_ids = former;
   return f;
+}
+
+function kernelRecord(k: KernelId, spec: string, release: string): KernelId {
+  const out: KernelId = { spec, release };
+  if (k.uacce) out.uacce = cleanTitle(k.uacce);
+  if (k.uacce_src) out.uacce_src = cleanTitle(k.uacce_src);
+  return out;
 }
 
 function describeKnown(k: KnownIssue): string {

@@ -244,7 +244,7 @@ export interface ReplayRun {
 
 export interface ReplayResult {
   target: ReplayTarget;
-  kernel: { spec: string; release: string };
+  kernel: { spec: string; release: string; uacce?: string };
   /** what counted as reproducing */
   expectTitle?: string;
   runs: ReplayRun[];
@@ -260,6 +260,10 @@ export interface ReplayOptions {
   logDir?: string;
   timeoutMs?: number;
   onRun?: (r: ReplayRun) => void;
+  /** build uacce.ko from this source for the kernel (kernels/uacce-src.ts) */
+  uacceSrc?: string;
+  /** the kernel, already fetched (then kernelSpec only names it) */
+  kernel?: KernelArtifacts;
 }
 
 /**
@@ -271,7 +275,7 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
   const t = typeof target === 'string' ? await loadReplayTarget(target) : target;
   const runs = opts.runs ?? 3;
   if (!Number.isInteger(runs) || runs < 1 || runs > 1000) throw new UserError(`--runs must be 1..1000, got ${runs}`);
-  const kernel = await fetchKernel(kernelSpec);
+  const kernel = opts.kernel ?? (await fetchKernel(kernelSpec, opts.uacceSrc !== undefined ? { uacceSrc: opts.uacceSrc } : {}));
   const given = opts.expectTitle !== undefined ? opts.expectTitle || undefined : t.title;
   // a finding or reproducer of an older svadiff may have a title with values in it
   const expectTitle = given !== undefined ? currentDivergenceTitle(given) : undefined;
@@ -287,8 +291,8 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
   } else {
     image = await prepareReproImage(kernel, []);
   }
-  const profile = profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' });
-  const kernelId = { spec: kernel.exactSpec, release: kernel.release };
+  const profile = profileFor(kernel.release, { arch: kernel.arch, distro: kernel.distro ?? 'debian' });
+  const kernelId = { spec: kernel.exactSpec, release: kernel.release, ...(kernel.uacce ? { uacce: kernel.uacce.text } : {}) };
   const bootOnce = (i: number) =>
     Guest.boot(kernel, image, { ...(opts.accel ? { accel: opts.accel } : {}), consolePath: join(logDir, `replay-${i}.console.log`) });
   // A boot that fails before the agent answers is retried once: under TCG on a loaded host the

@@ -293,6 +293,8 @@ export interface ReportKernel {
   arch: string;
   configHash: string;
   compiler?: string;
+  /** where uacce came from (kernels/types.ts UacceOrigin.text) */
+  uacce?: string;
 }
 
 export interface ReportInput {
@@ -403,7 +405,8 @@ export function renderReport(r: ReportInput): string {
   out.push(...wrapText(`${r.kernel.release} (${r.kernel.exactSpec}${r.kernel.debianVersion ? `, Debian ${r.kernel.debianVersion}` : ''}), ${r.kernel.arch}`, REPORT_WIDTH, '  ', '    '));
   out.push(...wrapText(`config sha256 ${r.kernel.configHash.slice(0, 16)}`, REPORT_WIDTH, '  '));
   if (r.kernel.compiler) out.push(...wrapText(`built with ${r.kernel.compiler}`, REPORT_WIDTH, '  ', '    '));
-  out.push(...wrapText('uacce built as a module from the matching linux-source (Debian kernels have CONFIG_UACCE off).', REPORT_WIDTH, '  ', '    '));
+  if (r.kernel.uacce) out.push(...wrapText(r.kernel.uacce, REPORT_WIDTH, '  ', '    '));
+  else out.push(...wrapText('uacce built as a module from the matching linux-source (Debian kernels have CONFIG_UACCE off).', REPORT_WIDTH, '  ', '    '));
 
   section(out, 'Machine');
   if (r.qemu) {

@@ -9,6 +9,18 @@ export interface HostTool {
   cmd: string;
   pkg: string;
   why: string;
+  /** for packages without a program (libraries): a file whose presence shows the package is installed */
+  path?: string;
+}
+
+function present(t: HostTool): boolean {
+  if (t.path === undefined) return which(t.cmd) !== undefined;
+  try {
+    accessSync(t.path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function isRoot(): boolean {
@@ -58,7 +70,7 @@ export function missingToolsMessage(tools: HostTool[]): string {
  * fail with the exact command to run.
  */
 export async function ensureHostTools(tools: HostTool[]): Promise<void> {
-  const missing = tools.filter((t) => which(t.cmd) === undefined);
+  const missing = tools.filter((t) => !present(t));
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map((t) => t.pkg))].sort();
   const what = missing.map((t) => `${t.cmd} (${t.why})`).join(', ');
@@ -79,7 +91,7 @@ export async function ensureHostTools(tools: HostTool[]): Promise<void> {
     const tail = String(r.all ?? '').split('\n').slice(-5).join(' | ');
     throw new UserError(`could not install ${pkgs.join(' ')} (apt-get exit ${r.exitCode}): ${tail}; run: ${cmd}`);
   }
-  const still = missing.filter((t) => which(t.cmd) === undefined);
+  const still = missing.filter((t) => !present(t));
   if (still.length > 0) {
     throw new UserError(`installed ${pkgs.join(' ')} but still cannot find ${still.map((t) => t.cmd).join(', ')}`);
   }

@@ -33,6 +33,7 @@ const STOCK: readonly { cmd: string; pkg: string; why: string }[] = [
   { cmd: 'sleep', pkg: 'coreutils', why: 'tests: a process to hold a lock' },
   { cmd: 'dpkg', pkg: 'dpkg', why: "tests: Debian's version comparison" },
   { cmd: 'dpkg-query', pkg: 'dpkg', why: 'this test: package priorities' },
+  { cmd: 'diff', pkg: 'diffutils', why: "tests: a maintainer's patch for --uacce-src (diff -u)" },
 ];
 
 /** Given by the README's premise (a fresh Debian 12 machine with Node and gcc). */

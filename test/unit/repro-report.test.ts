@@ -303,3 +303,11 @@ describe('renderReport', () => {
     expect(subjectLine('crash', 'DMAR fault: PTE Read access is not set')).toBe('[BUG] iommu: DMAR fault: PTE Read access is not set');
   });
 });
+
+describe('where uacce came from', () => {
+  it('the report quotes it when the kernel says (--uacce-src, self-built kernels)', () => {
+    const text = renderReport(input({ kernel: { ...input().kernel, uacce: 'uacce.c: Debian 6.12.117 + fix.patch, sha256 0123456789abcdef' } }));
+    expect(text).toContain('  uacce.c: Debian 6.12.117 + fix.patch, sha256 0123456789abcdef');
+    expect(text).not.toContain('from the matching linux-source');
+  });
+});
