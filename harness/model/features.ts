@@ -21,6 +21,7 @@ export function opFeatures(s: ModelState, op: Op): string[] {
   const out = new Set<string>();
   const task = s.tasks.get(op.task);
   if (op.task !== ROOT_TASK) out.add('task:child');
+  if (op.group !== undefined) out.add('concurrent');
   for (const q of s.queues.values()) if (q.racy) out.add('engine:busy');
   if (s.devs.some((d) => d.instance === null)) out.add('device:removed');
   if (task === undefined || !task.alive) return [...out].sort();

@@ -34,7 +34,7 @@ import { divergenceTitle } from '../oracle/check.js';
 import { crashFamily } from '../oracle/report.js';
 import { onlyHolds } from '../ops/describe.js';
 import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
-import { descOf, fieldsOf } from '../ops/index.js';
+import { descOf, fieldsOf, titleWhat } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
@@ -63,8 +63,24 @@ export function crashKey(kind: FindingKind, title: string): string {
   return `${kind}: ${crashFamily(title)}`;
 }
 
-export function divergenceKey(op: Op, expected: string, observed: string): string {
-  return `divergence: ${divergenceTitle(op, expected, observed, [])}`;
+/** The parts of a divergence its key is made of (its op in a concurrent group: the calls it ran with). */
+export interface DivergenceFacts {
+  op: Op;
+  expected: string;
+  observed: string;
+  concurrent?: readonly string[];
+  unordered?: boolean;
+}
+
+export function divergenceKey(d: DivergenceFacts): string {
+  return `divergence: ${divergenceTitle(d.op, d.expected, d.observed, [], { ...(d.concurrent ? { concurrent: d.concurrent } : {}), ...(d.unordered ? { unordered: true } : {}) })}`;
+}
+
+/** The calls that ran at the same time as op `index` (the other ops of its concurrent group), as titles name them. */
+export function concurrentWith(program: Program, index: number): string[] {
+  const g = program.ops[index]?.group;
+  if (g === undefined) return [];
+  return program.ops.flatMap((op, i) => (i !== index && op.group === g ? [titleWhat(op)] : []));
 }
 
 /** The signature of a stored finding whose program is `program`. */
@@ -72,7 +88,9 @@ export function findingSignature(f: FindingFacts, program: Program): Signature {
   if (f.kind !== 'divergence') return { kind: f.kind, key: crashKey(f.kind, f.title) };
   const op = f.op_index !== undefined ? program.ops[f.op_index] : undefined;
   if (op && f.expected !== undefined && f.observed !== undefined && f.expected !== '' && f.observed !== '') {
-    return { kind: 'divergence', key: divergenceKey(op, f.expected, f.observed) };
+    const concurrent = concurrentWith(program, f.op_index!);
+    const facts: DivergenceFacts = { op, expected: f.expected, observed: f.observed, concurrent, unordered: / \(no order of the group gives it\) \[/.test(f.title) };
+    return { kind: 'divergence', key: divergenceKey(facts) };
   }
   // no op index: the title without its rule list
   return { kind: 'divergence', key: `divergence: ${f.title.replace(/ \[[^\]]*\]$/, ' []')}` };
@@ -92,7 +110,7 @@ export interface Trial {
 export function trialOf(r: ExecResult, kernel: KernelId): Trial {
   const keys: string[] = [];
   const d = r.check.divergence;
-  if (d) keys.push(divergenceKey(d.op, d.expected, d.observed));
+  if (d) keys.push(divergenceKey(d));
   for (const c of findingCandidates(r, kernel)) if (c.kind !== 'divergence') keys.push(crashKey(c.kind, c.title));
   const t: Trial = { keys, result: r };
   if (d) t.divergenceIndex = d.index;
