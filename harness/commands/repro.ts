@@ -137,6 +137,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       ...(values['no-minimize'] ? { noSearch: true } : {}),
       ...(maxRuns !== undefined ? { maxRuns } : {}),
       ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
+      profile,
       onProgress: (m) => info(m),
     });
     if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {

@@ -125,3 +125,30 @@ export function ruleClaims(rule: string, kind: string): boolean {
   if (prefix === 'fd') return kind === 'close' || kind === 'dup' || kind === 'mmap' || kind === 'ioctl';
   return false;
 }
+
+/** The signals of a checked run: every op the model matched, with each rule it matched by. */
+export function signalsOf(check: { ops: readonly { op: { op: string }; verdict: string; rules?: readonly string[]; features?: readonly string[] }[] }): OpSignal[] {
+  const out: OpSignal[] = [];
+  for (const o of check.ops) {
+    if (o.verdict !== 'match') continue;
+    for (const rule of o.rules ?? []) out.push({ kind: o.op.op, rule, features: o.features ?? [] });
+  }
+  return out;
+}
+
+/** One point of a run's coverage over time. */
+export interface TimelinePoint {
+  /** fuzzing time so far (resumed runs included) */
+  ms: number;
+  programs: number;
+  rules: number;
+  pairs: number;
+}
+
+/** Keep a timeline short: at most `max` points, thinned evenly, the last one kept. */
+export function thinTimeline(t: TimelinePoint[], max = 400): TimelinePoint[] {
+  if (t.length <= max) return t;
+  const keep = t.filter((_, i) => i % 2 === 0);
+  if (keep[keep.length - 1] !== t[t.length - 1]) keep.push(t[t.length - 1]!);
+  return keep;
+}

@@ -199,6 +199,57 @@ export function realTimeBefore(raws: readonly (RawResult | undefined)[]): number
   );
 }
 
+/** What a concurrent group may give, every order and every branch of the model followed. */
+export interface GroupOutcomes {
+  /** per op of the group: the outcomes it may have (by formatted text) and the rules behind them */
+  outcomes: Map<string, Outcome>[];
+  rules: Set<string>[];
+  /** every (order, outcome of each op) the model allows; ops by their place in the group */
+  tuples: { order: number[]; outcomes: Outcome[] }[];
+  /** states after the group */
+  finals: ModelState[];
+  /** more branches than `cap`: tuples and finals are incomplete */
+  truncated: boolean;
+}
+
+/** Every way a group of ops may go from `states`, in the given orders (default: all). */
+export function groupOutcomes(states: readonly ModelState[], gops: readonly Op[], orders?: number[][], cap = 256): GroupOutcomes {
+  const n = gops.length;
+  const out: GroupOutcomes = { outcomes: gops.map(() => new Map()), rules: gops.map(() => new Set()), tuples: [], finals: [], truncated: false };
+  const all = orders ?? realTimeOrders(n, gops.map(() => []));
+  const seen = new Set<string>();
+  for (const order of all) {
+    let frontier: { state: ModelState; got: (Outcome | undefined)[] }[] = states.map((state) => ({ state, got: new Array<Outcome | undefined>(n) }));
+    for (const k of order) {
+      const next: typeof frontier = [];
+      for (const f of frontier) {
+        for (const p of predict(f.state, gops[k]!)) {
+          out.outcomes[k]!.set(formatOutcome(p.outcome), p.outcome);
+          out.rules[k]!.add(p.rule);
+          if (next.length >= cap) {
+            out.truncated = true;
+            continue;
+          }
+          const got = [...f.got];
+          got[k] = p.outcome;
+          next.push({ state: p.next, got });
+        }
+      }
+      frontier = next;
+    }
+    for (const f of frontier) {
+      const key = `${order.join(',')}|${f.got.map((o) => formatOutcome(o!)).join('|')}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.tuples.push({ order, outcomes: f.got as Outcome[] });
+      }
+      if (out.finals.length < cap) out.finals.push(f.state);
+      else out.truncated = true;
+    }
+  }
+  return out;
+}
+
 interface GroupCheck {
   ops: OpCheck[];
   checked: number;
@@ -221,10 +272,10 @@ function checkGroup(
   const features = gops.map((op) => opFeatures(states[0]!, op));
   const before = realTimeBefore(members.map((i) => results[i]));
   const orders = realTimeOrders(count, before);
-  // what each op may do, over every order and every state it can be reached in with the ops
-  // before it matched (for the report of a divergence and for unchecked ops)
-  const allowed = gops.map(() => new Map<string, Outcome>());
-  const allowedRules = gops.map(() => new Set<string>());
+  // what each op may do, in any order, whatever the others did (what a reproducer expects of it)
+  const any = groupOutcomes(states, gops);
+  const allowed = any.outcomes;
+  const allowedRules = any.rules;
   const expectedText = (k: number) => formatOutcomeSet([...allowed[k]!.values()]);
 
   // observe every member first: a missing or impossible result stops the check there
@@ -242,7 +293,6 @@ function checkGroup(
   const rulesOk = gops.map(() => new Set<string>());
   const finals: ModelState[] = [];
   const good: number[][] = [];
-  let furthest = { depth: -1, op: 0 };
   for (const order of orders) {
     let frontier: { state: ModelState; rules: string[] }[] = states.map((s) => ({ state: s, rules: [] }));
     let depth = 0;
@@ -251,12 +301,9 @@ function checkGroup(
       const next: { state: ModelState; rules: string[] }[] = [];
       for (const f of frontier) {
         for (const p of predict(f.state, gops[k]!)) {
-          allowed[k]!.set(formatOutcome(p.outcome), p.outcome);
-          allowedRules[k]!.add(p.rule);
           if (outcomeMatches(p.outcome, obs[k]!) && next.length < MAX_CANDIDATES * 2) next.push({ state: p.next, rules: [...f.rules, `${k}:${p.rule}`] });
         }
       }
-      if (next.length === 0 && depth > furthest.depth) furthest = { depth, op: k };
       frontier = next;
     }
     if (frontier.length === 0) continue;
@@ -278,10 +325,10 @@ function checkGroup(
       lin,
     };
   }
-  // no order explains the results: report an op whose outcome no order allows, else the one
-  // the most matched prefix of an order failed at
-  const alone = gops.findIndex((_, k) => allowed[k]!.size > 0 && ![...allowed[k]!.values()].some((e) => outcomeMatches(e, obs[k]!)));
-  const k = alone >= 0 ? alone : furthest.op;
+  // no order explains the results: report the first op whose outcome no order allows, else the
+  // group's last op (the results are each possible, but not together)
+  const alone = gops.findIndex((_, k) => ![...allowed[k]!.values()].some((e) => outcomeMatches(e, obs[k]!)));
+  const k = alone >= 0 ? alone : count - 1;
   const op = gops[k]!;
   const expected = expectedText(k);
   const rules = [...allowedRules[k]!];
