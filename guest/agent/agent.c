@@ -19,7 +19,8 @@
  *                         subreaper when run on a development host) and die with the group
  * Ops go to task i over command pipe i (all pipes exist before task 0 starts, so every task
  * inherits them); results come back on one result pipe as fixed-size records (< PIPE_BUF, so
- * writes are atomic). The agent sends op n+1 only after op n's result: runs are deterministic.
+ * writes are atomic). The agent sends op n+1 only after op n's result: runs are deterministic;
+ * only the ops of a concurrent group (a B line) go to their tasks at once, each with its times.
  *
  * Bad input from the host never makes the agent exit: it answers with an E line.
  *

@@ -52,15 +52,21 @@ static struct {
 	unsigned long long relayed, dropped;
 } ex = { .out_fd = -1 };
 
-/* the op the agent is waiting for */
-static struct {
-	int active;
+/* the ops the agent is waiting for: one, or the ops of a concurrent group (each of its own task) */
+static struct wait {
 	int task;
 	int idx;
 	int got;
 	int died;
 	struct res r;
-} cur;
+	long long sent_ns;	/* its command written to the task */
+	long long dead_ns;	/* its task seen gone (an exit, a death) */
+} cur[MAX_TASKS];
+static int n_cur;		/* entries of cur in use, 0: none */
+
+/* group sizes by first op index (B lines): 0 or 1 for an op alone */
+static int group_n[MAX_OPS];
+static unsigned char in_group[MAX_OPS];
 
 static void send_task_end(int t, int status)
 {
@@ -85,14 +91,20 @@ static void drain_results(void);
 static void task_died(int t, int status)
 {
 	struct task *tk = &tasks[t];
+	int i;
 
 	tk->state = T_DEAD;
 	tk->status = status;
-	if (cur.active && cur.task == t && !tk->exiting) {
-		/* a result written just before dying still counts */
-		drain_results();
-		if (!cur.got)
-			cur.died = 1;
+	for (i = 0; i < n_cur; i++) {
+		if (cur[i].task != t)
+			continue;
+		cur[i].dead_ns = now_ns();
+		if (!tk->exiting) {
+			/* a result written just before dying still counts */
+			drain_results();
+			if (!cur[i].got)
+				cur[i].died = 1;
+		}
 	}
 	if (tk->killing)
 		return;
@@ -147,6 +159,7 @@ static void reap_all(void)
 static void drain_results(void)
 {
 	struct res r;
+	int i;
 
 	if (res_pipe[0] < 0)
 		return;
@@ -157,9 +170,11 @@ static void drain_results(void)
 			continue;
 		if (n != (ssize_t)sizeof(r))
 			break;
-		if (cur.active && !cur.got && r.step == cur.idx) {
-			cur.r = r;
-			cur.got = 1;
+		for (i = 0; i < n_cur; i++) {
+			if (!cur[i].got && r.step == cur[i].idx) {
+				cur[i].r = r;
+				cur[i].got = 1;
+			}
 		}
 		/* anything else is a stale result of an op the agent gave up on */
 	}

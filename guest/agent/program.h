@@ -6,8 +6,9 @@
  * killed and the module unloaded. Part of the agent (agent.c includes it).
  */
 
-/* R: the result of op idx; aux is where a mapping went, or a new task's pid */
-static void send_result(int idx, const struct res *r)
+/* R: the result of op idx; aux is where a mapping went, or a new task's pid; with times (an op of a
+ * concurrent group): when it began and ended, CLOCK_MONOTONIC ns */
+static void send_result(int idx, const struct res *r, int times)
 {
 	char aux[AUX_MAX];
 	int alen = 0;
@@ -29,10 +30,11 @@ static void send_result(int idx, const struct res *r)
 	ob_sp();
 	ob_i64(r->sig);
 	ob_sp();
-	/* aux is short: write it first into the budget so that a long data field is what gets cut */
+	/* aux and the times are short: write them first into the budget so that a long data field
+	 * is what gets cut */
 	{
 		size_t dlen = r->len > DATA_MAX ? DATA_MAX : r->len;
-		size_t room = MAX_LINE - ol - 2 - 2 * (alen ? alen : 1);
+		size_t room = MAX_LINE - ol - 2 - 2 * (alen ? alen : 1) - (times ? 42 : 0);
 
 		if (2 * dlen > room)
 			dlen = room / 2;
@@ -40,21 +42,28 @@ static void send_result(int idx, const struct res *r)
 		ob_sp();
 		ob_hex(aux, (size_t)alen);
 	}
+	if (times) {
+		ob_sp();
+		ob_i64(r->t0);
+		ob_sp();
+		ob_i64(r->t1);
+	}
 	ob_send();
 }
 
-static void send_simple_result(int idx, long long ret, int err)
+static void send_simple_result(int idx, long long ret, int err, int times)
 {
 	struct res r;
 
 	memset(&r, 0, sizeof(r));
 	r.ret = ret;
 	r.err = err;
-	send_result(idx, &r);
+	r.t0 = r.t1 = now_ns();
+	send_result(idx, &r, times);
 }
 
 /* the op's task died while doing it: errno -1 and the signal that killed it (0: it exited) */
-static void send_died_result(int idx, int status)
+static void send_died_result(const struct wait *w, int status, int times)
 {
 	struct res r;
 
@@ -62,7 +71,9 @@ static void send_died_result(int idx, int status)
 	r.ret = -1;
 	r.err = -1;
 	r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	send_result(idx, &r);
+	r.t0 = w->sent_ns;
+	r.t1 = w->dead_ns;
+	send_result(w->idx, &r, times);
 }
 
 static void send_finished(int status, const char *msg)
@@ -97,92 +108,135 @@ static void adopt_child(int t, pid_t pid)
 	}
 }
 
-/* Run one op. Returns 0, or -1 if it missed its deadline (T sent; the program must stop). */
-static int run_op(const struct op *o)
+/* hand one op to its task (all of a group's go before any result is awaited) */
+static void send_command(const struct op *o)
 {
-	struct task *tk = &tasks[o->task];
 	static struct cmd c;
-	long long deadline;
-	int is_exit = o->opcode == OP_EXIT;
+	const char *p = (const char *)&c;
+	size_t left = sizeof(c);
 
-	if (o->task >= P.ntasks || tk->state != T_ALIVE) {
-		send_simple_result(o->idx, -1, ESRCH);
-		return 0;
-	}
-	if (o->opcode == OP_FORK && (o->a[0] >= P.ntasks || tasks[o->a[0]].state != T_NONE)) {
-		/* the host gave a task index that is out of range or already used */
-		send_simple_result(o->idx, -1, EEXIST);
-		return 0;
-	}
 	memset(&c, 0, sizeof(c));
 	c.step = o->idx;
 	c.op = *o;
 	resolve(&c);
-	if (is_exit)
-		tk->exiting = 1;
+	while (left > 0) {
+		ssize_t w = write(cmd_pipe[o->task][1], p, left);
 
-	memset(&cur, 0, sizeof(cur));
-	cur.active = 1;
-	cur.task = o->task;
-	cur.idx = o->idx;
-	{
-		const char *p = (const char *)&c;
-		size_t left = sizeof(c);
-
-		while (left > 0) {
-			ssize_t w = write(cmd_pipe[o->task][1], p, left);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;	/* EPIPE: no task is left to read it; the reap says why */
-			p += w;
-			left -= (size_t)w;
-		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;	/* EPIPE: no task is left to read it; the reap says why */
+		p += w;
+		left -= (size_t)w;
 	}
-	deadline = now_ms() + op_deadline_ms(o);
+}
+
+/* is the op of wait entry w over (a result, its task's death, or the exit it was)? */
+static int wait_done(const struct wait *w, const struct op *o)
+{
+	return w->got || w->died || (o->opcode == OP_EXIT && tasks[o->task].state == T_DEAD);
+}
+
+/*
+ * Run ops o[0..n-1]: one op, or the ops of a concurrent group (n > 1, each of a different task),
+ * whose commands all go out before any result is awaited, so that their tasks run them at the
+ * same time. R lines follow in op order once every op is over; a group's carry each op's times.
+ * Returns 0, or -1 if an op missed its deadline (T sent; the program must stop).
+ */
+static int run_ops(const struct op *o, int n)
+{
+	enum { RUN, ANSWERED } how[MAX_TASKS];
+	int answer[MAX_TASKS], times = n > 1;
+	long long deadline = 0;
+	int i, k;
+
+	memset(cur, 0, sizeof(cur));
+	n_cur = n;
+	for (i = 0; i < n; i++) {
+		struct task *tk = &tasks[o[i].task];
+
+		cur[i].task = o[i].task;
+		cur[i].idx = o[i].idx;
+		how[i] = ANSWERED;
+		if (o[i].task >= P.ntasks || tk->state != T_ALIVE) {
+			answer[i] = ESRCH;
+			continue;
+		}
+		if (o[i].opcode == OP_FORK && (o[i].a[0] >= P.ntasks || tasks[o[i].a[0]].state != T_NONE)) {
+			/* the host gave a task index that is out of range or already used */
+			answer[i] = EEXIST;
+			continue;
+		}
+		how[i] = RUN;
+		if (o[i].opcode == OP_EXIT)
+			tk->exiting = 1;
+		if (deadline < now_ms() + op_deadline_ms(&o[i]))
+			deadline = now_ms() + op_deadline_ms(&o[i]);
+	}
+	for (i = 0; i < n; i++) {
+		if (how[i] != RUN)
+			continue;
+		cur[i].sent_ns = now_ns();
+		send_command(&o[i]);
+	}
 	for (;;) {
 		long long rem;
+		int left = 0;
 
-		if (cur.got || cur.died)
-			break;
-		if (is_exit && tk->state == T_DEAD)
+		for (i = 0; i < n; i++)
+			left += how[i] == RUN && !wait_done(&cur[i], &o[i]);
+		if (!left)
 			break;
 		rem = deadline - now_ms();
 		if (rem <= 0) {
-			cur.active = 0;
-			tk->exiting = 0;
+			for (i = 0; i < n; i++)
+				if (how[i] == RUN && !wait_done(&cur[i], &o[i]))
+					break;
+			for (k = 0; k < n; k++)
+				tasks[o[k].task].exiting = 0;
+			n_cur = 0;
 			drain_kmsg();
 			ob_reset();
 			ob_str("T ");
 			ob_i64(P.id);
 			ob_sp();
-			ob_i64(o->idx);
+			ob_i64(o[i].idx);
 			ob_sp();
-			ob_i64(op_deadline_ms(o));
+			ob_i64(op_deadline_ms(&o[i]));
 			ob_send();
 			return -1;
 		}
 		pump(rem > 1000 ? 1000 : (int)rem);
 	}
-	cur.active = 0;
-	if (is_exit) {
-		int st = tk->status;
+	for (i = 0; i < n; i++) {
+		struct task *tk = &tasks[o[i].task];
+		struct wait *w = &cur[i];
 
-		tk->exiting = 0;
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-			send_simple_result(o->idx, 0, 0);
-		else
-			send_died_result(o->idx, st);	/* after the X line task_died sent */
-		return 0;
+		if (how[i] == ANSWERED) {
+			send_simple_result(o[i].idx, -1, answer[i], times);
+		} else if (o[i].opcode == OP_EXIT) {
+			int st = tk->status;
+
+			tk->exiting = 0;
+			if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+				struct res r;
+
+				memset(&r, 0, sizeof(r));
+				r.t0 = w->sent_ns;
+				r.t1 = w->dead_ns;
+				send_result(w->idx, &r, times);
+			} else {
+				send_died_result(w, st, times);	/* after the X line task_died sent */
+			}
+		} else if (w->died) {
+			send_died_result(w, tk->status, times);	/* after the X line task_died sent */
+		} else {
+			send_result(w->idx, &w->r, times);
+			if (o[i].opcode == OP_FORK && w->r.ret == 0 && w->r.child > 0)
+				adopt_child((int)o[i].a[0], w->r.child);
+		}
 	}
-	if (cur.died) {
-		send_died_result(o->idx, tk->status);	/* after the X line task_died sent */
-		return 0;
-	}
-	send_result(o->idx, &cur.r);
-	if (o->opcode == OP_FORK && cur.r.ret == 0 && cur.r.child > 0)
-		adopt_child((int)o->a[0], cur.r.child);
+	n_cur = 0;
 	return 0;
 }
 
@@ -258,7 +312,10 @@ static void program_reset(void)
 	close_fd(&res_pipe[0]);
 	close_fd(&res_pipe[1]);
 	memset(tasks, 0, sizeof(tasks));
+	memset(group_n, 0, sizeof(group_n));
+	memset(in_group, 0, sizeof(in_group));
 	n_early = 0;
+	n_cur = 0;
 	P.state = P_IDLE;
 	P.nops = 0;
 	P.poison[0] = '\0';
@@ -418,17 +475,20 @@ static void run_batch(void)
 	if (setup_program() != 0)
 		return;
 	P.state = P_BATCH;
-	for (i = 0; i < P.nops; i++) {
+	for (i = 0; i < P.nops;) {
+		int n = group_n[i] > 1 ? group_n[i] : 1;
+
 		batch_take_lines();
 		if (P.abort)
 			break;
-		if (run_op(&ops[i]) != 0) {
+		if (run_ops(&ops[i], n) != 0) {
 			char m[96];
 
 			snprintf(m, sizeof(m), "op %d did not finish within its deadline", ops[i].idx);
 			teardown(m);
 			return;
 		}
+		i += n;
 	}
 	batch_take_lines();
 	teardown(NULL);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The host's commands (docs/agent-protocol.md "Host -> agent"): D, O, G, I, U, Z, C. Part of
+ * The host's commands (docs/agent-protocol.md "Host -> agent"): D, O, B, G, I, U, Z, C. Part of
  * the agent (agent.c includes it).
  */
 
@@ -155,13 +155,49 @@ static void cmd_O(char **tok, int ntok)
 		ops[P.nops++] = o;
 		return;
 	}
-	/* interactive: run it now (a task index beyond ntasks gets ESRCH or EEXIST from run_op) */
-	if (run_op(&o) != 0) {
+	/* interactive: run it now (a task index beyond ntasks gets ESRCH or EEXIST from run_ops) */
+	if (run_ops(&o, 1) != 0) {
 		char m[96];
 
 		snprintf(m, sizeof(m), "op %d did not finish within its deadline", o.idx);
 		teardown(m);
 	}
+}
+
+/* B <first> <count>: ops first..first+count-1 (already sent) run at the same time, each in its task */
+static void cmd_B(char **tok, int ntok)
+{
+	char err[MSG_MAX] = "";
+	long long first, count;
+	int i, j;
+
+	if (P.state != P_COLLECT) {
+		send_error("B without a program being collected (send D and its O lines first)");
+		return;
+	}
+	if (P.poison[0])
+		return;
+	if (ntok != 3 || num(tok[1], 0, MAX_OPS - 1, &first) || num(tok[2], 2, MAX_TASKS, &count))
+		snprintf(err, sizeof(err), "bad B line: want B <first-op> <count 2..%d>", MAX_TASKS);
+	else if (first + count > P.nops)
+		snprintf(err, sizeof(err), "B %lld %lld: ops %lld..%lld were not sent", first, count, first, first + count - 1);
+	for (i = (int)first; !err[0] && i < first + count; i++) {
+		if (in_group[i])
+			snprintf(err, sizeof(err), "B %lld %lld: op %d is in another group", first, count, i);
+		else if (ops[i].opcode == OP_FORK)
+			snprintf(err, sizeof(err), "B %lld %lld: op %d forks; a group creates no task", first, count, i);
+		for (j = (int)first; !err[0] && j < i; j++)
+			if (ops[j].task == ops[i].task)
+				snprintf(err, sizeof(err), "B %lld %lld: ops %d and %d are of one task", first, count, j, i);
+	}
+	if (err[0]) {
+		send_error("%s", err);
+		snprintf(P.poison, sizeof(P.poison), "%s", err);
+		return;
+	}
+	for (i = (int)first; i < first + count; i++)
+		in_group[i] = 1;
+	group_n[first] = (int)count;
 }
 
 /* A G or I the agent cannot run: E says why, and F status 2 ends the program for the host. */
@@ -293,6 +329,8 @@ static void handle_line(char *line)
 		cmd_D(tok, ntok);
 	else if (strcmp(tok[0], "O") == 0)
 		cmd_O(tok, ntok);
+	else if (strcmp(tok[0], "B") == 0)
+		cmd_B(tok, ntok);
 	else if (strcmp(tok[0], "G") == 0) {
 		if (start_args(tok, ntok, "G") == 0)
 			run_batch();

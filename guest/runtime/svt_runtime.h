@@ -256,6 +256,17 @@ static long long now_ms(void)
 #endif
 
 #if SVT_AGENT || SVT_GENERAL
+/* CLOCK_MONOTONIC in ns: one clock for every process, so steps of different tasks compare */
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+#endif
+
+#if SVT_AGENT || SVT_GENERAL
 /* ---- tasks: processes that run steps for a controller ---- */
 
 /* A step's result from what its body leaves: ret, and e (errno) when it failed (EIO if unset). */
@@ -283,14 +294,17 @@ static int run_guarded(struct cmd *c, struct res *r)
 	int child;
 
 	if (sigsetjmp(fault_env, 1) != 0) {
+		r->t1 = now_ns();
 		r->ret = -1;
 		r->err = 0;
 		r->sig = fault_sig;
 		return 0;
 	}
+	r->t0 = now_ns();
 	in_step = 1;
 	child = do_step(c, r);
 	in_step = 0;
+	r->t1 = now_ns();
 	return child;
 }
 

@@ -39,6 +39,7 @@ struct res {
 	long long ret;		/* the call's return value (mmap, mremap: 0 or -1) */
 	int err;		/* its errno, 0 on success */
 	int child;		/* fork: the new task's pid */
+	long long t0, t1;	/* CLOCK_MONOTONIC ns before and after the step (the task's own clock reading) */
 #endif
 	int sig;		/* SIGSEGV or SIGBUS raised during the step, 0 if none */
 	uint64_t addr, want;	/* mmap, mremap: where the mapping went, where it should be */

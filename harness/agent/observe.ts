@@ -18,6 +18,9 @@ export interface RawResult {
   signal: number;
   data: string;
   aux: string;
+  /** an op of a concurrent group: when it began and ended (guest CLOCK_MONOTONIC, ns) */
+  t0?: number;
+  t1?: number;
 }
 
 export class AgentAnomaly extends Error {}

@@ -666,6 +666,7 @@ export class AgentSession {
           return;
         }
         const r: RawResult = { ret: msg.ret, errno: msg.errno, signal: msg.signal, data: msg.data, aux: msg.aux };
+        if (msg.t0 !== undefined && msg.t1 !== undefined) [r.t0, r.t1] = [msg.t0, msg.t1];
         a.run.results[msg.idx] = r;
         a.lastResult = msg.idx;
         if (a.pendingOp && a.pendingOp.idx === msg.idx) {

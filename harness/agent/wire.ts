@@ -6,6 +6,7 @@ import { HANDLES, WIRE_ARGS, wireLayout, type Field, type HandleKind } from '../
 import { createdNames, descOf, fieldsOf } from '../ops/index.js';
 import type { DeviceParams, Op, Program } from '../program/types.js';
 import { ROOT_TASK } from '../program/types.js';
+import { groupSpans } from '../program/parse.js';
 
 export const PROTO_VERSION = 1;
 /** Longest protocol line, without its newline (the agent's MAX_LINE). */
@@ -124,10 +125,15 @@ export function encodeExec(progId: number, device: DeviceParams, path: string, t
   return [encodeDevice(progId, device), `U ${progId} ${hexEncode(path)} ${timeoutMs}`];
 }
 
-/** All host lines for running a program in batch mode. */
+/** All host lines for running a program in batch mode (B lines: its concurrent groups). */
 export function encodeProgram(progId: number, p: Program): string[] {
   const t = slotTable(p);
-  return [encodeDevice(progId, p.device), ...p.ops.map((op, i) => encodeOp(i, op, t)), `G ${progId} ${t.tasks.size}`];
+  return [
+    encodeDevice(progId, p.device),
+    ...p.ops.map((op, i) => encodeOp(i, op, t)),
+    ...groupSpans(p).map(([first, n]) => `B ${first} ${n}`),
+    `G ${progId} ${t.tasks.size}`,
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +152,9 @@ export type AgentMsg =
       signal: number;
       data: string;
       aux: string;
+      /** an op of a concurrent group: when it began and ended (guest CLOCK_MONOTONIC, ns) */
+      t0?: number;
+      t1?: number;
     }
   | { t: 'task-end'; prog: number; task: number; how: 'signal' | 'status'; value: number }
   | { t: 'timeout'; prog: number; idx: number; ms: number }
@@ -220,9 +229,15 @@ export function parseAgentLine(line: string): AgentMsg {
         signal === undefined ||
         data === undefined ||
         aux === undefined ||
-        f.length !== 8
+        (f.length !== 8 && f.length !== 10)
       ) {
         return garbage;
+      }
+      if (f.length === 10) {
+        const t0 = n(8);
+        const t1 = n(9);
+        if (t0 === undefined || t1 === undefined || t0 < 0 || t1 < t0) return garbage;
+        return { t: 'result', prog, idx, ret: BigInt(retS), errno, signal, data, aux, t0, t1 };
       }
       return { t: 'result', prog, idx, ret: BigInt(retS), errno, signal, data, aux };
     }

@@ -1,11 +1,13 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
  * ops per second, findings and elapsed time; Ctrl-C stops after the current program (twice:
  * at once) and every finding written so far stays. Running again with the same --seed and
- * --out continues the same program stream.
+ * --out continues the same program stream (and its coverage and corpus). At the end it prints
+ * the findings, the model rules reached (over time, as a plot) and the rules never reached.
+ * --no-feedback runs the plain program stream (no corpus, no mutations).
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +15,9 @@ import { parseArgs } from 'node:util';
 import type { Bug } from '../findings/bugs.js';
 import { FindingStore } from '../findings/store.js';
 import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
+import { RULES, type KernelProfile } from '../model/index.js';
+import { plotSteps } from '../coverage/plot.js';
+import { profileUnreachable } from '../coverage/reach.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
@@ -31,6 +36,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       accel: { type: 'string' },
       fresh: { type: 'boolean' },
       'uacce-src': { type: 'string' },
+      'no-feedback': { type: 'boolean' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -67,7 +73,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const status = new StatusLine(15_000);
   const line = (s: FuzzStats) => {
     const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
-    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), bugs ${store.bugs().length} (${s.bugs} first seen this run, ${s.newBugs} not known; ${store.list().length} titles), reboots ${s.reboots}`;
+    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), rules ${s.coverage.rules.size}, bugs ${store.bugs().length} (${s.bugs} first seen this run, ${s.newBugs} not known; ${store.list().length} titles), reboots ${s.reboots}`;
   };
   let stats: FuzzStats;
   try {
@@ -81,6 +87,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         profile,
         store,
         fresh: values.fresh ?? false,
+        feedback: !values['no-feedback'],
         shouldStop: () => stop > 0,
       },
       {
@@ -99,7 +106,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   }
   status.done(line(stats));
   await fs.mkdir(setup.outDir, { recursive: true });
-  process.stdout.write(summary(store, stats, setup.outDir));
+  process.stdout.write(summary(store, stats, setup.outDir, profile));
   return 0;
 }
 
@@ -117,7 +124,7 @@ export function bugSummaryLines(bugs: readonly Bug[]): string[] {
   return L;
 }
 
-function summary(store: FindingStore, s: FuzzStats, outDir: string): string {
+function summary(store: FindingStore, s: FuzzStats, outDir: string, profile: KernelProfile): string {
   const L: string[] = [];
   const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
   L.push(
@@ -129,5 +136,23 @@ function summary(store: FindingStore, s: FuzzStats, outDir: string): string {
   );
   L.push(...bugSummaryLines(bugs));
   if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
+  L.push(...coverageSummary(s, profile));
   return L.join('\n') + '\n';
+}
+
+/** Rules reached (a plot over time), concurrent groups, rules never reached. */
+export function coverageSummary(s: FuzzStats, profile: KernelProfile): string[] {
+  const L: string[] = [];
+  const cov = s.coverage;
+  const total = Object.keys(RULES).length;
+  const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
+  L.push(`coverage: ${cov.rules.size} of ${total} model rules, ${cov.pairs.size} (rule, state feature) pairs; ${s.mutated} of ${s.programs} programs mutated from the corpus (${s.corpusSize} entries)`);
+  L.push(...plotSteps(s.timeline.map((p) => ({ ms: p.ms, value: p.rules })), { label: 'model rules reached over time:', unit: (ms) => fmtDuration(ms) }).map((l) => `  ${l}`));
+  L.push(`concurrent groups: ${s.groups} run (${(s.groups / fuzzSecs).toFixed(2)}/s), ${s.groupDivergences} diverged`);
+  const unreachable = profileUnreachable(profile);
+  const never = cov.neverReached(new Set(Object.keys(unreachable)));
+  L.push(`rules never reached: ${never.length === 0 ? 'none' : never.join(', ')}`);
+  const cannot = Object.keys(unreachable).filter((r) => !cov.rules.has(r));
+  if (cannot.length > 0) L.push(`  (not reachable by valid programs on ${profile.release}: ${cannot.join(', ')})`);
+  return L;
 }

@@ -175,6 +175,7 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
       ...(values['no-minimize'] ? { noSearch: true } : {}),
       ...(maxRuns !== undefined ? { maxRuns } : {}),
       ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
+      profile,
       onProgress: (m) => info(m),
     });
     if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {

@@ -84,7 +84,6 @@ export const UACCE_RULES = {
   'mmap.no-region': 'TD "mmap": -EINVAL if the region has 0 pages',
   'mmap.too-long': 'TD "mmap": -EINVAL if the vma is longer than the region',
   'mmap.ok': 'uacce_fops_mmap() + TD mmap: remap_pfn_range of the region from its first page; the region is mapped',
-  'submit.signal': 'the agent faulted touching the mmio or dus mapping (AP "submit")',
   'submit.done': 'AP "submit" + TD "The engine": the work item completed; data from its descriptor',
   'submit.timeout': 'AP "submit": CQ_HEAD did not pass the new tail within 200 ms (queue not started, or no device doorbell): ETIMEDOUT',
   'submit.race':

@@ -112,7 +112,7 @@ export const mremap = defineOp({
     new_pages: int(1, P, { doc: 'new length in pages' }),
     move: bool({ doc: 'MREMAP_MAYMOVE|MREMAP_FIXED to the slot of `to`', default: false }),
     dontunmap: bool({ doc: 'MREMAP_MAYMOVE|MREMAP_DONTUNMAP to the slot of `to`', default: false }),
-    to: handle('map', 'create', { doc: 'name of the moved mapping', only: { any: ['move', 'dontunmap'] } }),
+    to: handle('map', 'place', { doc: 'where it moves: a new mapping name, or an existing one (its slot: MREMAP_FIXED replaces what is there)', only: { any: ['move', 'dontunmap'] } }),
   },
   wire: ['map', 'page', 'old_pages', 'new_pages', { bits: { move: 1, dontunmap: 2 }, doc: 'flags' }, 'to'],
   result: 'none',

@@ -23,6 +23,7 @@ export const HANDLES = {
   task: { noun: 'task', slots: 'tasks' },
 } as const;
 export type HandleKind = keyof typeof HANDLES;
+export type HandleRole = 'use' | 'create' | 'place';
 
 /**
  * When an optional field is present: another field has a value (`{ field, is }`), or one of
@@ -60,7 +61,11 @@ export type FieldSpec =
     }
   | { readonly t: 'bool'; readonly c?: readonly [whenFalse: string, whenTrue: string] }
   | { readonly t: 'enum'; readonly values: Readonly<Record<string, EnumValue>> }
-  | { readonly t: 'handle'; readonly kind: HandleKind; readonly role: 'use' | 'create' }
+  /**
+   * A name: one an earlier op created (use), a new one (create), or either (place: a mapping
+   * destination that is a new name or an existing mapping's slot, e.g. mremap's `to`)
+   */
+  | { readonly t: 'handle'; readonly kind: HandleKind; readonly role: HandleRole }
   /** a u64 written "0x…" (at most 16 digits), passed as the op's string */
   | { readonly t: 'hex64' }
   /** printable text (a trailing newline allowed), passed as the op's string */
@@ -90,9 +95,12 @@ type RequiredKeys<F extends Fields> = { [K in keyof F]: F[K] extends Field<unkno
 type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends Field<unknown, true> ? K : never }[keyof F];
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
-/** The op's value in a program: its kind, its task, its fields. */
+/**
+ * The op's value in a program: its kind, its task, its fields, and the concurrent group it
+ * belongs to if any (ops of one group run at the same time: docs/program-format.md).
+ */
 export type OpValue<K extends string, F extends Fields> = Simplify<
-  { op: K; task: string } & { [P in RequiredKeys<F>]: ValueOf<F[P]> } & { [P in OptionalKeys<F>]?: ValueOf<F[P]> }
+  { op: K; task: string; group?: number } & { [P in RequiredKeys<F>]: ValueOf<F[P]> } & { [P in OptionalKeys<F>]?: ValueOf<F[P]> }
 >;
 
 interface FieldOpts<T> {
@@ -121,7 +129,7 @@ export function oneOf<V extends string, O extends FieldOpts<V> & { only?: Only }
   return { ...opts, spec: { t: 'enum', values } };
 }
 
-export function handle<O extends { doc: string; only?: Only }>(kind: HandleKind, role: 'use' | 'create', opts: O): Field<string, OptOf<O>> {
+export function handle<O extends { doc: string; only?: Only }>(kind: HandleKind, role: HandleRole, opts: O): Field<string, OptOf<O>> {
   return { ...opts, spec: { t: 'handle', kind, role } };
 }
 

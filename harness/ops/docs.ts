@@ -28,7 +28,7 @@ function fieldDoc(name: string, f: Field): string {
       what = Object.keys(s.values).map(code).join(', ');
       break;
     case 'handle':
-      what = `${s.role === 'create' ? 'new ' : ''}${HANDLES[s.kind].noun} name`;
+      what = `${s.role === 'create' ? 'new ' : s.role === 'place' ? 'new or existing ' : ''}${HANDLES[s.kind].noun} name`;
       break;
     case 'hex64':
       what = '`"0x…"`';

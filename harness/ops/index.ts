@@ -61,12 +61,12 @@ export function titleWhat(op: Op): string {
   return descOf(op.op).title?.(op as never) ?? op.op;
 }
 
-/** The names an op creates (descriptors, mappings, tasks), with their handle kinds. */
+/** The names an op creates (descriptors, mappings, tasks) or may create (a place), with their handle kinds. */
 export function createdNames(op: Op): [HandleKind, string][] {
   const o = fieldsOf(op);
   const out: [HandleKind, string][] = [];
   for (const [field, f] of Object.entries(descOf(op.op).fields)) {
-    if (f.spec.t === 'handle' && f.spec.role === 'create' && typeof o[field] === 'string') out.push([f.spec.kind, o[field] as string]);
+    if (f.spec.t === 'handle' && f.spec.role !== 'use' && typeof o[field] === 'string') out.push([f.spec.kind, o[field] as string]);
   }
   return out;
 }

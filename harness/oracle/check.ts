@@ -6,10 +6,17 @@
  * Where the model allows several outcomes with different next states, every matching branch
  * is followed (a small set of candidate states); a divergence is an op that no candidate
  * allows.
+ *
+ * A concurrent group (ops of different tasks run at the same time) is checked for
+ * linearizability, as Jepsen's Knossos and Porcupine do: its observed results are accepted only
+ * if some order of its ops that is consistent with real time (an op that ended before another
+ * began comes first: the agent's times) gives exactly those results in the model; every such
+ * order's states go on. Results no order explains are a divergence.
  */
 import { AgentAnomaly, observe, type RawResult } from '../agent/observe.js';
 import { slotTable } from '../agent/wire.js';
 import { initialState, predict, describeState, type KernelProfile, type ModelState, type Prediction } from '../model/index.js';
+import { opFeatures } from '../model/features.js';
 import { formatOutcome, formatOutcomeSet, outcomeMatches, type Outcome } from '../program/outcome.js';
 import { titleWhat } from '../ops/index.js';
 import type { Op, Program } from '../program/types.js';
@@ -25,6 +32,8 @@ export interface OpCheck {
   /** the rules behind the expected outcomes */
   rules?: string[];
   observed?: Outcome;
+  /** the op's state features before it (harness/model/features.ts), for coverage */
+  features?: string[];
 }
 
 export interface Divergence {
@@ -35,8 +44,22 @@ export interface Divergence {
   rules: string[];
   /** stable one-line title: op kind, expected, observed, rule */
   title: string;
-  /** the model's view just before the op (for reports) */
+  /** the model's view just before the op (before its group, for a concurrent group) */
   stateBefore: string;
+  /** the calls it ran at the same time with (a concurrent group), as titles name them */
+  concurrent?: string[];
+  /** its result is one the op may give, but no order of the group gives all the results */
+  unordered?: boolean;
+}
+
+/** How a concurrent group was explained: the orders of its ops (op indices) that give its results. */
+export interface Linearization {
+  first: number;
+  count: number;
+  /** every real-time-consistent order that gives the observed results */
+  orders: number[][];
+  /** orders consistent with real time, tried */
+  tried: number;
 }
 
 export interface CheckResult {
@@ -46,70 +69,296 @@ export interface CheckResult {
   anomaly?: { index: number; message: string };
   /** ops checked before stopping */
   checked: number;
+  /** the concurrent groups checked */
+  groups: Linearization[];
 }
 
 /** At most this many candidate states are followed at once. */
 const MAX_CANDIDATES = 8;
+/** Orders of one group tried at most (groups the generator makes have 2 or 3 ops: 6 orders). */
+const MAX_ORDERS = 720;
 
 export function checkProgram(program: Program, profile: KernelProfile, results: readonly (RawResult | undefined)[]): CheckResult {
   const slots = slotTable(program);
   let states: ModelState[] = [initialState(program.device, profile)];
   const ops: OpCheck[] = [];
-  let stopped = false;
+  const groups: Linearization[] = [];
   let divergence: Divergence | undefined;
   let anomaly: CheckResult['anomaly'];
   let checked = 0;
+  const n = program.ops.length;
 
-  program.ops.forEach((op, index) => {
-    if (stopped) {
-      ops.push({ index, op, verdict: 'unchecked' });
-      return;
-    }
-    const raw = results[index];
-    const preds: { state: ModelState; p: Prediction }[] = [];
-    for (const s of states) for (const p of predict(s, op)) preds.push({ state: s, p });
-    const expectedSet = uniqueOutcomes(preds.map((x) => x.p.outcome));
-    const rules = [...new Set(preds.map((x) => x.p.rule))];
-    const expected = formatOutcomeSet(expectedSet);
+  /** Observe op i; undefined (and the check stops) when it has no result or an impossible one. */
+  const observed = (i: number, expected: string, rules: string[], features: string[]): Outcome | undefined => {
+    const op = program.ops[i]!;
+    const raw = results[i];
     if (!raw) {
-      ops.push({ index, op, verdict: 'no-result', expected, rules });
-      stopped = true;
-      return;
+      ops.push({ index: i, op, verdict: 'no-result', expected, rules, features });
+      return undefined;
     }
-    let observed: Outcome;
     try {
-      observed = observe(op, raw, slots);
+      return observe(op, raw, slots);
     } catch (e) {
       if (!(e instanceof AgentAnomaly)) throw e;
-      anomaly = { index, message: e.message };
-      ops.push({ index, op, verdict: 'anomaly', expected, rules });
-      stopped = true;
-      return;
+      anomaly = { index: i, message: e.message };
+      ops.push({ index: i, op, verdict: 'anomaly', expected, rules, features });
+      return undefined;
+    }
+  };
+
+  let i = 0;
+  for (; i < n; ) {
+    const size = groupSize(program, i);
+    if (size > 1) {
+      const r = checkGroup(program, i, size, states, results, observed);
+      ops.push(...r.ops);
+      checked += r.checked;
+      if (r.lin) groups.push(r.lin);
+      if (r.divergence) divergence = r.divergence;
+      if (r.next === undefined) {
+        i += r.ops.length;
+        break;
+      }
+      states = r.next;
+      i += size;
+      continue;
+    }
+    const op = program.ops[i]!;
+    const features = opFeatures(states[0]!, op);
+    const preds: { state: ModelState; p: Prediction }[] = [];
+    for (const s of states) for (const p of predict(s, op)) preds.push({ state: s, p });
+    const expected = formatOutcomeSet(uniqueOutcomes(preds.map((x) => x.p.outcome)));
+    const rules = [...new Set(preds.map((x) => x.p.rule))];
+    const obs = observed(i, expected, rules, features);
+    if (obs === undefined) {
+      i++;
+      break;
     }
     checked++;
-    const matching = preds.filter((x) => outcomeMatches(x.p.outcome, observed));
+    const matching = preds.filter((x) => outcomeMatches(x.p.outcome, obs));
     if (matching.length === 0) {
-      const observedText = formatOutcome(observed);
-      divergence = {
-        index,
-        op,
-        expected,
-        observed: observedText,
-        rules,
-        title: divergenceTitle(op, expected, observedText, rules),
-        stateBefore: describeState(states[0]!),
-      };
-      ops.push({ index, op, verdict: 'divergence', expected, rules, observed });
-      stopped = true;
-      return;
+      const observedText = formatOutcome(obs);
+      divergence = { index: i, op, expected, observed: observedText, rules, title: divergenceTitle(op, expected, observedText, rules), stateBefore: describeState(states[0]!) };
+      ops.push({ index: i, op, verdict: 'divergence', expected, rules, observed: obs, features });
+      i++;
+      break;
     }
-    ops.push({ index, op, verdict: 'match', expected, rules: [...new Set(matching.map((x) => x.p.rule))], observed });
+    ops.push({ index: i, op, verdict: 'match', expected, rules: [...new Set(matching.map((x) => x.p.rule))], observed: obs, features });
     states = matching.slice(0, MAX_CANDIDATES).map((x) => x.p.next);
-  });
-  const r: CheckResult = { ops, checked };
+    i++;
+  }
+  const seen = new Set(ops.map((o) => o.index));
+  for (; i < n; i++) if (!seen.has(i)) ops.push({ index: i, op: program.ops[i]!, verdict: 'unchecked' });
+  ops.sort((a, b) => a.index - b.index);
+  const r: CheckResult = { ops, checked, groups };
   if (divergence) r.divergence = divergence;
   if (anomaly) r.anomaly = anomaly;
   return r;
+}
+
+/** Ops in the concurrent group that starts at i (1: an op alone). */
+function groupSize(p: Program, i: number): number {
+  const g = p.ops[i]!.group;
+  if (g === undefined) return 1;
+  let j = i + 1;
+  while (j < p.ops.length && p.ops[j]!.group === g) j++;
+  return j - i;
+}
+
+/** Orders of ops 0..n-1 in which `before[a]` holds every op that must come before a (real time). */
+export function realTimeOrders(n: number, before: readonly (readonly number[])[], max = MAX_ORDERS): number[][] {
+  const out: number[][] = [];
+  const cur: number[] = [];
+  const used = new Array<boolean>(n).fill(false);
+  const walk = () => {
+    if (out.length >= max) return;
+    if (cur.length === n) {
+      out.push([...cur]);
+      return;
+    }
+    for (let a = 0; a < n; a++) {
+      if (used[a] || before[a]!.some((b) => !used[b])) continue;
+      used[a] = true;
+      cur.push(a);
+      walk();
+      cur.pop();
+      used[a] = false;
+    }
+  };
+  walk();
+  return out;
+}
+
+/**
+ * The real-time order of a group's results: op a comes before op b when a ended before b began
+ * (both times known). Ops without times may go anywhere.
+ */
+export function realTimeBefore(raws: readonly (RawResult | undefined)[]): number[][] {
+  return raws.map((b) =>
+    raws.flatMap((a, k) => (a !== b && a?.t1 !== undefined && b?.t0 !== undefined && a.t1 < b.t0 ? [k] : [])),
+  );
+}
+
+/** What a concurrent group may give, every order and every branch of the model followed. */
+export interface GroupOutcomes {
+  /** per op of the group: the outcomes it may have (by formatted text) and the rules behind them */
+  outcomes: Map<string, Outcome>[];
+  rules: Set<string>[];
+  /** every (order, outcome of each op) the model allows; ops by their place in the group */
+  tuples: { order: number[]; outcomes: Outcome[] }[];
+  /** states after the group */
+  finals: ModelState[];
+  /** more branches than `cap`: tuples and finals are incomplete */
+  truncated: boolean;
+}
+
+/** Every way a group of ops may go from `states`, in the given orders (default: all). */
+export function groupOutcomes(states: readonly ModelState[], gops: readonly Op[], orders?: number[][], cap = 256): GroupOutcomes {
+  const n = gops.length;
+  const out: GroupOutcomes = { outcomes: gops.map(() => new Map()), rules: gops.map(() => new Set()), tuples: [], finals: [], truncated: false };
+  const all = orders ?? realTimeOrders(n, gops.map(() => []));
+  const seen = new Set<string>();
+  for (const order of all) {
+    let frontier: { state: ModelState; got: (Outcome | undefined)[] }[] = states.map((state) => ({ state, got: new Array<Outcome | undefined>(n) }));
+    for (const k of order) {
+      const next: typeof frontier = [];
+      for (const f of frontier) {
+        for (const p of predict(f.state, gops[k]!)) {
+          out.outcomes[k]!.set(formatOutcome(p.outcome), p.outcome);
+          out.rules[k]!.add(p.rule);
+          if (next.length >= cap) {
+            out.truncated = true;
+            continue;
+          }
+          const got = [...f.got];
+          got[k] = p.outcome;
+          next.push({ state: p.next, got });
+        }
+      }
+      frontier = next;
+    }
+    for (const f of frontier) {
+      const key = `${order.join(',')}|${f.got.map((o) => formatOutcome(o!)).join('|')}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.tuples.push({ order, outcomes: f.got as Outcome[] });
+      }
+      if (out.finals.length < cap) out.finals.push(f.state);
+      else out.truncated = true;
+    }
+  }
+  return out;
+}
+
+interface GroupCheck {
+  ops: OpCheck[];
+  checked: number;
+  /** the states after the group (undefined: the check stops here) */
+  next?: ModelState[];
+  lin?: Linearization;
+  divergence?: Divergence;
+}
+
+function checkGroup(
+  program: Program,
+  first: number,
+  count: number,
+  states: ModelState[],
+  results: readonly (RawResult | undefined)[],
+  observed: (i: number, expected: string, rules: string[], features: string[]) => Outcome | undefined,
+): GroupCheck {
+  const members = Array.from({ length: count }, (_, k) => first + k);
+  const gops = members.map((i) => program.ops[i]!);
+  const features = gops.map((op) => opFeatures(states[0]!, op));
+  const before = realTimeBefore(members.map((i) => results[i]));
+  const orders = realTimeOrders(count, before);
+  // what each op may do, in any order, whatever the others did (what a reproducer expects of it)
+  const any = groupOutcomes(states, gops);
+  const allowed = any.outcomes;
+  const allowedRules = any.rules;
+  const expectedText = (k: number) => formatOutcomeSet([...allowed[k]!.values()]);
+
+  // observe every member first: a missing or impossible result stops the check there
+  const obs: Outcome[] = [];
+  for (let k = 0; k < count; k++) {
+    const o = observed(members[k]!, '', [], features[k]!);
+    if (o === undefined) {
+      // the ops before it in program order are neither matched nor diverged
+      const out: GroupCheck = { ops: members.slice(0, k).map((i, j) => ({ index: i, op: gops[j]!, verdict: 'unchecked' as const, features: features[j]! })), checked: 0 };
+      return out;
+    }
+    obs.push(o);
+  }
+
+  const rulesOk = gops.map(() => new Set<string>());
+  const finals: ModelState[] = [];
+  const good: number[][] = [];
+  for (const order of orders) {
+    let frontier: { state: ModelState; rules: string[] }[] = states.map((s) => ({ state: s, rules: [] }));
+    let depth = 0;
+    for (; depth < count && frontier.length > 0; depth++) {
+      const k = order[depth]!;
+      const next: { state: ModelState; rules: string[] }[] = [];
+      for (const f of frontier) {
+        for (const p of predict(f.state, gops[k]!)) {
+          if (outcomeMatches(p.outcome, obs[k]!) && next.length < MAX_CANDIDATES * 2) next.push({ state: p.next, rules: [...f.rules, `${k}:${p.rule}`] });
+        }
+      }
+      frontier = next;
+    }
+    if (frontier.length === 0) continue;
+    good.push(order.map((k) => members[k]!));
+    for (const f of frontier) {
+      for (const kr of f.rules) {
+        const at = kr.indexOf(':');
+        rulesOk[Number(kr.slice(0, at))]!.add(kr.slice(at + 1));
+      }
+      if (finals.length < MAX_CANDIDATES) finals.push(f.state);
+    }
+  }
+  const lin: Linearization = { first, count, orders: good, tried: orders.length };
+  if (good.length > 0) {
+    return {
+      ops: gops.map((op, k) => ({ index: members[k]!, op, verdict: 'match' as const, expected: expectedText(k), rules: [...rulesOk[k]!], observed: obs[k]!, features: features[k]! })),
+      checked: count,
+      next: finals,
+      lin,
+    };
+  }
+  // no order explains the results: report the first op whose outcome no order allows, else the
+  // group's last op (the results are each possible, but not together)
+  const alone = gops.findIndex((_, k) => ![...allowed[k]!.values()].some((e) => outcomeMatches(e, obs[k]!)));
+  const k = alone >= 0 ? alone : count - 1;
+  const op = gops[k]!;
+  const expected = expectedText(k);
+  const rules = [...allowedRules[k]!];
+  const observedText = formatOutcome(obs[k]!);
+  const concurrent = gops.filter((_, j) => j !== k).map((o) => titleWhat(o));
+  const divergence: Divergence = {
+    index: members[k]!,
+    op,
+    expected,
+    observed: observedText,
+    rules,
+    title: divergenceTitle(op, expected, observedText, rules, { concurrent, unordered: alone < 0 }),
+    stateBefore: describeState(states[0]!),
+    concurrent,
+  };
+  if (alone < 0) divergence.unordered = true;
+  return {
+    ops: gops.map((o, j) => ({
+      index: members[j]!,
+      op: o,
+      verdict: j === k ? ('divergence' as const) : ('match' as const),
+      expected: expectedText(j),
+      rules: [...allowedRules[j]!],
+      observed: obs[j]!,
+      features: features[j]!,
+    })),
+    checked: count,
+    lin,
+    divergence,
+  };
 }
 
 function uniqueOutcomes(os: Outcome[]): Outcome[] {
@@ -128,11 +377,26 @@ function uniqueOutcomes(os: Outcome[]): Outcome[] {
  * sysfs, addresses, return values) are left out, so that one divergence is one finding however
  * the values vary (they stay in the finding's expected and observed). When the kernel's ok
  * differs from the model's only by its value the title says "got ok (another value)".
- * `expected` and `observed` are formatOutcomeSet and formatOutcome texts.
+ * `expected` and `observed` are formatOutcomeSet and formatOutcome texts. An op of a
+ * concurrent group names the calls it ran with: "close (concurrent with remove): …", and a
+ * result the op may give alone but not in any one order with the others' results is "got ok
+ * (no order of the group gives it)".
  */
-export function divergenceTitle(op: Op, expected: string, observed: string, rules: string[]): string {
-  return `${titleWhat(op)}: expected ${titleExpected(expected)}, got ${titleObserved(observed, expected)} [${rules.slice(0, 2).join(', ')}]`;
+export function divergenceTitle(
+  op: Op,
+  expected: string,
+  observed: string,
+  rules: string[],
+  group: { concurrent?: readonly string[]; unordered?: boolean } = {},
+): string {
+  const c = group.concurrent ?? [];
+  const what = c.length > 0 ? `${titleWhat(op)} (concurrent with ${c.join(', ')})` : titleWhat(op);
+  const got = group.unordered ? `${kindOf(observed)} (${UNORDERED})` : titleObserved(observed, expected);
+  return `${what}: expected ${titleExpected(expected)}, got ${got} [${rules.slice(0, 2).join(', ')}]`;
 }
+
+/** What a title says of a result the op may give, but in no order together with its group's. */
+const UNORDERED = 'no order of the group gives it';
 
 /** An expected set's text as a title gives it: its kinds, each once ("one of {ok, EINVAL}", "ok"). */
 export function titleExpected(expected: string): string {

@@ -1,7 +1,7 @@
 import { HANDLES, onlyHolds, onlyText, type Field, type HandleKind } from '../ops/describe.js';
 import { descOf, fieldsOf } from '../ops/index.js';
 import { UserError } from '../util/errors.js';
-import { DEFAULT_DEVICE, LIMITS, OP_KINDS, PROGRAM_FORMAT, PROGRAM_VERSION, ROOT_TASK, type DeviceParams, type Op, type Program } from './types.js';
+import { DEFAULT_DEVICE, LIMITS, OP_KINDS, PROGRAM_FORMAT, PROGRAM_VERSIONS, ROOT_TASK, type DeviceParams, type Op, type Program, type ProgramVersion } from './types.js';
 
 /**
  * Parse and check a program. Every problem is reported as one line naming the op index, its
@@ -38,9 +38,10 @@ export function checkProgram(raw: unknown, source = 'program'): Program {
   if (raw.format !== PROGRAM_FORMAT) {
     fail('field "format"', `must be "${PROGRAM_FORMAT}", got ${JSON.stringify(raw.format)}`);
   }
-  if (raw.version !== PROGRAM_VERSION) {
-    fail('field "version"', `this svadiff reads version ${PROGRAM_VERSION}, got ${JSON.stringify(raw.version)}`);
+  if (!(PROGRAM_VERSIONS as readonly unknown[]).includes(raw.version)) {
+    fail('field "version"', `this svadiff reads versions ${PROGRAM_VERSIONS.join(' and ')}, got ${JSON.stringify(raw.version)}`);
   }
+  const version = raw.version as ProgramVersion;
   const known = new Set(['format', 'version', 'comment', 'device', 'ops']);
   for (const k of Object.keys(raw)) if (!known.has(k)) fail(`field "${k}"`, 'unknown field');
   if (raw.comment !== undefined && typeof raw.comment !== 'string') fail('field "comment"', 'must be a string');
@@ -58,10 +59,12 @@ export function checkProgram(raw: unknown, source = 'program'): Program {
 
   const ops: Op[] = [];
   const scope = new Scope(device);
+  const groups = new Groups();
   raw.ops.forEach((o: unknown, i: number) => {
     const kind = isObj(o) && typeof o.op === 'string' ? o.op : '?';
     try {
-      const op = checkOp(o);
+      const op = checkOp(o, version);
+      groups.apply(op);
       scope.apply(op);
       ops.push(op);
     } catch (e) {
@@ -69,7 +72,7 @@ export function checkProgram(raw: unknown, source = 'program'): Program {
       throw e;
     }
   });
-  const prog: Program = { format: PROGRAM_FORMAT, version: PROGRAM_VERSION, device, ops };
+  const prog: Program = { format: PROGRAM_FORMAT, version, device, ops };
   if (typeof raw.comment === 'string') prog.comment = raw.comment;
   return prog;
 }
@@ -188,7 +191,7 @@ function checkField(o: Obj, name: string, f: Field): unknown {
   }
 }
 
-function checkOp(o: unknown): Op {
+function checkOp(o: unknown, version: ProgramVersion): Op {
   if (!isObj(o)) throw new FieldError('must be an object');
   const kind = o.op;
   if (typeof kind !== 'string' || !(OP_KINDS as readonly string[]).includes(kind)) {
@@ -196,8 +199,15 @@ function checkOp(o: unknown): Op {
   }
   const task = o.task === undefined ? ROOT_TASK : checkName(o, 'task');
   const d = descOf(kind);
-  noExtra(o, ['op', 'task', ...Object.keys(d.fields)]);
+  noExtra(o, ['op', 'task', 'group', ...Object.keys(d.fields)]);
   const op: Obj = { op: kind, task };
+  if (o.group !== undefined) {
+    if (version < 2) throw new FieldError('field "group": concurrent groups need "version": 2');
+    op.group = int(o, 'group', 1, LIMITS.maxOps);
+    if (Object.values(d.fields).some((f) => f.spec.t === 'handle' && f.spec.kind === 'task' && f.spec.role !== 'use')) {
+      throw new FieldError(`field "group": a ${kind} creates a task and cannot be part of a concurrent group`);
+    }
+  }
   for (const [name, f] of Object.entries(d.fields)) {
     if (f.only !== undefined && !onlyHolds(f.only, op)) {
       if (o[name] !== undefined) throw new FieldError(`field "${name}": only with ${onlyText(f.only)}`);
@@ -206,6 +216,29 @@ function checkOp(o: unknown): Op {
     op[name] = checkField(o, name, f);
   }
   return op as unknown as Op;
+}
+
+/**
+ * Concurrent groups: the ops of one group are consecutive and of different tasks (each task
+ * does one thing at a time); a group number is not used again after its group ended.
+ */
+class Groups {
+  private cur: number | undefined;
+  private tasks = new Set<string>();
+  private readonly done = new Set<number>();
+
+  apply(op: Op): void {
+    const g = op.group;
+    if (g !== this.cur) {
+      if (this.cur !== undefined) this.done.add(this.cur);
+      this.cur = g;
+      this.tasks = new Set();
+      if (g !== undefined && this.done.has(g)) throw new FieldError(`field "group": group ${g} ended earlier; the ops of a group are consecutive`);
+    }
+    if (g === undefined) return;
+    if (this.tasks.has(op.task)) throw new FieldError(`field "group": task "${op.task}" already has an op in group ${g}; a group's ops are of different tasks`);
+    this.tasks.add(op.task);
+  }
 }
 
 /**
@@ -247,6 +280,8 @@ class Scope {
         if (this.allTasks.size >= LIMITS.maxTasks) throw new FieldError(`field "${field}": at most ${LIMITS.maxTasks} tasks`);
       } else if (s.role === 'use') {
         if (!this.names[s.kind].has(name)) throw new FieldError(`field "${field}": ${HANDLES[s.kind].noun} "${name}" is not created by an earlier op`);
+      } else if (s.role === 'place' && this.names[s.kind].has(name)) {
+        continue; // an existing name of the right kind: its slot
       } else {
         if (this.names.fd.has(name) || this.names.map.has(name) || creates.some(([, n]) => n === name)) {
           throw new FieldError(`field "${field}": name "${name}" is already used`);
@@ -254,7 +289,7 @@ class Scope {
         const max = s.kind === 'fd' ? LIMITS.maxFds : LIMITS.maxMaps;
         if (this.names[s.kind].size >= max) throw new FieldError(`field "${field}": at most ${max} ${HANDLES[s.kind].noun} names`);
       }
-      if (s.role === 'create') creates.push([s.kind, name]);
+      if (s.role !== 'use') creates.push([s.kind, name]);
     }
     if (d.extent !== undefined) {
       const [page, pages] = d.extent;
@@ -286,7 +321,7 @@ class Scope {
  */
 export function repairProgram(p: Program): Program {
   const scope = new Scope(p.device);
-  const ops = p.ops.filter((op) => {
+  const kept = p.ops.filter((op) => {
     try {
       scope.apply(op);
       return true;
@@ -295,7 +330,28 @@ export function repairProgram(p: Program): Program {
       throw e;
     }
   });
+  // a group left with one op is that op alone
+  const size = new Map<number, number>();
+  for (const op of kept) if (op.group !== undefined) size.set(op.group, (size.get(op.group) ?? 0) + 1);
+  const ops = kept.map((op) => {
+    if (op.group === undefined || size.get(op.group)! > 1) return op;
+    const { group: _g, ...rest } = op;
+    return rest as Op;
+  });
   return { ...p, ops };
+}
+
+/** The ops of each concurrent group of a program (groups of two or more ops), in order: [first index, count]. */
+export function groupSpans(p: Program): [first: number, count: number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < p.ops.length; ) {
+    const g = p.ops[i]!.group;
+    let j = i + 1;
+    if (g !== undefined) while (j < p.ops.length && p.ops[j]!.group === g) j++;
+    if (j - i > 1) out.push([i, j - i]);
+    i = j;
+  }
+  return out;
 }
 
 /** The canonical JSON text of a program (stable field order, two-space indent). */

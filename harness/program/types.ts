@@ -5,11 +5,16 @@
  * A program is a test device configuration plus a list of operations executed in order. Each
  * operation names the task (process) that performs it. File descriptors and mappings have
  * symbolic names; a name is created once (by open/dup, mmap/alloc/mremap) and keeps meaning the
- * same object in every task that inherits it through fork.
+ * same object in every task that inherits it through fork. Consecutive ops with the same
+ * `group` run at the same time, each in its task (version 2).
  */
 
 export const PROGRAM_FORMAT = 'svadiff-program';
-export const PROGRAM_VERSION = 1;
+/** The version svadiff writes: 2 added concurrent groups (`group`); version 1 programs still parse. */
+export const PROGRAM_VERSION = 2;
+/** The versions svadiff reads. */
+export const PROGRAM_VERSIONS = [1, 2] as const;
+export type ProgramVersion = (typeof PROGRAM_VERSIONS)[number];
 
 export type IsolateOps = 'none' | 'read' | 'write' | 'both';
 
@@ -84,7 +89,7 @@ export type OpSysfsWrite = OpOf<'sysfs_write'>;
 
 export interface Program {
   format: typeof PROGRAM_FORMAT;
-  version: typeof PROGRAM_VERSION;
+  version: ProgramVersion;
   /** free text: where the program came from */
   comment?: string;
   device: DeviceParams;

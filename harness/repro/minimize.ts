@@ -14,12 +14,15 @@
  *   3. fast-check (first round, generated programs only): the program's comment names its seed
  *              and index; the same value is regenerated (and checked to be identical) and
  *              fast-check's own shrinker runs on it with the guest as the property;
- *   4. params: device parameters toward the defaults, device indices toward 0, pages toward 1, prot toward rw, shared
+ *   4. params: concurrent groups run as plain ops, device parameters toward the defaults, device indices toward 0, pages toward 1, prot toward rw, shared
  *              toward true, values and offsets toward 0x1 and 0, poll timeouts toward 0, opens
  *              through the plain path.
  * Every candidate runs from a fresh device (the agent reloads the test module per program).
  * A run that shows the signature is accepted; a divergence's program is then cut right after
  * the diverging op (the model stops checking there, so later ops cannot matter).
+ *
+ * Races: a candidate with a concurrent group runs up to groupTries times until it shows the
+ * signature, and the confirmation says in how many runs it showed and at which run first.
  *
  * Flakiness: a candidate is accepted only when it showed the signature, so a flaky signature
  * can only make the result larger, never make it a program that never reproduced. The final
@@ -33,8 +36,8 @@ import type { KernelProfile } from '../model/index.js';
 import { divergenceTitle } from '../oracle/check.js';
 import { crashFamily } from '../oracle/report.js';
 import { onlyHolds } from '../ops/describe.js';
-import { checkProgram, formatProgram, repairProgram } from '../program/parse.js';
-import { descOf, fieldsOf } from '../ops/index.js';
+import { checkProgram, formatProgram, groupSpans, repairProgram } from '../program/parse.js';
+import { descOf, fieldsOf, titleWhat } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
@@ -63,8 +66,24 @@ export function crashKey(kind: FindingKind, title: string): string {
   return `${kind}: ${crashFamily(title)}`;
 }
 
-export function divergenceKey(op: Op, expected: string, observed: string): string {
-  return `divergence: ${divergenceTitle(op, expected, observed, [])}`;
+/** The parts of a divergence its key is made of (its op in a concurrent group: the calls it ran with). */
+export interface DivergenceFacts {
+  op: Op;
+  expected: string;
+  observed: string;
+  concurrent?: readonly string[];
+  unordered?: boolean;
+}
+
+export function divergenceKey(d: DivergenceFacts): string {
+  return `divergence: ${divergenceTitle(d.op, d.expected, d.observed, [], { ...(d.concurrent ? { concurrent: d.concurrent } : {}), ...(d.unordered ? { unordered: true } : {}) })}`;
+}
+
+/** The calls that ran at the same time as op `index` (the other ops of its concurrent group), as titles name them. */
+export function concurrentWith(program: Program, index: number): string[] {
+  const g = program.ops[index]?.group;
+  if (g === undefined) return [];
+  return program.ops.flatMap((op, i) => (i !== index && op.group === g ? [titleWhat(op)] : []));
 }
 
 /** The signature of a stored finding whose program is `program`. */
@@ -72,7 +91,9 @@ export function findingSignature(f: FindingFacts, program: Program): Signature {
   if (f.kind !== 'divergence') return { kind: f.kind, key: crashKey(f.kind, f.title) };
   const op = f.op_index !== undefined ? program.ops[f.op_index] : undefined;
   if (op && f.expected !== undefined && f.observed !== undefined && f.expected !== '' && f.observed !== '') {
-    return { kind: 'divergence', key: divergenceKey(op, f.expected, f.observed) };
+    const concurrent = concurrentWith(program, f.op_index!);
+    const facts: DivergenceFacts = { op, expected: f.expected, observed: f.observed, concurrent, unordered: / \(no order of the group gives it\) \[/.test(f.title) };
+    return { kind: 'divergence', key: divergenceKey(facts) };
   }
   // no op index: the title without its rule list
   return { kind: 'divergence', key: `divergence: ${f.title.replace(/ \[[^\]]*\]$/, ' []')}` };
@@ -92,7 +113,7 @@ export interface Trial {
 export function trialOf(r: ExecResult, kernel: KernelId): Trial {
   const keys: string[] = [];
   const d = r.check.divergence;
-  if (d) keys.push(divergenceKey(d.op, d.expected, d.observed));
+  if (d) keys.push(divergenceKey(d));
   for (const c of findingCandidates(r, kernel)) if (c.kind !== 'divergence') keys.push(crashKey(c.kind, c.title));
   const t: Trial = { keys, result: r };
   if (d) t.divergenceIndex = d.index;
@@ -246,9 +267,16 @@ export function simplerDevices(d: DeviceParams): DeviceParams[] {
   return out;
 }
 
-/** A measure of how far a program is from the simplest: ops first, then non-default parameters. */
+/** The op outside any concurrent group. */
+export function withoutGroup(op: Op): Op {
+  const { group: _g, ...rest } = op;
+  return rest as Op;
+}
+
+/** A measure of how far a program is from the simplest: ops first, then non-default parameters and grouped ops. */
 export function complexity(p: Program): number {
   let c = 0;
+  for (const op of p.ops) if (op.group !== undefined) c++;
   for (const k of Object.keys(DEFAULT_DEVICE) as (keyof DeviceParams)[]) if (JSON.stringify(p.device[k]) !== JSON.stringify(DEFAULT_DEVICE[k])) c++;
   for (const op of p.ops) c += opDistance(op);
   return p.ops.length * 1000 + c;
@@ -294,6 +322,13 @@ export interface MinimizeOptions {
   fastCheckRuns?: number;
   /** no search: only run the original (initialTries) and confirm it */
   noSearch?: boolean;
+  /**
+   * runs of a candidate with a concurrent group before it counts as not showing the signature
+   * (a race shows only now and then); default 3
+   */
+  groupTries?: number;
+  /** the profile programs were generated with (the fast-check pass regenerates them) */
+  profile?: KernelProfile;
   onProgress?: (message: string) => void;
 }
 
@@ -315,8 +350,8 @@ export interface MinimizeResult {
   /** every candidate run, confirmations included */
   runs: number;
   timeMs: number;
-  /** re-runs of the final program and how many showed the signature */
-  confirm: { hits: number; runs: number };
+  /** re-runs of the final program, how many showed the signature, and the first that did (1-based) */
+  confirm: { hits: number; runs: number; firstHit?: number };
   /** accepted programs stepped back over because they did not reproduce again */
   rolledBack: number;
   passes: PassStats[];
@@ -382,16 +417,23 @@ class Minimizer {
     return this.stoppedBy === undefined;
   }
 
-  /** A search candidate: repaired, validated, cached; the accepted program or undefined. */
+  /**
+   * A search candidate: repaired, validated, cached; the accepted program or undefined. A
+   * candidate with a concurrent group runs up to groupTries times until it shows the signature.
+   */
   private async attempt(candidate: Program): Promise<Program | undefined> {
     const p = repairProgram(candidate);
     if (!isValidProgram(p)) return undefined;
     const key = programKey(p);
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ?? undefined;
-    if (!this.budgetLeft()) throw new Exhausted();
-    this.searchRuns++;
-    const r = await this.runOnce(p);
+    const tries = groupSpans(p).length > 0 ? Math.max(1, this.opts.groupTries ?? 3) : 1;
+    let r: Awaited<ReturnType<Minimizer['runOnce']>>;
+    for (let i = 0; i < tries && !r; i++) {
+      if (!this.budgetLeft()) throw new Exhausted();
+      this.searchRuns++;
+      r = await this.runOnce(p);
+    }
     this.cache.set(key, r ? r.program : null);
     return r?.program;
   }
@@ -443,7 +485,7 @@ class Minimizer {
     // confirmation: the final program again, stepping back while it never reproduces
     const confirmRuns = Math.max(1, this.opts.confirmRuns ?? 3);
     let rolledBack = 0;
-    let confirm = { hits: 0, runs: 0 };
+    let confirm: MinimizeResult['confirm'] = { hits: 0, runs: 0 };
     const candidates = [...this.history].reverse().filter((p, i, all) => all.findIndex((q) => sameProgram(p, q)) === i);
     let chosen = current;
     for (const cand of [current, ...candidates.filter((c) => !sameProgram(c, current))]) {
@@ -455,6 +497,7 @@ class Minimizer {
         confirm.runs++;
         if (r) {
           confirm.hits++;
+          confirm.firstHit ??= confirm.runs;
           witness ??= r.trial;
         }
       }
@@ -536,7 +579,17 @@ class Minimizer {
     }
   }
 
+  /** Each concurrent group run as plain ops in order (a race that shows without running at once is simpler). */
+  private async ungroup(): Promise<void> {
+    for (const [first] of groupSpans(this.cur)) {
+      const g = this.cur.ops[first]?.group;
+      if (g === undefined) continue;
+      this.take(await this.attempt({ ...this.cur, ops: this.cur.ops.map((op) => (op.group === g ? withoutGroup(op) : op)) }));
+    }
+  }
+
   private async simplifyParams(): Promise<void> {
+    await this.ungroup();
     await this.simplifyDevice();
     // one op at a time; the first simplification of an op that works is kept, then the op is
     // looked at again
@@ -570,7 +623,8 @@ class Minimizer {
       this.fastCheck = 'not-generated';
       return;
     }
-    if (!sameProgram(generateProgram(origin.seed, origin.index), original)) {
+    const gen = this.opts.profile ? { profile: this.opts.profile } : {};
+    if (!sameProgram(generateProgram(origin.seed, origin.index, gen), original)) {
       this.say(`fast-check: seed ${origin.seed}, program ${origin.index} regenerates a different program (another generator version); pass skipped`);
       this.fastCheck = 'regenerated-differs';
       return;
@@ -583,7 +637,7 @@ class Minimizer {
     let firstSeen = false;
     let firstDiffers = false;
     let exhausted = false;
-    const prop = fc.asyncProperty(programArbitrary(), async (p: Program) => {
+    const prop = fc.asyncProperty(programArbitrary(gen), async (p: Program) => {
       if (!firstSeen) {
         firstSeen = true;
         // the first value must be the finding's program, or the shrinking is of something else

@@ -28,8 +28,8 @@ describe('program files: errors name the op and the field', () => {
 
   it('wrong format and version', () => {
     expect(errorOf(JSON.stringify({ format: 'x', version: 1, ops: [] }))).toBe('p.json: field "format": must be "svadiff-program", got "x"');
-    expect(errorOf(JSON.stringify({ format: 'svadiff-program', version: 2, ops: [] }))).toBe(
-      'p.json: field "version": this svadiff reads version 1, got 2',
+    expect(errorOf(JSON.stringify({ format: 'svadiff-program', version: 3, ops: [] }))).toBe(
+      'p.json: field "version": this svadiff reads versions 1 and 2, got 3',
     );
   });
 

@@ -156,7 +156,7 @@ describe('signatures', () => {
   ]);
   it('a divergence keeps op, expected and observed, not the rule', () => {
     const s = findingSignature({ kind: 'divergence', title: 'mmap: expected ok, got EEXIST [mmap.ok]', expected: 'ok', observed: 'EEXIST', op_index: 1 }, p);
-    expect(s.key).toBe(divergenceKey(p.ops[1]!, 'ok', 'EEXIST'));
+    expect(s.key).toBe(divergenceKey({ op: p.ops[1]!, expected: 'ok', observed: 'EEXIST' }));
     expect(s.key).toBe('divergence: mmap: expected ok, got EEXIST []');
   });
   it('a crash keeps its exact title', () => {
