@@ -178,7 +178,7 @@ describe('search (synthetic predicates, not a kernel)', () => {
     expect(r.program.device).toMatchObject({ devices: 1, mmio_pages: 2, isolate_ops: 'none' });
     expect(r.program.ops[0]).toMatchObject({ dev: 0 });
     expect(r.program.ops[1]).toMatchObject({ prot: 'rw', shared: false });
-    expect(r.confirm).toEqual({ hits: 3, runs: 3 });
+    expect(r.confirm).toEqual({ hits: 3, runs: 3, firstHit: 1 });
     expect(r.runs).toBe(t.runs);
     // every candidate that ran was a valid program
     expect(t.seen.every(isValidProgram)).toBe(true);
@@ -211,7 +211,7 @@ describe('search (synthetic predicates, not a kernel)', () => {
     const t = synthetic(privateRemapPattern);
     const r = await minimize(NOISY, SIG, t, { noSearch: true, confirmRuns: 2 });
     expect(programKey(r.program)).toBe(programKey(NOISY));
-    expect(r.confirm).toEqual({ hits: 2, runs: 2 });
+    expect(r.confirm).toEqual({ hits: 2, runs: 2, firstHit: 1 });
     expect(t.runs).toBe(3);
     expect(r.passes).toEqual([]);
   });
@@ -251,7 +251,7 @@ describe('search (synthetic predicates, not a kernel)', () => {
     const r = await minimize(NOISY, SIG, t, { fastCheckRuns: 0, confirmRuns: 3 });
     expect(r.rolledBack).toBeGreaterThanOrEqual(1);
     expect(r.program.ops.length).toBeGreaterThan(4);
-    expect(r.confirm).toEqual({ hits: 3, runs: 3 });
+    expect(r.confirm).toEqual({ hits: 3, runs: 3, firstHit: 1 });
   });
 
   it('runs fast-check shrinking on generated programs and keeps what is smaller', async () => {
