@@ -119,7 +119,7 @@ describe(`minimization on a real ${KERNEL} guest`, () => {
       expect(r.opsBefore).toBe(11);
       expect(r.program.ops.map((o) => o.op)).toEqual(['open', 'mmap', 'munmap', 'mmap']);
       expect(r.program.device).toMatchObject({ devices: 1, queue_limit: 4 });
-      expect(r.confirm).toEqual({ hits: 3, runs: 3 });
+      expect(r.confirm).toEqual({ hits: 3, runs: 3, firstHit: 1 });
       expect(r.witness?.result?.check.divergence?.title).toBe(bug!.outcome.title);
     } finally {
       await tester.close();
