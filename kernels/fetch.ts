@@ -50,7 +50,7 @@ import type { Arch, KernelArtifacts } from './types.js';
 /** Bump when the way the kernel part of an entry is made changes (forces a re-fetch). */
 const KERNEL_RECIPE = 1;
 /** Bump when the way modules are built changes (forces a module rebuild). */
-const MODULE_RECIPE = 1;
+export const MODULE_RECIPE = 1;
 
 /** Both modules are built with this: include/linux/uacce.h only declares the API when it is set. */
 export const UACCE_DEFINE = '-DCONFIG_UACCE_MODULE=1';
@@ -281,13 +281,37 @@ async function withEntryLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   return withLock(`${dir}.lock`, { what: `preparing ${basename(dir)}` }, fn);
 }
 
-/** Write the manifest (the entry is complete from now on) and drop unreferenced module builds. */
-async function writeManifest(dir: string, man: Manifest): Promise<void> {
+/**
+ * Module builds a kernel entry keeps besides the one its manifest names: two checkouts of svadiff
+ * (or a branch switch) with different test module sources share one cache without rebuilding
+ * each time, and a guest that is still booting with an older build keeps its files.
+ */
+const KEPT_MODULE_BUILDS = 4;
+/** What a modules-<hash>/ directory holds: its part of the manifest. */
+const MODULE_BUILD_FILE = 'modules.json';
+
+/** Write the manifest (the entry is complete from now on) and drop all but the newest module builds. */
+export async function writeManifest(dir: string, man: Manifest): Promise<void> {
   await atomicWriteJson(join(dir, 'manifest.json'), man);
   await fs.rm(join(dir, 'module-build-failure.log'), { force: true });
+  const others: { name: string; builtAt: string }[] = [];
   for (const name of await fs.readdir(dir)) {
-    if (name.startsWith('modules-') && name !== man.modules.dir) await fs.rm(join(dir, name), { recursive: true, force: true });
+    if (!name.startsWith('modules-') || name === man.modules.dir) continue;
+    const m = await readJsonIfExists<Manifest['modules']>(join(dir, name, MODULE_BUILD_FILE)).catch(() => undefined);
+    // a build without its record is unfinished or from an older svadiff: not reusable
+    if (m?.dir === name && typeof m.builtAt === 'string') others.push({ name, builtAt: m.builtAt });
+    else await fs.rm(join(dir, name), { recursive: true, force: true });
   }
+  others.sort((a, b) => (a.builtAt < b.builtAt ? 1 : -1));
+  for (const o of others.slice(KEPT_MODULE_BUILDS - 1)) await fs.rm(join(dir, o.name), { recursive: true, force: true });
+}
+
+/** A module build kept from earlier with exactly these inputs, if its files are there. */
+export async function keptModuleBuild(dir: string, man: Manifest, inputsHash: string): Promise<Manifest['modules'] | undefined> {
+  const name = `modules-${inputsHash.slice(0, 12)}`;
+  const m = await readJsonIfExists<Manifest['modules']>(join(dir, name, MODULE_BUILD_FILE)).catch(() => undefined);
+  if (!m || m.dir !== name || m.inputsHash !== inputsHash || m.recipe !== MODULE_RECIPE) return undefined;
+  return (await modulesPresent(dir, { ...man, modules: m })) ? m : undefined;
 }
 
 /** The kernel part of an entry whose download and unpacking completed (kernel.json), if its inputs match. */
@@ -316,6 +340,14 @@ async function finishFromCache(dir: string, spec: KernelSpec, cached: Manifest, 
     await checkVermagic(join(dir, man.modules.uacce), man.kernel.release);
     await checkVermagic(join(dir, man.modules.svadiffTest), man.kernel.release);
     return artifactsOf(dir, spec.text, man);
+  }
+  const kept = await keptModuleBuild(dir, man, want);
+  if (kept) {
+    await checkVermagic(join(dir, kept.uacce), man.kernel.release);
+    await checkVermagic(join(dir, kept.svadiffTest), man.kernel.release);
+    const full: Manifest = { ...man, modules: kept };
+    await writeManifest(dir, full);
+    return artifactsOf(dir, spec.text, full);
   }
   info(`${man.exactSpec}: the module sources changed; rebuilding the modules`);
   const modules = await buildModules(dir, man.exactSpec, man.kernel, src, testModuleHash);
@@ -429,7 +461,7 @@ async function buildModules(dir: string, exactSpec: string, kernel: Manifest['ke
   }
   await fs.rm(log, { force: true });
   info(`modules for ${kernel.release} checked: vermagic "${vermagic}"`);
-  return {
+  const built: Manifest['modules'] = {
     recipe: MODULE_RECIPE,
     inputsHash,
     dir: modDirName,
@@ -440,6 +472,8 @@ async function buildModules(dir: string, exactSpec: string, kernel: Manifest['ke
     vermagic,
     builtAt: new Date().toISOString(),
   };
+  await atomicWriteJson(join(tree, MODULE_BUILD_FILE), built);
+  return built;
 }
 
 /** Copy the test module into tree/svadiff/ (guest/module and guest/include side by side, as it includes ../include/svt_abi.h); returns its directory. */
