@@ -118,7 +118,7 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
   if (program.comment) push(` * Program: ${commentText(program.comment)}`);
   push(
     ' *',
-    ' * Needs uacce.ko and the svadiff test device (guest/module/svadiff_test.c of svadiff), loaded',
+    ' * Needs uacce.ko and the svadiff test device (guest/module/ of svadiff, svadiff_test.ko), loaded',
     ' * fresh with these parameters (node names and queue ids assume it); then, as root:',
     ` *   rmmod svadiff_test; ${insmodLine(d)}`,
     ' *   gcc -static -O2 -Wall -o repro repro.c && ./repro; rmmod svadiff_test',

@@ -40,7 +40,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
   if (program.comment) push(` * Program: ${commentText(program.comment)}`);
   push(
     ' *',
-    ' * Needs uacce.ko and the svadiff test device (guest/module/svadiff_test.c of svadiff), freshly',
+    ' * Needs uacce.ko and the svadiff test device (guest/module/ of svadiff, svadiff_test.ko), freshly',
     ' * loaded with these parameters (node names and queue ids below assume a fresh load):',
     ' *',
     ` *   rmmod svadiff_test; ${insmodLine(d)}`,
