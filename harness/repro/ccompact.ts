@@ -135,6 +135,7 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
     `#define N_STEPS\t\t\t${program.ops.length}`,
     `#define EXPECT_LEN\t\t${expectLen}\t/* the longest expected set as printed */`,
     `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`,
+    `#define SVA_DEVICE\t\t${d.sva ? 1 : 0}\t/* device.sva: the parents are svadiff-sva PCI endpoints */`,
     ...rawIoctlDefines(program),
   );
   if (fds.length > 0) {
