@@ -247,7 +247,7 @@ export class PrivateApt {
     const args = ['-q', 'source', '--download-only', `${name}=${version}`];
     // as root, apt would drop to _apt, which cannot write into the cache directory
     if (isRoot()) args.unshift('-o', 'APT::Sandbox::User=root');
-    const r = await execa('apt-get', args, { env: this.env(), cwd: dir, reject: false, all: true });
+    const r = await execaTiedToParent('apt-get', args, { env: this.env(), cwd: dir, reject: false, all: true });
     if (r.exitCode !== 0) {
       const err = String(r.all ?? '').split('\n').find((l) => /^(E|Err):/.test(l)) ?? `apt-get exit ${r.exitCode}`;
       throw new UserError(`downloading the source of ${name} ${version} failed: ${safeLine(err, 300)}; retry, or run with --refresh if the package lists are old`);

@@ -16,13 +16,15 @@ import { compareDebVersions, parseDebVersion } from '../kernels/debversion.js';
 import { withLock } from '../kernels/lock.js';
 import { UserError } from '../harness/util/errors.js';
 import { atomicWrite, atomicWriteJson, exists, readJsonIfExists, sha256 } from '../harness/util/fsx.js';
-import { ensureHostPackages } from '../harness/util/host.js';
+import { ensureHostPackages, ensureHostTools } from '../harness/util/host.js';
 import { StatusLine, fmtBytes, fmtDuration, info } from '../harness/util/log.js';
 import { cacheDir, projectRoot } from '../harness/util/paths.js';
+import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
 import {
   BUILD_PACKAGES,
   BUILD_PYTHON,
+  BUILD_TOOLS,
   CONFIGURE_ARGS,
   FIRMWARE_DIRS,
   FIRMWARE_PACKAGES,
@@ -272,6 +274,7 @@ export async function ensureSvaQemu(): Promise<QemuBuild> {
 /** Find the newest source of the series, and build it unless the cache has it. */
 export async function buildQemu(opts: QemuBuildOptions = {}): Promise<QemuBuild> {
   const t0 = Date.now();
+  await ensureHostTools(BUILD_TOOLS);
   await ensureHostPackages([...BUILD_PACKAGES, ...FIRMWARE_PACKAGES]);
   const inputs = await qemuInputs();
   const apt = new PrivateApt('x86_64', { kind: 'source', suites: QEMU_SOURCE.suites });
@@ -315,7 +318,7 @@ class BuildLog {
 
   async run(stepName: string, cmd: string, args: string[], opts: { cwd: string; env: Record<string, string>; onLine?: (l: string) => void }): Promise<void> {
     this.add(`\n==== ${stepName}\n$ ${[cmd, ...args].join(' ')}`);
-    const proc = execa(cmd, args, { cwd: opts.cwd, env: opts.env, extendEnv: false, reject: false, all: true, buffer: { all: true } });
+    const proc = execaTiedToParent(cmd, args, { cwd: opts.cwd, env: opts.env, extendEnv: false, reject: false, all: true, buffer: { all: true } });
     let partial = '';
     proc.all?.setEncoding('utf8');
     proc.all?.on('data', (chunk: string) => {
@@ -381,7 +384,7 @@ async function buildInto(dir: string, src: SourceVersion, inputs: Inputs, apt: P
 
     stepInfo(5, 'configuring');
     await fs.mkdir(buildDir, { recursive: true });
-    await log.run('configure', join(srcDir, 'configure'), [`--python=${BUILD_PYTHON}`, `--prefix=${join(work, 'install')}`, ...CONFIGURE_ARGS], { cwd: buildDir, env });
+    await log.run('configure', 'sh', [join(srcDir, 'configure'), `--python=${BUILD_PYTHON}`, `--prefix=${join(work, 'install')}`, ...CONFIGURE_ARGS], { cwd: buildDir, env });
 
     const jobs = Math.max(1, availableParallelism());
     stepInfo(6, `compiling ${QEMU_BINARY} (ninja -j${jobs}; about 1000 steps, minutes on 2 cores)`);

@@ -12,7 +12,7 @@
  *  - One target, the machine's devices only (qemu/files/configs/.../svadiff.mak), no optional
  *    features: a cold build is about 1000 compile steps.
  */
-import type { HostPackage } from '../harness/util/host.js';
+import type { HostPackage, HostTool } from '../harness/util/host.js';
 
 /** The Debian source package and the upstream series the patch series is made for. */
 export const QEMU_SOURCE = {
@@ -36,19 +36,24 @@ export const FIRMWARE_PACKAGES: HostPackage[] = [
   { pkg: 'qemu-system-data', why: 'the option ROMs of the SVA machine (linuxboot_dma.bin)' },
 ];
 
-/** Debian packages the build needs on the host (bookworm names). */
+/** Programs the build runs (itself, or configure and ninja on PATH), and their packages. */
+export const BUILD_TOOLS: HostTool[] = [
+  { cmd: 'dpkg-source', pkg: 'dpkg-dev', why: 'unpacking the QEMU source package' },
+  { cmd: 'xz', pkg: 'xz-utils', why: 'unpacking the QEMU source package' },
+  { cmd: 'patch', pkg: 'patch', why: "applying svadiff's QEMU patches" },
+  { cmd: 'ninja', pkg: 'ninja-build', why: 'building QEMU' },
+  { cmd: 'gcc', pkg: 'gcc', why: 'compiling QEMU' },
+  { cmd: 'pkg-config', pkg: 'pkg-config', why: 'configuring QEMU' },
+];
+
+/** Debian packages the build needs for their files (bookworm names). */
 export const BUILD_PACKAGES: HostPackage[] = [
-  { pkg: 'gcc', why: 'compiling QEMU' },
-  { pkg: 'ninja-build', why: 'building QEMU' },
-  { pkg: 'pkg-config', why: 'configuring QEMU' },
+  // configure runs BUILD_PYTHON, whatever python3 is first on PATH
   { pkg: 'python3', why: "QEMU's configure" },
   { pkg: 'python3-venv', why: "QEMU's configure (its build venv)" },
   { pkg: 'python3-distlib', why: "QEMU's configure (entry points in its venv)" },
   { pkg: 'libglib2.0-dev', why: 'building QEMU' },
   { pkg: 'zlib1g-dev', why: 'building QEMU' },
-  { pkg: 'dpkg-dev', why: 'unpacking the QEMU source package (dpkg-source)' },
-  { pkg: 'patch', why: "applying svadiff's QEMU patches" },
-  { pkg: 'xz-utils', why: 'unpacking the QEMU source package' },
 ];
 
 /**
