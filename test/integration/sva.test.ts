@@ -20,11 +20,27 @@ import { SVA_ENDPOINTS, X86_64_VTD_SVA, svaEndpointAddress } from '../../harness
 
 const logDir = mkdtempSync(join(tmpdir(), 'svadiff-it-sva-'));
 
-async function bootSva(spec: string): Promise<{ guest: Guest; profile: ReturnType<typeof profileFor> }> {
-  const kernel = await fetchKernel(spec);
-  const image = await prepareGuestImage(kernel);
-  const guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_SVA.name, consolePath: join(logDir, `${spec.replace(/\W/g, '_')}.console.log`) });
-  return { guest, profile: profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' }) };
+interface SvaGuest {
+  guest: Guest;
+  profile: ReturnType<typeof profileFor>;
+}
+
+/** An SVA machine with this kernel for the tests of the enclosing describe. */
+function svaGuest(spec: string): () => SvaGuest {
+  let g: SvaGuest | undefined;
+  beforeAll(async () => {
+    const kernel = await fetchKernel(spec);
+    const image = await prepareGuestImage(kernel);
+    const guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_SVA.name, consolePath: join(logDir, `${spec.replace(/\W/g, '_')}.console.log`) });
+    g = { guest, profile: profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' }) };
+  });
+  afterAll(async () => {
+    await g?.guest.shutdown();
+  });
+  return () => {
+    if (!g) throw new Error(`no ${spec} guest`);
+    return g;
+  };
 }
 
 function program(ops: unknown[], device: Record<string, unknown>) {
@@ -40,18 +56,11 @@ function data(r: ExecResult, i: number): string {
 }
 
 describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the IOMMU', () => {
-  let guest: Guest;
-  let profile: ReturnType<typeof profileFor>;
-  beforeAll(async () => {
-    ({ guest, profile } = await bootSva('debian:7.2'));
-  });
-  afterAll(async () => {
-    await guest?.shutdown();
-  });
+  const sva = svaGuest('debian:7.2');
 
   it(`puts each of the ${SVA_ENDPOINTS} endpoints in its own IOMMU group`, () => {
     const groups = new Map<string, string>();
-    for (const line of guest.consoleSince(0)) {
+    for (const line of sva().guest.consoleSince(0)) {
       const m = /pci (0000:[0-9a-f]{2}:00\.0): Adding to iommu group (\d+)/.exec(line);
       if (m && /^0000:0[1-9]:/.test(m[1]!)) groups.set(m[1]!, m[2]!);
     }
@@ -88,7 +97,7 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
       { op: 'touch', task: 't0', map: 'd1', page: 0, offset: 3 * 32 + 0x18, access: 'read' },
       { op: 'touch', task: 't0', map: 'r1', page: 0, offset: 0x28, access: 'read' }, // FAULTS | ACK << 32
     ];
-    const r = await executeProgram(guest, 1, program(ops, { devices: 1, mmio_pages: 1, dus_pages: 1 }), profile);
+    const r = await executeProgram(sva().guest, 1, program(ops, { devices: 1, mmio_pages: 1, dus_pages: 1 }), sva().profile);
     expect(r.reports).toEqual([]);
     expect(r.check.divergence).toBeUndefined();
     expect(r.run?.finished?.status).toBe(0);
@@ -116,14 +125,7 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
 });
 
 describe("SVA machine, debian:6.12: Debian's kill switch refuses every bind", () => {
-  let guest: Guest;
-  let profile: ReturnType<typeof profileFor>;
-  beforeAll(async () => {
-    ({ guest, profile } = await bootSva('debian:6.12'));
-  });
-  afterAll(async () => {
-    await guest?.shutdown();
-  });
+  const sva = svaGuest('debian:6.12');
 
   it('the flag is negotiated (flags 1), and every open of an SVA device fails with EOPNOTSUPP', async () => {
     const ops = [
@@ -132,7 +134,7 @@ describe("SVA machine, debian:6.12: Debian's kill switch refuses every bind", ()
       { op: 'open', task: 't0', fd: 'q2', dev: 1, via: 'path' },
       { op: 'sysfs_read', task: 't0', dev: 0, attr: 'available_instances' },
     ];
-    const r = await executeProgram(guest, 1, program(ops, { devices: 2 }), profile);
+    const r = await executeProgram(sva().guest, 1, program(ops, { devices: 2 }), sva().profile);
     expect(r.reports).toEqual([]);
     expect(r.check.divergence).toBeUndefined();
     expect(data(r, 0)).toBe('1\n');
