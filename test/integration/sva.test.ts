@@ -33,7 +33,8 @@ function svaGuest(spec: string): () => SvaGuest {
     const image = await prepareGuestImage(kernel);
     const guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_SVA.name, consolePath: join(logDir, `${spec.replace(/\W/g, '_')}.console.log`) });
     g = { guest, profile: profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' }) };
-  });
+    // on a cold cache this also builds QEMU (about 10 min of CPU) and 7.2's sid build root
+  }, 60 * 60_000);
   afterAll(async () => {
     await g?.guest.shutdown();
   });
