@@ -3,7 +3,8 @@
  * build of several minutes), the svadiff-sva endpoints behind root ports, and the test module's
  * PCI backend (device.sva=true). On 7.2 every open binds: the queues of one process share a
  * non-zero PASID, and work items reach the process's memory by PASID-tagged translation and page
- * requests through the emulated VT-d. On Debian's 6.12 the SVA kill switch refuses every bind.
+ * requests through the emulated VT-d, and removal is an unbind and bind of the PCI endpoint. On
+ * Debian's 6.12 the SVA kill switch refuses every bind.
  * Every result is asserted exactly, and the reference model must agree with all of it.
  */
 import { mkdtempSync } from 'node:fs';
@@ -122,6 +123,34 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
     // the device's fault report: the page request for the unmapped address was refused
     expect(r.deviceReports.map((d) => d.title)).toEqual(['svadiff_test fault: page request denied']);
     expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(0)}: fault: queue 1 pasid ${pasid1} addr 0x${unmapped.toString(16)} (page request denied)`);
+  });
+
+  it('removal is a PCI unbind and bind: with a bound queue running, its mappings go, the node goes and comes back, memory stays', async () => {
+    const ops = [
+      { op: 'open', task: 't0', fd: 'q1', dev: 1, via: 'path' },
+      { op: 'mmap', task: 't0', map: 'r1', fd: 'q1', region: 0, pages: 1, prot: 'rw', shared: true },
+      { op: 'mmap', task: 't0', map: 'd1', fd: 'q1', region: 1, pages: 1, prot: 'rw', shared: true },
+      { op: 'ioctl', task: 't0', fd: 'q1', cmd: 'START_Q' },
+      { op: 'alloc', task: 't0', map: 'a', pages: 1 },
+      { op: 'submit', task: 't0', mmio: 'r1', dus: 'd1', work: 'write', target: 'a', page: 0, offset: 0, value: '0x5', ack: true },
+      { op: 'remove', task: 't0', dev: 1 }, // 6: unbind 0000:02:00.0
+      { op: 'touch', task: 't0', map: 'r1', page: 0, offset: 0, access: 'read' },
+      { op: 'open', task: 't0', fd: 'q2', dev: 1, via: 'path' },
+      { op: 'add', task: 't0', dev: 1 }, // 9: bind it again
+      { op: 'open', task: 't0', fd: 'q3', dev: 1, via: 'path' },
+      { op: 'close', task: 't0', fd: 'q1' },
+      { op: 'touch', task: 't0', map: 'a', page: 0, offset: 0, access: 'read' },
+    ];
+    const r = await executeProgram(sva().guest, 2, program(ops, { devices: 2, mmio_pages: 1, dus_pages: 1 }), sva().profile);
+    expect(r.reports).toEqual([]);
+    expect(r.check.divergence).toBeUndefined();
+    expect(r.check.ops.map((c) => c.verdict)).toEqual(Array(ops.length).fill('match'));
+    expect(data(r, 5)).toBe('done');
+    expect(r.run?.results[7]?.signal).toBe(7); // SIGBUS: uacce_remove zapped the mapping
+    expect(r.run?.results[8]?.errno).toBe(2); // ENOENT: the node is gone
+    expect(data(r, 10)).toBe('/dev/svt1-1');
+    expect(data(r, 12)).toBe('0x5');
+    expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(1)}: removed`);
   });
 });
 
