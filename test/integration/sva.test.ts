@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchKernel } from '../../kernels/index.js';
-import { slotAddress } from '../../harness/agent/wire.js';
+import { slotAddress } from '../../harness/agent/conventions.js';
 import { profileFor } from '../../harness/model/index.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import { executeProgram, type ExecResult } from '../../harness/run/execute.js';

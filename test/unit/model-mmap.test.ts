@@ -254,7 +254,7 @@ describe('mprotect', () => {
       ],
       { device: { mmio_pages: 2 } },
     );
-    expect(r.out.slice(2)).toEqual(['ok', 'ok(0x153565444)', 'SIGSEGV', 'ok', 'EEXIST', 'ok', 'ok("3\\n")', 'ok', 'ok("4\\n")']);
+    expect(r.out.slice(2)).toEqual(['ok', 'ok(0x253565444)', 'SIGSEGV', 'ok', 'EEXIST', 'ok', 'ok("3\\n")', 'ok', 'ok("4\\n")']);
   });
 
   it('a work item gets what GUP allows: a read of PROT_READ memory, no write, nothing of PROT_NONE', () => {

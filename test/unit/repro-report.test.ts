@@ -209,7 +209,7 @@ describe('renderReport', () => {
       const kdir = join(cacheDir(), 'kernels', 'debian-6.12.117-x86_64');
       const modules = join(kdir, 'modules-0123456789ab');
       const vm = new QemuVm({
-        machine: machineFor('x86_64'),
+        machine: hostMachine(machineFor('x86_64')),
         accel: 'tcg',
         kernelImage: join(kdir, 'kernel', 'boot', 'vmlinuz-6.12.117+deb12-amd64'),
         initrd: join(cacheDir(), 'initramfs', `${'0f3c'.repeat(16)}.cpio`),
