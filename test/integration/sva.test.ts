@@ -7,7 +7,7 @@
  * Debian's 6.12 the SVA kill switch refuses every bind.
  * Every result is asserted exactly, and the reference model must agree with all of it.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,8 @@ import { slotAddress } from '../../harness/agent/conventions.js';
 import { profileFor } from '../../harness/model/index.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import { executeProgram, type ExecResult } from '../../harness/run/execute.js';
+import { compileRepro, guestReproPath, prepareReproImage, runReproOnGuest } from '../../harness/repro/replay.js';
+import { reproForProgram } from '../../harness/repro/csource.js';
 import { Guest, prepareGuestImage } from '../../harness/vm/guest.js';
 import { SVA_ENDPOINTS, X86_64_VTD_SVA, svaEndpointAddress } from '../../harness/vm/machine.js';
 
@@ -26,14 +28,25 @@ interface SvaGuest {
   profile: ReturnType<typeof profileFor>;
 }
 
-/** An SVA machine with this kernel for the tests of the enclosing describe. */
-function svaGuest(spec: string): () => SvaGuest {
-  let g: SvaGuest | undefined;
+/**
+ * An SVA machine with this kernel for the tests of the enclosing describe; the reproducers of
+ * `repros` (C, compiled with -Werror) are in its initramfs: g.repros[i] is the guest path of
+ * repros[i]'s binary.
+ */
+function svaGuest(spec: string, repros: readonly ReturnType<typeof program>[] = []): () => SvaGuest & { repros: string[] } {
+  let g: (SvaGuest & { repros: string[] }) | undefined;
   beforeAll(async () => {
     const kernel = await fetchKernel(spec);
-    const image = await prepareGuestImage(kernel);
+    const profile = profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' });
+    const binaries: string[] = [];
+    for (const [i, p] of repros.entries()) {
+      const c = join(logDir, `repro-${i}.c`);
+      writeFileSync(c, reproForProgram(p, profile));
+      binaries.push(await compileRepro(c, ['-Werror']));
+    }
+    const image = binaries.length > 0 ? await prepareReproImage(kernel, binaries) : await prepareGuestImage(kernel);
     const guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_SVA.name, consolePath: join(logDir, `${spec.replace(/\W/g, '_')}.console.log`) });
-    g = { guest, profile: profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' }) };
+    g = { guest, profile, repros: binaries.map(guestReproPath) };
     // on a cold cache this also builds QEMU (about 10 min of CPU) and 7.2's sid build root
   }, 60 * 60_000);
   afterAll(async () => {
@@ -57,8 +70,26 @@ function data(r: ExecResult, i: number): string {
   return x.data;
 }
 
+/** Removal with a bound queue running (7.2): run through the agent and as a reproducer. */
+const REMOVAL_OPS = [
+  { op: 'open', task: 't0', fd: 'q1', dev: 1, via: 'path' },
+  { op: 'mmap', task: 't0', map: 'r1', fd: 'q1', region: 0, pages: 1, prot: 'rw', shared: true },
+  { op: 'mmap', task: 't0', map: 'd1', fd: 'q1', region: 1, pages: 1, prot: 'rw', shared: true },
+  { op: 'ioctl', task: 't0', fd: 'q1', cmd: 'START_Q' },
+  { op: 'alloc', task: 't0', map: 'a', pages: 1 },
+  { op: 'submit', task: 't0', mmio: 'r1', dus: 'd1', work: 'write', target: 'a', page: 0, offset: 0, value: '0x5', ack: true },
+  { op: 'remove', task: 't0', dev: 1 }, // 6: unbind 0000:02:00.0
+  { op: 'touch', task: 't0', map: 'r1', page: 0, offset: 0, access: 'read' },
+  { op: 'open', task: 't0', fd: 'q2', dev: 1, via: 'path' },
+  { op: 'add', task: 't0', dev: 1 }, // 9: bind it again
+  { op: 'open', task: 't0', fd: 'q3', dev: 1, via: 'path' },
+  { op: 'close', task: 't0', fd: 'q1' },
+  { op: 'touch', task: 't0', map: 'a', page: 0, offset: 0, access: 'read' },
+];
+const REMOVAL = program(REMOVAL_OPS, { devices: 2, mmio_pages: 1, dus_pages: 1 });
+
 describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the IOMMU', () => {
-  const sva = svaGuest('debian:7.2');
+  const sva = svaGuest('debian:7.2', [REMOVAL]);
 
   it(`puts each of the ${SVA_ENDPOINTS} endpoints in its own IOMMU group`, () => {
     const groups = new Map<string, string>();
@@ -126,22 +157,8 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
   });
 
   it('removal is a PCI unbind and bind: with a bound queue running, its mappings go, the node goes and comes back, memory stays', async () => {
-    const ops = [
-      { op: 'open', task: 't0', fd: 'q1', dev: 1, via: 'path' },
-      { op: 'mmap', task: 't0', map: 'r1', fd: 'q1', region: 0, pages: 1, prot: 'rw', shared: true },
-      { op: 'mmap', task: 't0', map: 'd1', fd: 'q1', region: 1, pages: 1, prot: 'rw', shared: true },
-      { op: 'ioctl', task: 't0', fd: 'q1', cmd: 'START_Q' },
-      { op: 'alloc', task: 't0', map: 'a', pages: 1 },
-      { op: 'submit', task: 't0', mmio: 'r1', dus: 'd1', work: 'write', target: 'a', page: 0, offset: 0, value: '0x5', ack: true },
-      { op: 'remove', task: 't0', dev: 1 }, // 6: unbind 0000:02:00.0
-      { op: 'touch', task: 't0', map: 'r1', page: 0, offset: 0, access: 'read' },
-      { op: 'open', task: 't0', fd: 'q2', dev: 1, via: 'path' },
-      { op: 'add', task: 't0', dev: 1 }, // 9: bind it again
-      { op: 'open', task: 't0', fd: 'q3', dev: 1, via: 'path' },
-      { op: 'close', task: 't0', fd: 'q1' },
-      { op: 'touch', task: 't0', map: 'a', page: 0, offset: 0, access: 'read' },
-    ];
-    const r = await executeProgram(sva().guest, 2, program(ops, { devices: 2, mmio_pages: 1, dus_pages: 1 }), sva().profile);
+    const ops = REMOVAL_OPS;
+    const r = await executeProgram(sva().guest, 2, REMOVAL, sva().profile);
     expect(r.reports).toEqual([]);
     expect(r.check.divergence).toBeUndefined();
     expect(r.check.ops.map((c) => c.verdict)).toEqual(Array(ops.length).fill('match'));
@@ -150,6 +167,14 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
     expect(r.run?.results[8]?.errno).toBe(2); // ENOENT: the node is gone
     expect(data(r, 10)).toBe('/dev/svt1-1');
     expect(data(r, 12)).toBe('0x5');
+    expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(1)}: removed`);
+  });
+
+  it("the same program's C reproducer unbinds and binds the PCI endpoint too: every step as the model expects", async () => {
+    const r = await runReproOnGuest(sva().guest, sva().repros[0]!, REMOVAL.device, { progId: 3 });
+    expect(r.exitCode, r.output).toBe(0);
+    expect(r.output).toContain(`RESULT: every checked step (${REMOVAL.ops.length} of ${REMOVAL.ops.length}) did what the model expects`);
+    expect(r.reports).toEqual([]);
     expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(1)}: removed`);
   });
 });
