@@ -14,6 +14,8 @@ commands:
   kernels build <kernel> [--jobs N] [--rebuild]
                                   build a kernel from source: src:debian:7.2+kasan+lockdep,
                                   git:~/linux@v6.13+iommufd (fragments: kernels/config/)
+  qemu build [--force] [--refresh] [--json]
+                                  build the SVA machine's QEMU from Debian's source (cached; done on first use)
   boot [<kernel>]                 boot, load uacce and the test device, print what the guest has
   run <program.json> [--kernel K] [--uacce-src S] [--json]
                                   run one program and compare every op with the model
@@ -60,7 +62,7 @@ function usageOf(cmd: string): string {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
-    process.stdout.write(usageOf(cmd === 'kernels' ? `kernels ${rest[0] ?? ''}`.trim() : cmd));
+    process.stdout.write(usageOf(cmd === 'kernels' || cmd === 'qemu' ? `${cmd} ${rest[0] ?? ''}`.trim() : cmd));
     return 0;
   }
   switch (cmd) {
@@ -74,6 +76,15 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`svadiff kernels: say list, fetch or build\n${USAGE}`);
         return 2;
       }
+      return 0;
+    }
+    case 'qemu': {
+      const [sub, ...args] = rest;
+      if (sub !== 'build') {
+        process.stderr.write(`svadiff qemu: say build\n${USAGE}`);
+        return 2;
+      }
+      await (await import('../qemu/index.js')).cmdQemuBuild(args);
       return 0;
     }
     case 'boot':

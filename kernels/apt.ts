@@ -1,9 +1,12 @@
 /**
  * A private apt state in the svadiff cache: its own configuration, sources, package lists and
  * caches, so that svadiff can look up and download bookworm, trixie, forky and sid kernel
- * packages without touching the host's apt configuration or lists. apt is pointed at it with
- * APT_CONFIG; Dir::Etc::Parts and friends point at empty directories inside the state so that
- * nothing from /etc/apt leaks in (hooks, GzipIndexes, Dir::Cache::pkgcache "" ...). Only the
+ * packages without touching the host's apt configuration or lists. A second state of the same
+ * kind, `apt/source`, has deb-src lines only: the source packages svadiff builds (QEMU, see
+ * qemu/recipe.ts). It is separate so that kernel fetches never download the Sources lists.
+ * apt is pointed at it with APT_CONFIG; Dir::Etc::Parts and friends point at empty
+ * directories inside the state so that nothing from /etc/apt leaks in (hooks, GzipIndexes,
+ * Dir::Cache::pkgcache "" ...). Only the
  * host's network settings are carried over (proxies, and the Release date checks a frozen or
  * snapshot mirror needs switched off), because they describe how this host reaches its mirror.
  */
@@ -36,17 +39,22 @@ export function inheritedAptSettings(dump: string): string[] {
   return out;
 }
 
-/** The sources.list of the private state (one-line format; deb-src is not needed). */
-export function privateSourcesList(mirrors: DebianMirrors): { text: string; skipped: string[] } {
+/** Binary packages of the kernel suites, or source packages of the given suites. */
+export type AptKind = { kind: 'binary' } | { kind: 'source'; suites: readonly string[] };
+
+/** The sources.list of the private state (one-line format). */
+export function privateSourcesList(mirrors: DebianMirrors, kind: AptKind = { kind: 'binary' }): { text: string; skipped: string[] } {
   const lines: string[] = [];
   const skipped: string[] = [];
-  for (const { suite, mirror } of APT_SUITES) {
+  const entries = kind.kind === 'binary' ? APT_SUITES : kind.suites.map((suite) => ({ suite, mirror: 'archive' as const }));
+  const type = kind.kind === 'binary' ? 'deb' : 'deb-src';
+  for (const { suite, mirror } of entries) {
     const uri = mirror === 'security' ? mirrors.security : mirrors.archive;
     if (uri === undefined) {
       skipped.push(suite);
       continue;
     }
-    lines.push(`deb [signed-by=${DEBIAN_ARCHIVE_KEYRING}] ${uri} ${suite} main`);
+    lines.push(`${type} [signed-by=${DEBIAN_ARCHIVE_KEYRING}] ${uri} ${suite} main`);
   }
   return { text: lines.join('\n') + '\n', skipped };
 }
@@ -63,9 +71,12 @@ export class PrivateApt {
   readonly debArch: string;
   private prepared?: { configHash: string; mirrors: DebianMirrors };
 
-  constructor(readonly arch: Arch) {
+  constructor(
+    readonly arch: Arch,
+    readonly kind: AptKind = { kind: 'binary' },
+  ) {
     this.debArch = ARCH_PROFILES[arch].debArch;
-    this.dir = join(cacheDir(), 'apt', this.debArch);
+    this.dir = join(cacheDir(), 'apt', kind.kind === 'binary' ? this.debArch : 'source');
   }
 
   private get confPath(): string {
@@ -88,7 +99,7 @@ export class PrivateApt {
       throw new UserError(`the svadiff cache path ${JSON.stringify(this.dir)} contains quotes or spaces, which apt.conf cannot hold; set SVADIFF_CACHE to another directory`);
     }
     const mirrors = await resolveDebianMirrors();
-    const { text: sources, skipped } = privateSourcesList(mirrors);
+    const { text: sources, skipped } = privateSourcesList(mirrors, this.kind);
     if (skipped.length > 0) {
       warn(`no Debian security mirror in the host's apt sources; skipping ${skipped.join(', ')} (set SVADIFF_DEBIAN_SECURITY_MIRROR to add it)`);
     }
@@ -106,7 +117,8 @@ export class PrivateApt {
       `Dir::State "${d}/state";`,
       `Dir::State::status "${d}/state/status";`,
       `Dir::Cache "${d}/cache";`,
-      // the source package cache (another ~90 MB) is never used: no deb-src lines
+      // no source package cache (another ~90 MB): the kernel state has no deb-src lines, and
+      // the source state is read by apt-cache showsrc a few times per build
       'Dir::Cache::srcpkgcache "";',
       `Dir::Log "${d}/log";`,
       `Dir::Etc "${etc}";`,
@@ -141,7 +153,8 @@ export class PrivateApt {
 
   private async listFiles(): Promise<string[]> {
     try {
-      return (await fs.readdir(this.listsDir)).filter((n) => n.includes('_Packages'));
+      const want = this.kind.kind === 'binary' ? '_Packages' : '_Sources';
+      return (await fs.readdir(this.listsDir)).filter((n) => n.includes(want));
     } catch {
       return [];
     }
@@ -160,7 +173,8 @@ export class PrivateApt {
       const fresh = stamp !== undefined && stamp.configHash === configHash && Date.now() - stamp.time < APT_LISTS_MAX_AGE_MS && lists.length > 0;
       if (fresh && !opts.refresh) return;
       const why = opts.refresh ? 'refresh asked' : lists.length === 0 ? 'no package lists yet' : stamp?.configHash !== configHash ? 'mirror configuration changed' : 'package lists are older than 6 h';
-      info(`updating the private apt package lists (${why}): ${APT_SUITES.map((s) => s.suite).join(', ')} from ${mirrors.archive}${mirrors.security ? ` and ${mirrors.security}` : ''}`);
+      const suites = this.kind.kind === 'binary' ? APT_SUITES.map((s) => s.suite) : this.kind.suites.map((s) => `${s} (sources)`);
+      info(`updating the private apt package lists (${why}): ${suites.join(', ')} from ${mirrors.archive}${mirrors.security && this.kind.kind === 'binary' ? ` and ${mirrors.security}` : ''}`);
       const t0 = Date.now();
       const status = new StatusLine(5000);
       // --error-on=any: without it apt-get update exits 0 even when every download failed
@@ -216,6 +230,32 @@ export class PrivateApt {
   async show(names: string[]): Promise<string> {
     if (names.length === 0) return '';
     return this.aptCache(['show', ...names]);
+  }
+
+  /** `apt-cache showsrc` of a source package (every version the deb-src lines have), raw text. */
+  async showSource(name: string): Promise<string> {
+    return this.aptCache(['showsrc', name]);
+  }
+
+  /**
+   * Download a source package (.dsc and its tarballs, checked against the signed Sources
+   * lists) into dir; returns the path of the .dsc.
+   */
+  async downloadSource(name: string, version: string, dir: string): Promise<string> {
+    await this.prepare();
+    await fs.mkdir(dir, { recursive: true });
+    const args = ['-q', 'source', '--download-only', `${name}=${version}`];
+    // as root, apt would drop to _apt, which cannot write into the cache directory
+    if (isRoot()) args.unshift('-o', 'APT::Sandbox::User=root');
+    const r = await execaTiedToParent('apt-get', args, { env: this.env(), cwd: dir, reject: false, all: true });
+    if (r.exitCode !== 0) {
+      const err = String(r.all ?? '').split('\n').find((l) => /^(E|Err):/.test(l)) ?? `apt-get exit ${r.exitCode}`;
+      throw new UserError(`downloading the source of ${name} ${version} failed: ${safeLine(err, 300)}; retry, or run with --refresh if the package lists are old`);
+    }
+    const upstream = version.replace(/^\d+:/, '');
+    const dsc = (await fs.readdir(dir)).find((n) => n === `${name}_${upstream}.dsc`);
+    if (!dsc) throw new Error(`apt-get source reported success but ${name}_${upstream}.dsc is not in ${dir}`);
+    return join(dir, dsc);
   }
 
   /**

@@ -113,6 +113,8 @@ struct op {
 #define N_FDS		MAX_SLOTS
 #define N_TASKS		MAX_TASKS
 #define DEVICES		MAX_DEVS
+#define SVA_DEVICE	sva_device	/* the program's device.sva (set with its P line) */
+static int sva_device;
 #include "svt_types.h"
 #include "svt_runtime.h"
 

@@ -119,6 +119,7 @@ static void cmd_D(char **tok, int ntok)
 	P.dus_pages = (int)v[3];
 	P.queue_limit = (int)v[4];
 	P.sva = (int)v[5];
+	sva_device = P.sva;
 	P.isolate_ops = (int)v[6];
 	P.isolate_state = (int)v[7];
 	P.ioctl = (int)v[8];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * svadiff test uacce device: the contract between the test kernel module
- * (guest/module/svadiff_test.c), the guest agent (guest/agent/agent.c), the
+ * (guest/module/), the SVA machine's endpoint (qemu/files/hw/misc/svadiff-sva.c, which
+ * executes the work items of the PCI backend), the guest agent (guest/agent/agent.c), the
  * standalone C reproducers, and the reference model (harness/device/abi.ts
  * mirrors every number here; keep them in sync).
  *
@@ -11,14 +12,17 @@
 #ifndef SVT_ABI_H
 #define SVT_ABI_H
 
-#define SVT_ABI_VERSION		1
+#define SVT_ABI_VERSION		2	/* 2: RESULT of a FAULT is the faulting address; the PCI backend */
 #define SVT_MAGIC		0x53565444u	/* "SVTD" */
 #define SVT_PAGE_SIZE		4096u
 
 /* uacce interface name of device index N is "svt<N>": /dev/svt<N>-<uacce id> */
 #define SVT_UACCE_NAME_FMT	"svt%d"
-/* platform devices "svadiff_test.<N>" bound to platform driver "svadiff_test" */
+/* platform devices "svadiff_test.<N>" bound to platform driver "svadiff_test" (sva=0) */
 #define SVT_DRIVER_NAME		"svadiff_test"
+/* sva=1: PCI endpoint N at SVT_PCI_ADDR_FMT with N + 1 (the SVA machine's topology,
+ * harness/vm/machine.ts), bound to PCI driver "svadiff_test" */
+#define SVT_PCI_ADDR_FMT	"0000:%02x:00.0"
 
 /* ---- MMIO region (uacce region 0), page 0: registers ---- */
 #define SVT_REG_MAGIC		0x000	/* RO  SVT_MAGIC */
@@ -55,14 +59,15 @@
 #define SVT_DESC_STATUS		0x04	/* u32, written by the device */
 #define SVT_DESC_ADDR		0x08	/* u64, user virtual address in the queue's bound mm */
 #define SVT_DESC_VALUE		0x10	/* u64, value to write */
-#define SVT_DESC_RESULT		0x18	/* u64, value read */
+#define SVT_DESC_RESULT		0x18	/* u64, value read; with STATUS FAULT: the faulting address */
 
 #define SVT_OP_WRITE64		1	/* *(u64 *)addr = value, in the bound address space */
 #define SVT_OP_READ64		2	/* result = *(u64 *)addr, in the bound address space */
 
 #define SVT_STATUS_PENDING	0
 #define SVT_STATUS_OK		1
-#define SVT_STATUS_FAULT	2	/* address not accessible in the bound mm, or the mm is gone */
+/* FAULT: not accessible in the bound mm (or it is gone); RESULT = the first byte not accessible */
+#define SVT_STATUS_FAULT	2
 #define SVT_STATUS_BADOP	3
 
 /*

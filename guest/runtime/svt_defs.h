@@ -10,7 +10,8 @@
 #define SVT_DEFS_H
 
 #define UACCE_CLASS		"/sys/class/uacce"
-#define DRIVER_DIR		"/sys/bus/platform/drivers/" SVT_DRIVER_NAME
+#define DRIVER_DIR		"/sys/bus/platform/drivers/" SVT_DRIVER_NAME	/* device.sva=false: platform devices */
+#define PCI_DRIVER_DIR		"/sys/bus/pci/drivers/" SVT_DRIVER_NAME		/* device.sva=true: svadiff-sva endpoints */
 #define MODULE_PARAMS		"/sys/module/" SVT_DRIVER_NAME "/parameters"
 #define SLOT_BASE		0x200000000000ULL	/* where mapping slot 0 goes */
 #define SLOT_STRIDE		0x1000000ULL		/* 16 MiB per mapping slot */

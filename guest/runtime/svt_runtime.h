@@ -124,14 +124,30 @@ static pid_t fork_task(void)
 }
 #endif
 
-#if SVT_AGENT
-/* the platform device of test device dev, as its driver's bind and unbind files want it */
+#if SVT_AGENT || SVT_DEV_NAME
+/*
+ * The parent of test device dev, as its driver's bind and unbind files want it: the platform
+ * device svadiff_test.N, or with SVA_DEVICE (device.sva: the PCI backend) the svadiff-sva
+ * endpoint N, behind root port N + 1 (svt_abi.h SVT_PCI_ADDR_FMT).
+ */
 static const char *dev_name(int dev)
 {
 	static char name[32];
 
-	snprintf(name, sizeof(name), SVT_DRIVER_NAME ".%d", dev);
+	if (SVA_DEVICE)
+		snprintf(name, sizeof(name), SVT_PCI_ADDR_FMT, dev + 1);
+	else
+		snprintf(name, sizeof(name), SVT_DRIVER_NAME ".%d", dev);
 	return name;
+}
+
+/* a file of the test driver's sysfs directory (bind, unbind), on the bus of its devices */
+static const char *driver_file(const char *file)
+{
+	static char path[PATH_LEN];
+
+	snprintf(path, sizeof(path), "%s/%s", SVA_DEVICE ? PCI_DRIVER_DIR : DRIVER_DIR, file);
+	return path;
 }
 #endif
 

@@ -33,6 +33,7 @@ import { atomicWrite, atomicWriteJson } from '../util/fsx.js';
 import { fmtDuration, info, warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
+import { machineForDevice } from '../vm/machine.js';
 import { readFinding } from './known.js';
 import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, type GuestSetup } from './common.js';
 
@@ -167,7 +168,8 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   const preceding = await readPreceding(dir);
   let afterPreceding: SequenceResult | undefined;
   let reduced: (ReducedPreceding & { confirm: SequenceResult }) | undefined;
-  const guestTester = new GuestTester({ boot: () => bootGuest(setup, 'repro'), profile, kernel: kernelId });
+  const machine = machineForDevice(setup.kernel.arch, program.device).name;
+  const guestTester = new GuestTester({ boot: () => bootGuest(setup, 'repro', { machine }), profile, kernel: kernelId });
   const tester = new TitleRecorder(guestTester, kernelId);
   let min: MinimizeResult;
   try {

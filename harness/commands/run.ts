@@ -12,6 +12,7 @@ import { executeProgram, type ExecResult } from '../run/execute.js';
 import { UserError } from '../util/errors.js';
 import { safeLine } from '../util/sanitize.js';
 import type { KernelId } from '../findings/store.js';
+import { machineForDevice } from '../vm/machine.js';
 import { bootGuest, kernelIdOf, prepare, profileOf } from './common.js';
 
 export async function loadProgram(path: string): Promise<Program> {
@@ -34,7 +35,7 @@ export async function cmdRun(args: string[]): Promise<number> {
   const program = await loadProgram(positionals[0]!);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
   const profile = profileOf(setup.kernel);
-  const guest = await bootGuest(setup, 'run');
+  const guest = await bootGuest(setup, 'run', { machine: machineForDevice(setup.kernel.arch, program.device).name });
   let r: ExecResult;
   try {
     r = await executeProgram(guest, 1, program, profile);

@@ -1,17 +1,19 @@
 /**
  * Mirror of guest/include/svt_abi.h (the test device's register and memory layout), ABI
- * version 1. Every #define of the header has a constant of the same name here;
+ * version 2. Every #define of the header has a constant of the same name here;
  * test/unit/model-abi.test.ts parses the header and fails on any difference.
  */
 
-export const SVT_ABI_VERSION = 1;
+export const SVT_ABI_VERSION = 2; /* 2: RESULT of a FAULT is the faulting address; the PCI backend */
 export const SVT_MAGIC = 0x53565444; /* "SVTD" */
 export const SVT_PAGE_SIZE = 4096;
 
 /** uacce interface name of device index N is "svt<N>": /dev/svt<N>-<uacce id> */
 export const SVT_UACCE_NAME_FMT = 'svt%d';
-/** platform devices "svadiff_test.<N>" bound to platform driver "svadiff_test" */
+/** platform devices "svadiff_test.<N>" bound to platform driver "svadiff_test" (sva=0) */
 export const SVT_DRIVER_NAME = 'svadiff_test';
+/** sva=1: PCI endpoint N at this address with N + 1, bound to PCI driver "svadiff_test" */
+export const SVT_PCI_ADDR_FMT = '0000:%02x:00.0';
 
 /* ---- MMIO region (uacce region 0), page 0: registers (byte offsets) ---- */
 export const SVT_REG_MAGIC = 0x000;

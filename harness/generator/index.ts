@@ -68,7 +68,13 @@ export const deviceArb: fc.Arbitrary<DeviceParams> = fc
     mmio_pages: fc.oneof({ weight: 19, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constant(0) }),
     dus_pages: fc.oneof({ weight: 19, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constant(0) }),
     queue_limit: fc.integer({ min: 1, max: 4 }),
-    sva: fc.boolean().chain((b) => (b ? fc.boolean() : fc.constant(false))), // 25 %
+    // sva=true now means the PCI backend on the SVA machine (docs/test-device.md), whose work
+    // items the model does not describe yet (issue 9, second half): drawn as before, so that
+    // seeds keep their streams, and then turned off
+    sva: fc
+      .boolean()
+      .chain((b) => (b ? fc.boolean() : fc.constant(false)))
+      .map(() => false),
     isolate_ops: fc.constantFrom<IsolateOps>('none', 'read', 'write', 'both'),
     isolate_state: fc.boolean(),
     ioctl: fc.boolean(),

@@ -203,6 +203,10 @@ function execDescriptor(d: Draft, qid: number, index: number): void {
     if (t.kind === 'fault') {
       status = SVT_STATUS_FAULT;
       faulted = true;
+      // TD "The engine" (ABI 2): RESULT of a FAULT is the first byte that could not be
+      // accessed; every fault engineTarget finds is at the first page, i.e. at ADDR itself
+      writeDev(d, qid, 1, 0, w.resultLo, rd(w.addrLo));
+      writeDev(d, qid, 1, 0, w.resultHi, rd(w.addrHi));
     } else if (t.kind === 'unknown') {
       status = null;
       faulted = null;

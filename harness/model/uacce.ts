@@ -16,7 +16,7 @@
  *   sysfs_read    the file's exact contents
  */
 import { err, ok, sig } from '../program/outcome.js';
-import type { OpAdd, OpIoctl, OpMmap, OpOpen, OpPoll, OpRemove, OpSubmit, OpSysfsRead, OpSysfsWrite } from '../program/types.js';
+import type { DeviceParams, OpAdd, OpIoctl, OpMmap, OpOpen, OpPoll, OpRemove, OpSubmit, OpSysfsRead, OpSysfsWrite } from '../program/types.js';
 import { ioctlNumber, workOpcode } from '../ops/uacce.js';
 import {
   REG_WORD,
@@ -31,7 +31,7 @@ import {
 } from '../device/abi.js';
 import { devBase, diff32, emptyPage, hex64, parseHex64, setWord, u32, type Page, type Word } from '../device/memory.js';
 import {
-  PARENT_FACTS,
+  parentFacts,
   availableInstances,
   descriptorWords,
   driverIoctl,
@@ -133,13 +133,14 @@ function boundInstance(s: ModelState, dev: number): Instance | undefined {
 
 /**
  * uacce_alloc() flags: up to 6.15 uacce_enable_sva() keeps UACCE_DEV_SVA only if the parent can
- * enable IOPF and SVA (iommu_dev_enable_feature(), which fails without an IOMMU group); from
- * 6.16 the flag is kept as requested.
+ * enable IOPF and SVA (iommu_dev_enable_feature(), which fails without an IOMMU group; the
+ * svadiff-sva endpoint has one and both features enable: sysfs flags reads 1 on Debian 6.12);
+ * from 6.16 the flag is kept as requested.
  */
-function negotiatedFlags(profile: KernelProfile, sva: boolean): number {
-  if (!sva) return 0;
+function negotiatedFlags(profile: KernelProfile, device: DeviceParams): number {
+  if (!device.sva) return 0;
   if (profile.sva === 'bind-every-open') return SVT_UACCE_DEV_SVA;
-  return PARENT_FACTS.hasIommuGroup ? SVT_UACCE_DEV_SVA : 0;
+  return parentFacts(device).hasIommuGroup ? SVT_UACCE_DEV_SVA : 0;
 }
 
 /**
@@ -161,7 +162,7 @@ export function probe(d: Draft, dev: number): void {
     devIndex: dev,
     id,
     present: true,
-    flags: negotiatedFlags(d.s.profile, d.s.device.sva),
+    flags: negotiatedFlags(d.s.profile, d.s.device),
     liveQueues: 0,
     faultTotal: 0,
     threshold: 0,
@@ -273,13 +274,13 @@ function doOpen(d: Draft, task: Task, op: OpOpen): OpResult {
   }
   // uacce_bind_queue(): only with UACCE_DEV_SVA in the negotiated flags
   if ((inst.flags & SVT_UACCE_DEV_SVA) !== 0) {
-    const e = !PARENT_FACTS.hasIommuGroup
+    const e = !parentFacts(d.s.device).hasIommuGroup
       ? res(err('ENODEV'), 'open.sva-nogroup')
       : d.s.profile.svaBindKillSwitch
         ? res(err('EOPNOTSUPP'), 'open.sva-killswitch')
         : undefined;
-    // A parent with an IOMMU group and a working bind is not something the test device has;
-    // the queue would get a PASID the model does not know (read as unknown below).
+    // A working bind (the PCI backend on a kernel without the kill switch) gives the queue the
+    // bond's PASID, which the model does not describe yet (its SVA part, issue 9): unknown below.
     if (e !== undefined) {
       cdevPut(d, cdevKey);
       return e;

@@ -198,7 +198,7 @@ export interface CRender {
   choose(field: string, branches: Readonly<Record<string, readonly string[]>>): string[];
   /** the address a mapping made by this op must land at (mapped()'s want) */
   placed(): string;
-  /** the platform device name of a device index field ("svadiff_test.N") */
+  /** the parent device name of a device index field (the runtime's dev_name: platform or PCI) */
   devName(field: string): string;
 }
 

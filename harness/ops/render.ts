@@ -75,7 +75,7 @@ export function reproRender(op: Op, names: CNames, origins: MapOrigins): CRender
       const p = d.placed(op as never);
       return at(p.map, p.page, 0);
     },
-    devName: (field) => `SVT_DRIVER_NAME ".${o[field] as number}"`,
+    devName: (field) => `dev_name(${o[field] as number})`,
   };
   return r;
 }

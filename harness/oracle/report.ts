@@ -918,7 +918,7 @@ export const REPORT_PATTERNS: readonly ReportPattern[] = [
     end: 'line',
     needsReboot: false,
   },
-  // guest/module/svadiff_test.c svt_run_one: "svadiff_test: fault: queue Q pasid P addr 0x… (reason[, error E])"
+  // guest/module/svt_platform.c svt_execute_one and svt_pci.c svt_pci_irq: "svadiff_test[ 0000:01:00.0]: fault: queue Q pasid P addr 0x… (reason[, error E])"
   {
     name: 'svadiff-test-fault',
     kind: 'device',
@@ -932,7 +932,7 @@ export const REPORT_PATTERNS: readonly ReportPattern[] = [
       return d;
     },
   },
-  // guest/module/svadiff_test.c: the test driver saw uacce break its contract with the driver
+  // guest/module/svt_main.c: the test driver saw uacce break its contract with the driver
   // ("queue Q: put_queue called again", "… still live after uacce_remove of svtN", "… never put by uacce, freeing at unload")
   {
     name: 'svadiff-test-queue',

@@ -118,7 +118,7 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
   if (program.comment) push(` * Program: ${commentText(program.comment)}`);
   push(
     ' *',
-    ' * Needs uacce.ko and the svadiff test device (guest/module/svadiff_test.c of svadiff), loaded',
+    ' * Needs uacce.ko and the svadiff test device (guest/module/ of svadiff, svadiff_test.ko), loaded',
     ' * fresh with these parameters (node names and queue ids assume it); then, as root:',
     ` *   rmmod svadiff_test; ${insmodLine(d)}`,
     ' *   gcc -static -O2 -Wall -o repro repro.c && ./repro; rmmod svadiff_test',
@@ -135,6 +135,7 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
     `#define N_STEPS\t\t\t${program.ops.length}`,
     `#define EXPECT_LEN\t\t${expectLen}\t/* the longest expected set as printed */`,
     `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`,
+    `#define SVA_DEVICE\t\t${d.sva ? 1 : 0}\t/* device.sva: the parents are svadiff-sva PCI endpoints */`,
     ...rawIoctlDefines(program),
   );
   if (fds.length > 0) {

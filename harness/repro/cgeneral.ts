@@ -40,7 +40,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
   if (program.comment) push(` * Program: ${commentText(program.comment)}`);
   push(
     ' *',
-    ' * Needs uacce.ko and the svadiff test device (guest/module/svadiff_test.c of svadiff), freshly',
+    ' * Needs uacce.ko and the svadiff test device (guest/module/ of svadiff, svadiff_test.ko), freshly',
     ' * loaded with these parameters (node names and queue ids below assume a fresh load):',
     ' *',
     ` *   rmmod svadiff_test; ${insmodLine(d)}`,
@@ -76,6 +76,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
     `#define N_STEPS\t\t\t${program.ops.length}`,
     `#define MAX_EXPECT\t\t${maxExpect}`,
     `#define INSMOD_LINE\t\t${cString(insmodLine(d))}`,
+    `#define SVA_DEVICE\t\t${d.sva ? 1 : 0}\t/* device.sva: the parents are svadiff-sva PCI endpoints */`,
     `enum { ${[...tasks.map(names.task), 'N_TASKS'].join(', ')} };`,
   );
   if (fds.length > 0) push(`enum { ${[...fds.map(descConst), 'N_FDS'].join(', ')} };\t/* descriptor names */`);

@@ -40,6 +40,7 @@ import { ensureHostTools } from '../util/host.js';
 import { warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { safeLine, stripControl } from '../util/sanitize.js';
+import { machineForDevice } from '../vm/machine.js';
 import { parseReproSource, REPRO_EXIT, REPRO_FINDING_PREFIX } from './csource.js';
 
 /** Compiler flags of reproducers (the file says to build it the same way). */
@@ -294,7 +295,11 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
   const profile = profileFor(kernel.release, { arch: kernel.arch, distro: kernel.distro ?? 'debian' });
   const kernelId = { spec: kernel.exactSpec, release: kernel.release, ...(kernel.uacce ? { uacce: kernel.uacce.text } : {}) };
   const bootOnce = (i: number) =>
-    Guest.boot(kernel, image, { ...(opts.accel ? { accel: opts.accel } : {}), consolePath: join(logDir, `replay-${i}.console.log`) });
+    Guest.boot(kernel, image, {
+      ...(opts.accel ? { accel: opts.accel } : {}),
+      machine: machineForDevice(kernel.arch, t.program.device).name,
+      consolePath: join(logDir, `replay-${i}.console.log`),
+    });
   // A boot that fails before the agent answers is retried once: under TCG on a loaded host the
   // kernel now and then panics early (e.g. "timer doesn't work through Interrupt-remapped IO-APIC").
   const boot = async (i: number): Promise<Guest> => {

@@ -15,7 +15,7 @@ import { info } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { execaTiedToParent } from '../util/proc.js';
 import { stripControl } from '../util/sanitize.js';
-import type { Accel, MachineProfile } from './machine.js';
+import type { Accel, Machine } from './machine.js';
 
 export type AccelChoice = Accel | 'auto';
 
@@ -30,6 +30,9 @@ interface ProbeRecord {
   reason: string;
   measuredAt: string;
 }
+
+/** accel-probe.json: one record per machine profile (each runs its own QEMU). */
+type ProbeFile = Record<string, ProbeRecord>;
 
 export function parseAccel(s: string | undefined): AccelChoice {
   if (s === undefined || s === 'auto') return 'auto';
@@ -47,7 +50,7 @@ function kvmDeviceUsable(): string | undefined {
   }
 }
 
-async function hostKey(machine: MachineProfile): Promise<string> {
+async function hostKey(machine: Machine): Promise<string> {
   let cpu = '';
   try {
     const text = await readFile('/proc/cpuinfo', 'utf8');
@@ -71,7 +74,7 @@ async function hostKey(machine: MachineProfile): Promise<string> {
  */
 export async function chooseAccel(
   choice: AccelChoice,
-  machine: MachineProfile,
+  machine: Machine,
   probe: () => Promise<{ ok: boolean; reason: string }>,
 ): Promise<Accel> {
   if (choice === 'tcg') return 'tcg';
@@ -88,7 +91,9 @@ export async function chooseAccel(
   if (decided) return decided;
   const path = join(cacheDir(), 'accel-probe.json');
   const key = await hostKey(machine);
-  const cached = await readJsonIfExists<ProbeRecord>(path);
+  const file = await readJsonIfExists<ProbeFile>(path).catch(() => undefined);
+  // a file of the old format (a single record, written before there were two machines) is ignored
+  const cached = file && typeof file === 'object' && !('key' in file) ? file[machine.name] : undefined;
   if (cached && cached.key === key) {
     if (!cached.kvmWorks) info(`accelerator: TCG (KVM probe of ${cached.measuredAt}: ${cached.reason}; --accel kvm forces it)`);
     const a: Accel = cached.kvmWorks ? 'kvm' : 'tcg';
@@ -98,7 +103,8 @@ export async function chooseAccel(
   info('accelerator: probing KVM once (booting the kernel with KVM) …');
   const r = await probe();
   const rec: ProbeRecord = { key, kvmWorks: r.ok, reason: r.reason, measuredAt: new Date().toISOString() };
-  await atomicWriteJson(path, rec);
+  const now = await readJsonIfExists<ProbeFile>(path).catch(() => undefined);
+  await atomicWriteJson(path, { ...(now && !('key' in now) ? now : {}), [machine.name]: rec } satisfies ProbeFile);
   info(r.ok ? 'accelerator: KVM works here' : `accelerator: TCG (KVM is present but unusable: ${r.reason})`);
   const a: Accel = r.ok ? 'kvm' : 'tcg';
   decidedThisRun.set(machine.name, a);
@@ -107,12 +113,13 @@ export async function chooseAccel(
 
 /** Boot kernel+initrd with KVM and wait for the marker; used as the probe of chooseAccel. */
 export async function probeKvmBoot(
-  machine: MachineProfile,
+  machine: Machine,
   kernelImage: string,
   probeInitrd: string,
   timeoutMs = 60_000,
 ): Promise<{ ok: boolean; reason: string }> {
   const args = [
+    ...machine.firmwareDirs.flatMap((d) => ['-L', d]),
     ...machine.machineArgs('kvm'),
     '-accel',
     'kvm',

@@ -16,7 +16,8 @@ import { atomicWrite, exists, sha256 } from '../util/fsx.js';
 import { ensureHostTools, which } from '../util/host.js';
 import { cacheDir } from '../util/paths.js';
 import { chooseAccel, PROBE_MARKER, probeKvmBoot, type AccelChoice } from './accel.js';
-import { machineFor, type Accel, type MachineProfile } from './machine.js';
+import { FIRMWARE_DIRS, ensureSvaQemu } from '../../qemu/index.js';
+import { machineFor, type Accel, type Machine, type MachineProfile } from './machine.js';
 import { QemuVm, sleep, type ExitInfo } from './qemu.js';
 
 /**
@@ -45,6 +46,7 @@ export async function kernelCmdline(kernel: KernelArtifacts): Promise<string[]> 
 
 export interface GuestOptions {
   accel?: AccelChoice;
+  /** machine profile name (default: the architecture's plain machine) */
   machine?: string;
   memoryMb?: number;
   /** where to save the console log (a new file per boot) */
@@ -89,13 +91,21 @@ async function probeInitrd(): Promise<string> {
   return out;
 }
 
-export async function resolveAccel(kernel: KernelArtifacts, machine: MachineProfile, choice: AccelChoice): Promise<Accel> {
+export async function resolveAccel(kernel: KernelArtifacts, machine: Machine, choice: AccelChoice): Promise<Accel> {
   return chooseAccel(choice, machine, async () => probeKvmBoot(machine, kernel.image, await probeInitrd()));
 }
 
-/** Make sure the QEMU of this machine profile is installed (or say how). */
-export async function ensureQemu(machine: MachineProfile): Promise<void> {
-  await ensureHostTools([{ cmd: machine.qemuBinary, pkg: machine.qemuPackage, why: 'running guests' }]);
+/**
+ * The machine with its QEMU there: the host package installed (or the command to install it),
+ * or svadiff's QEMU build, made on first use (qemu/build.ts; minutes, then cached).
+ */
+export async function ensureMachine(p: MachineProfile): Promise<Machine> {
+  if (p.qemu.kind === 'host') {
+    await ensureHostTools([{ cmd: p.qemu.binary, pkg: p.qemu.package, why: 'running guests' }]);
+    return { ...p, qemuBinary: p.qemu.binary, firmwareDirs: [] };
+  }
+  const build = await ensureSvaQemu();
+  return { ...p, qemuBinary: build.binary, firmwareDirs: FIRMWARE_DIRS };
 }
 
 /** A guest that did not come up. Shown as one line (like a UserError) naming its console log. */
@@ -123,8 +133,7 @@ export class Guest {
   ) {}
 
   static async boot(kernel: KernelArtifacts, image: GuestImage, opts: GuestOptions = {}): Promise<Guest> {
-    const machine = machineFor(kernel.arch, opts.machine);
-    await ensureQemu(machine);
+    const machine = await ensureMachine(machineFor(kernel.arch, opts.machine));
     const accel = await resolveAccel(kernel, machine, opts.accel ?? 'auto');
     const workDir = await fs.mkdtemp(join(tmpdir(), 'svadiff-vm-'));
     const vm = new QemuVm({

@@ -5,13 +5,18 @@
  */
 import type { Arch } from '../../kernels/types.js';
 
+/** Where a profile's QEMU comes from. */
+export type QemuSource =
+  /** a Debian package of the host */
+  | { kind: 'host'; binary: string; package: string }
+  /** svadiff's own build: Debian's QEMU source with qemu/patches (qemu/build.ts) */
+  | { kind: 'svadiff-build' };
+
 export interface MachineProfile {
   /** name used on the command line (--machine) */
   name: string;
   arch: Arch;
-  /** QEMU program and the Debian package that has it */
-  qemuBinary: string;
-  qemuPackage: string;
+  qemu: QemuSource;
   /** the guest's console and agent channel devices (console=…) */
   consoleTty: string;
   agentTty: string;
@@ -25,9 +30,23 @@ export interface MachineProfile {
   cpu(accel: Accel): string;
   /** what reports call the kernel image in QEMU's command line, instead of its path here */
   kernelFile: string;
+  /** test devices the machine has for the PCI backend (sva=1), 0 for none */
+  svaEndpoints: number;
+}
+
+/** A profile whose QEMU is there: the host package installed or svadiff's build done. */
+export interface Machine extends MachineProfile {
+  qemuBinary: string;
+  /** firmware directories QEMU is pointed at with -L (none: its own defaults) */
+  firmwareDirs: readonly string[];
 }
 
 export type Accel = 'kvm' | 'tcg';
+
+// iommu=nopt: DMA through the IOMMU, not passthrough; sm_on: scalable mode as SVA needs.
+// no_timer_check: under TCG on a loaded host the IO-APIC timer check can time out and panic
+// ("timer doesn't work through Interrupt-remapped IO-APIC"); the emulated timer is fine.
+const VTD_CMDLINE = ['intel_iommu=on,sm_on', 'iommu=nopt', 'no_timer_check'];
 
 /**
  * x86_64 q35 with an emulated Intel VT-d in scalable mode. The options are those measured to
@@ -38,27 +57,62 @@ export type Accel = 'kvm' | 'tcg';
 export const X86_64_VTD: MachineProfile = {
   name: 'x86_64-vtd',
   arch: 'x86_64',
-  qemuBinary: 'qemu-system-x86_64',
-  qemuPackage: 'qemu-system-x86',
+  qemu: { kind: 'host', binary: 'qemu-system-x86_64', package: 'qemu-system-x86' },
   consoleTty: 'ttyS0',
   agentTty: 'ttyS1',
   iommu: 'Intel VT-d (scalable mode)',
-  machineArgs: () => [
-    '-M',
-    'q35',
-    '-device',
-    'intel-iommu,intremap=on,x-scalable-mode=on,device-iotlb=on',
-  ],
-  // iommu=nopt: DMA through the IOMMU, not passthrough; sm_on: scalable mode as SVA needs.
-  // no_timer_check: under TCG on a loaded host the IO-APIC timer check can time out and panic
-  // ("timer doesn't work through Interrupt-remapped IO-APIC"); the emulated timer is fine.
-  cmdline: ['intel_iommu=on,sm_on', 'iommu=nopt', 'no_timer_check'],
+  machineArgs: () => ['-M', 'q35', '-device', 'intel-iommu,intremap=on,x-scalable-mode=on,device-iotlb=on'],
+  cmdline: VTD_CMDLINE,
   cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,la57=off'),
   kernelFile: 'bzImage',
+  svaEndpoints: 0,
+};
+
+/** Endpoints of the SVA machine: as many as a program may ask for (the module's `devices` limit). */
+export const SVA_ENDPOINTS = 8;
+
+/**
+ * The PCI address of SVA endpoint N: root port N sits at 00:(0x10+N).0 and the firmware gives
+ * its secondary bus the number N+1 (buses are numbered in slot order), so endpoint N is
+ * 0000:(N+1):00.0. The agent unbinds and binds it there (guest/agent/agent.c).
+ */
+export function svaEndpointAddress(index: number): string {
+  return `0000:${(index + 1).toString(16).padStart(2, '0')}:00.0`;
+}
+
+/**
+ * The SVA machine: the same q35 and VT-d, with the intel-iommu options an SVA bind needs
+ * (first-level translation, PASIDs, device IOTLB, and svm=on: page requests and SMPWC, a
+ * svadiff patch) and SVA_ENDPOINTS svadiff-sva endpoints, each behind its own root port (so
+ * each in its own IOMMU group: extended capabilities like ATS, PASID and PRI exist only on
+ * PCIe). la57 stays off: with 5-level paging Linux refuses SVA unless the IOMMU does 5-level
+ * first-level tables, which the emulated one does not.
+ */
+export const X86_64_VTD_SVA: MachineProfile = {
+  name: 'x86_64-vtd-sva',
+  arch: 'x86_64',
+  qemu: { kind: 'svadiff-build' },
+  consoleTty: 'ttyS0',
+  agentTty: 'ttyS1',
+  iommu: 'Intel VT-d (scalable mode, SVA) with svadiff-sva endpoints',
+  machineArgs: () => {
+    const args = ['-M', 'q35', '-device', 'intel-iommu,intremap=on,x-scalable-mode=on,x-flts=on,x-pasid-mode=on,device-iotlb=on,svm=on'];
+    for (let i = 0; i < SVA_ENDPOINTS; i++) {
+      const slot = (0x10 + i).toString(16);
+      args.push('-device', `pcie-root-port,id=svarp${i},chassis=${i + 1},slot=${i + 1},bus=pcie.0,addr=0x${slot}`);
+      args.push('-device', `svadiff-sva,bus=svarp${i},index=${i}`);
+    }
+    return args;
+  },
+  cmdline: VTD_CMDLINE,
+  cpu: (accel) => (accel === 'kvm' ? 'host,la57=off' : 'max,la57=off'),
+  kernelFile: 'bzImage',
+  svaEndpoints: SVA_ENDPOINTS,
 };
 
 export const MACHINES: Record<string, MachineProfile> = {
   [X86_64_VTD.name]: X86_64_VTD,
+  [X86_64_VTD_SVA.name]: X86_64_VTD_SVA,
 };
 
 export function machineFor(arch: Arch, name?: string): MachineProfile {
@@ -70,4 +124,21 @@ export function machineFor(arch: Arch, name?: string): MachineProfile {
   const m = Object.values(MACHINES).find((x) => x.arch === arch);
   if (!m) throw new Error(`no machine profile for ${arch} yet`);
   return m;
+}
+
+/**
+ * The machine a program needs: device.sva=true programs run on the PCI backend, which only
+ * the SVA machine has; the others on the plain machine of the architecture.
+ */
+export function machineForDevice(arch: Arch, device: { sva: boolean }): MachineProfile {
+  if (!device.sva) return machineFor(arch);
+  const m = Object.values(MACHINES).find((x) => x.arch === arch && x.svaEndpoints > 0);
+  if (!m) throw new Error(`no SVA machine profile for ${arch} yet`);
+  return m;
+}
+
+/** A host-package machine with its binary on PATH (what ensureMachine makes of it). */
+export function hostMachine(p: MachineProfile): Machine {
+  if (p.qemu.kind !== 'host') throw new Error(`machine ${p.name} runs svadiff's QEMU build; use ensureMachine`);
+  return { ...p, qemuBinary: p.qemu.binary, firmwareDirs: [] };
 }

@@ -8,13 +8,13 @@ import type { ResultPromise } from 'execa';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { execaTiedToParent } from '../util/proc.js';
 import { LineSplitter, stripControl } from '../util/sanitize.js';
-import type { Accel, MachineProfile } from './machine.js';
+import type { Accel, Machine } from './machine.js';
 
 export interface QemuOptions {
-  machine: MachineProfile;
+  machine: Machine;
   accel: Accel;
   kernelImage: string;
   initrd: string;
@@ -106,7 +106,8 @@ export class QemuVm {
       argv: [this.binary, ...this.args],
       kernelImage: this.opts.kernelImage,
       initrd: this.opts.initrd,
-      portable: [this.binary, ...args].map(shellQuoteForDisplay).join(' '),
+      // svadiff's own QEMU build lives in the cache: by name too (svadiff qemu build makes it)
+      portable: [basename(this.binary), ...args].map(shellQuoteForDisplay).join(' '),
       kernelFile,
       initrdFile: INITRD_FILE,
     };
@@ -227,6 +228,7 @@ export function buildQemuArgs(o: QemuOptions, agentSock: string, qmpSock: string
   const m = o.machine;
   const cmdline = [`console=${m.consoleTty}`, ...m.cmdline, ...o.cmdline];
   return [
+    ...m.firmwareDirs.flatMap((d) => ['-L', d]),
     ...m.machineArgs(o.accel),
     '-accel',
     o.accel,

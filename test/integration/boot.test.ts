@@ -15,7 +15,7 @@ import { Guest, GuestBootError, prepareGuestImage, type GuestImage } from '../..
 import { UserError } from '../../harness/util/errors.js';
 
 const KERNEL = 'debian:6.12';
-const SVT_MAGIC_AND_VERSION = '0x153565444'; // u64 at MMIO 0x0: magic "SVTD", ABI version 1
+const SVT_MAGIC_AND_VERSION = '0x253565444'; // u64 at MMIO 0x0: magic "SVTD", ABI version 2
 const EINVAL = 22;
 const ENXIO = 6;
 

@@ -17,7 +17,7 @@ import { COMPILER_PROFILES } from '../../kernels/profiles.js';
 import { MACHINES } from '../../harness/vm/machine.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SCANNED = ['bin', 'bench', 'guest', 'harness', 'kernels', 'test'];
+const SCANNED = ['bin', 'bench', 'guest', 'harness', 'kernels', 'qemu', 'test'];
 
 /**
  * Programs the project uses without installing them: in a package of priority required (or
@@ -36,13 +36,19 @@ const STOCK: readonly { cmd: string; pkg: string; why: string }[] = [
   { cmd: 'diff', pkg: 'diffutils', why: "tests: a maintainer's patch for --uacce-src (diff -u)" },
 ];
 
+/** QEMUs of host packages that machine profiles run. */
+const HOST_QEMUS = Object.values(MACHINES).flatMap((m) => (m.qemu.kind === 'host' ? [m.qemu.binary] : []));
+
 /** Given by the README's premise (a fresh Debian 12 machine with Node and gcc). */
 const GIVEN: readonly string[] = ['node'];
 
 /** Calls whose program is not a string literal: what each one runs ('built': a binary the project or the test built). */
 const DYNAMIC: Readonly<Record<string, readonly string[] | 'built'>> = {
-  'harness/vm/qemu.ts: this.binary': Object.values(MACHINES).map((m) => m.qemuBinary),
-  'harness/vm/accel.ts: machine.qemuBinary': Object.values(MACHINES).map((m) => m.qemuBinary),
+  // the host's QEMU, or svadiff's own build (qemu/build.ts), which is 'built'
+  'harness/vm/qemu.ts: this.binary': HOST_QEMUS,
+  'harness/vm/accel.ts: machine.qemuBinary': HOST_QEMUS,
+  'qemu/build.ts: cmd': ['dpkg-source', 'patch', 'sh', 'ninja'], // BuildLog.run(step, program, …)
+  'qemu/build.ts: binary': 'built', // the QEMU just built
   'kernels/build.ts: cmd': ['make', 'chroot'], // runMake('make', …) and runMake('chroot', …)
   'guest/build.ts: tc.cc': ['gcc', 'aarch64-linux-gnu-gcc'], // TOOLCHAINS
   'test/unit/agent-initramfs.test.ts: bb': 'built', // the initramfs's busybox, written out
@@ -153,7 +159,7 @@ function installedTools(all: { file: string; text: string }[]): Map<string, stri
     if (file.startsWith('test/')) continue;
     for (const m of text.matchAll(/\{\s*cmd:\s*'([^']+)',\s*pkg:\s*'([^']+)'/g)) tools.set(m[1]!, m[2]!);
   }
-  for (const m of Object.values(MACHINES)) tools.set(m.qemuBinary, m.qemuPackage);
+  for (const m of Object.values(MACHINES)) if (m.qemu.kind === 'host') tools.set(m.qemu.binary, m.qemu.package);
   for (const env of Object.values(COMPILER_PROFILES)) for (const t of buildTools(env)) tools.set(t.cmd, t.pkg);
   return tools;
 }

@@ -88,6 +88,18 @@ describe('submit', () => {
     expect(r.out.slice(5)).toEqual(['ok(fault)', 'ok', 'ok(fault)', 'ok(0x200000002)']);
   });
 
+  it("writes a fault's address into RESULT (ABI 2)", () => {
+    const r = run([
+      ...setup,
+      O.ioctl('q', 'START_Q'),
+      O.munmap('buf', 0, 1),
+      O.submit('m', 'd', 'write', 'buf', { value: '0x1' }),
+      O.read('d', 0, 0x18), // slot 0: result
+    ]);
+    // buf is the third mapping: slot 2
+    expect(r.out.slice(6)).toEqual(['ok(fault)', 'ok(0x200002000000)']);
+  });
+
   it('is not executed while the queue is not started; START drops it and reports news', () => {
     const r = run([
       ...setup,

@@ -334,7 +334,7 @@ describe('oracle: lines built from the kernel and test-device format strings', (
   // string named in the comment, filled in by hand.
 
   it('svadiff_test faults are device reports with the fields the model needs', () => {
-    // guest/module/svadiff_test.c: pr_warn("fault: queue %u pasid %u addr 0x%llx (%s)\n"), pr_fmt "svadiff_test: "
+    // guest/module/svt_platform.c: pr_warn("fault: queue %u pasid %u addr 0x%llx (%s)\n"), pr_fmt "svadiff_test: "
     const [a] = parseReports(['[   10.000000] svadiff_test: fault: queue 3 pasid 0 addr 0x7f0012345000 (address not accessible)']);
     expect(a).toMatchObject({
       title: 'svadiff_test fault: address not accessible',
@@ -351,7 +351,7 @@ describe('oracle: lines built from the kernel and test-device format strings', (
   });
 
   it('svadiff_test queue lifecycle complaints are device reports', () => {
-    // guest/module/svadiff_test.c: pr_warn("queue %u: still live after uacce_remove of svt%d\n")
+    // guest/module/svt_main.c: pr_warn("queue %u: still live after uacce_remove of svt%d\n")
     const [r] = parseReports(['svadiff_test: queue 4: still live after uacce_remove of svt0']);
     expect(r).toMatchObject({ title: 'svadiff_test: queue still live after uacce_remove', kind: 'device' });
   });

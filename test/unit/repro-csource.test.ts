@@ -98,6 +98,14 @@ describe('generateC', () => {
     const withModel = reproForProgram(p, PROFILE_612, { title: 'a title with */ in it', kernel: 'k (debian:6.12)' });
     await compile(withModel);
     await compile(generateC(p, none(p)));
+    // the PCI backend (device.sva): removal unbinds the svadiff-sva endpoint on the PCI bus
+    const sva = program(EVERY_OP, { ...DEFAULT_DEVICE, devices: 2, ioctl: true, sva: true });
+    const svaC = generateC(sva, none(sva));
+    expect(svaC).toMatch(/#define SVA_DEVICE\t+1\b/);
+    expect(svaC).toContain('#define PCI_DRIVER_DIR');
+    expect(svaC).toContain('#define SVT_PCI_ADDR_FMT');
+    expect(svaC).toContain('write_file(driver_file("unbind"), dev_name(1))');
+    await compile(svaC);
     // nothing but fork and exit: the runtime parts for descriptors, paths and maps are left out
     const tiny = program([{ op: 'fork', task: 't0', child: 't1' }, { op: 'exit', task: 't1' }]);
     await compile(reproForProgram(tiny, PROFILE_61));

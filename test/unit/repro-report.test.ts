@@ -29,7 +29,7 @@ import {
   type ReportInput,
 } from '../../harness/repro/report.js';
 import { describeRule } from '../../harness/model/rules.js';
-import { machineFor } from '../../harness/vm/machine.js';
+import { hostMachine, machineFor } from '../../harness/vm/machine.js';
 import { QemuVm } from '../../harness/vm/qemu.js';
 import { cacheDir, projectRoot } from '../../harness/util/paths.js';
 
@@ -46,7 +46,7 @@ async function shellWords(lines: string[]): Promise<string[]> {
 function realisticQemu(): QemuVm {
   const cache = '/home/someone-with-a-long-name/.cache/svadiff/kernels/debian-6.12.117+deb12-amd64-0123456789abcdef';
   return new QemuVm({
-    machine: machineFor('x86_64'),
+    machine: hostMachine(machineFor('x86_64')),
     accel: 'tcg',
     kernelImage: `${cache}/boot/vmlinuz-6.12.117+deb12-amd64`,
     initrd: `${cache}/../../initramfs/0f3c9a1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd.cpio`,
@@ -209,7 +209,7 @@ describe('renderReport', () => {
       const kdir = join(cacheDir(), 'kernels', 'debian-6.12.117-x86_64');
       const modules = join(kdir, 'modules-0123456789ab');
       const vm = new QemuVm({
-        machine: machineFor('x86_64'),
+        machine: hostMachine(machineFor('x86_64')),
         accel: 'tcg',
         kernelImage: join(kdir, 'kernel', 'boot', 'vmlinuz-6.12.117+deb12-amd64'),
         initrd: join(cacheDir(), 'initramfs', `${'0f3c'.repeat(16)}.cpio`),
