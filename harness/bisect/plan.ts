@@ -161,3 +161,30 @@ export function onlyUnder(files: readonly string[], prefixes: readonly string[])
 
 /** What a module-only step rebuilds from: uacce's directory and the headers only uacce and its users include. */
 export const UACCE_PATHS: readonly string[] = ['drivers/misc/uacce/', 'include/linux/uacce.h', 'include/uapi/misc/uacce/'];
+
+/**
+ * The answer of a Debian bisection whose good end already reproduces. At the oldest build svadiff
+ * can fetch, the bug predates everything testable: say that, and name the older builds the
+ * archive lists but svadiff cannot use, instead of inventing a boundary. Versions oldest first.
+ */
+export function goodEndReproducesText(o: {
+  series: string;
+  good: string;
+  bad: string;
+  reproduced: number;
+  runs: number;
+  fetchable: readonly string[];
+  /** builds older than the oldest fetchable one that lack packages svadiff needs */
+  unusableOlder: readonly string[];
+}): string {
+  const oldest = o.fetchable[0];
+  if (o.good !== oldest) {
+    return `--good debian:${o.good} already reproduces it (${o.reproduced} of ${o.runs}); give an older --good (svadiff can fetch ${o.series} builds from ${oldest ?? 'none'})`;
+  }
+  const u = o.unusableOlder;
+  const older =
+    u.length === 0
+      ? `the oldest ${o.series} build Debian's archive has`
+      : `the oldest ${o.series} build svadiff can fetch (the archive lists ${u.length} older: ${u.length === 1 ? u[0] : `${u[0]} to ${u[u.length - 1]}`}, without packages svadiff needs; svadiff kernels list --available)`;
+  return `present across the whole available range: it reproduces on debian:${o.good} (${o.reproduced} of ${o.runs}), ${older}, and on debian:${o.bad}; the first bad version is older than debian:${o.good}, and no boundary can be found in the archive`;
+}

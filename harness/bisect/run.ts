@@ -30,7 +30,7 @@ import { errorMessage, isUserError, UserError } from '../util/errors.js';
 import { atomicWrite, atomicWriteJson } from '../util/fsx.js';
 import { fmtDuration } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
-import { confidenceOf, fixesLine, ListBisect, onlyUnder, shortId, UACCE_PATHS, verdictOf, verdictText, type BisectStep, type Confidence } from './plan.js';
+import { confidenceOf, fixesLine, goodEndReproducesText, ListBisect, onlyUnder, shortId, UACCE_PATHS, verdictOf, verdictText, type BisectStep, type Confidence } from './plan.js';
 
 export const BISECT_FORMAT = 'svadiff-bisect';
 
@@ -224,11 +224,11 @@ export async function bisectDebian(o: DebianBisectOptions): Promise<BisectReport
   const goodEnd = await test(good.version, 'good end');
   if (goodEnd.verdict === 'skip') return rec.finish('ambiguous', `--good debian:${good.version} could not be tested (${goodEnd.note}); pick another good version`);
   if (goodEnd.verdict === 'bad') {
-    const oldest = fetchable[0];
-    const conclusion =
-      good.version === oldest
-        ? `present across the whole available range: it reproduces on debian:${good.version} (${goodEnd.reproduced} of ${o.runs}), the oldest ${good.series} build Debian's archive has, and on debian:${bad.version}; the first bad version is older than the archive`
-        : `--good debian:${good.version} already reproduces it (${goodEnd.reproduced} of ${o.runs}); give an older --good (the archive has ${good.series} builds from ${oldest})`;
+    const unusableOlder = (series?.versions ?? [])
+      .filter((v) => !v.fetchable && fetchable[0] !== undefined && compareKernelVersions(v.version, fetchable[0]) < 0)
+      .map((v) => v.version)
+      .sort(compareKernelVersions);
+    const conclusion = goodEndReproducesText({ series: good.series, good: good.version, bad: bad.version, reproduced: goodEnd.reproduced, runs: o.runs, fetchable, unusableOlder });
     return rec.finish('good-reproduces', conclusion);
   }
 

@@ -6,8 +6,8 @@
 import { promises as fs } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatOutcome } from '../program/outcome.js';
-import { parseProgram } from '../program/parse.js';
 import type { Op, Program } from '../program/types.js';
+import { parseProgramOrEntry } from '../repro/regress.js';
 import { executeProgram, type ExecResult } from '../run/execute.js';
 import { UserError } from '../util/errors.js';
 import { safeLine } from '../util/sanitize.js';
@@ -22,7 +22,7 @@ export async function loadProgram(path: string): Promise<Program> {
   } catch (e) {
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return parseProgram(text, path);
+  return parseProgramOrEntry(text, path).program;
 }
 
 export async function cmdRun(args: string[]): Promise<number> {

@@ -325,10 +325,15 @@ function checkGroup(
       lin,
     };
   }
-  // no order explains the results: report the first op whose outcome no order allows, else the
-  // group's last op (the results are each possible, but not together)
+  // no order explains the results: report the first op whose outcome no order allows, else (the
+  // results are each possible, but not together) the op whose call sorts first, the last of
+  // equal ones, so that the title does not depend on the order the group is written in
   const alone = gops.findIndex((_, k) => ![...allowed[k]!.values()].some((e) => outcomeMatches(e, obs[k]!)));
-  const k = alone >= 0 ? alone : count - 1;
+  let k = alone;
+  if (k < 0) {
+    k = count - 1;
+    for (let j = count - 2; j >= 0; j--) if (titleWhat(gops[j]!) < titleWhat(gops[k]!)) k = j;
+  }
   const op = gops[k]!;
   const expected = expectedText(k);
   const rules = [...allowedRules[k]!];
@@ -392,7 +397,26 @@ export function divergenceTitle(
   const c = group.concurrent ?? [];
   const what = c.length > 0 ? `${titleWhat(op)} (concurrent with ${c.join(', ')})` : titleWhat(op);
   const got = group.unordered ? `${kindOf(observed)} (${UNORDERED})` : titleObserved(observed, expected);
+  if (c.length > 0) return groupTitleInOrder(`${what}: expected ${titleExpected(expected)}, got ${got} [${rules.join(', ')}]`);
   return `${what}: expected ${titleExpected(expected)}, got ${got} [${rules.slice(0, 2).join(', ')}]`;
+}
+
+/**
+ * A concurrent group's title with its lists sorted: the calls it ran with, the expected kinds
+ * and the rules. Gathered over the group's orders, they come in an order that depends on where
+ * the op stands in the program, and one divergence must be one title ("expected one of {ok,
+ * ENOENT} … [sysfs.read, sysfs.gone]" and "{ENOENT, ok} … [sysfs.gone, sysfs.read]" were two).
+ * The rules are sorted before the title keeps two of them.
+ */
+function groupTitleInOrder(title: string): string {
+  const m = DIVERGENCE_TITLE_RE.exec(title);
+  const w = m ? /^(.+) \(concurrent with (.+)\)$/.exec(m[1]!) : null;
+  if (!m || !w) return title;
+  const sorted = (items: string[]) => [...items].sort();
+  const set = /^one of \{(.*)\}$/.exec(m[2]!);
+  const expected = set ? `one of {${sorted(splitOutcomeSet(set[1]!)).join(', ')}}` : m[2]!;
+  const rules = sorted(m[4]!.split(', ').filter(Boolean)).slice(0, 2);
+  return `${w[1]} (concurrent with ${sorted(w[2]!.split(', ')).join(', ')}): expected ${expected}, got ${m[3]} [${rules.join(', ')}]`;
 }
 
 /** What a title says of a result the op may give, but in no order together with its group's. */
@@ -458,5 +482,6 @@ export function currentDivergenceTitle(title: string): string {
   const valueless = title.replace(/ok\((?:"(?:[^"\\]|\\.)*"|[^()"]*)\)/g, 'ok');
   const m = DIVERGENCE_TITLE_RE.exec(valueless);
   if (!m) return title;
-  return `${m[1]}: expected ${titleExpected(m[2]!)}, got ${titleObserved(m[3]!, m[2]!)} [${m[4]}]`;
+  const current = `${m[1]}: expected ${titleExpected(m[2]!)}, got ${titleObserved(m[3]!, m[2]!)} [${m[4]}]`;
+  return groupTitleInOrder(current);
 }

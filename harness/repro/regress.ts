@@ -46,20 +46,26 @@ export interface RegressEntry {
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
 export function parseRegressEntry(text: string, source: string, name: string): RegressEntry {
-  const fail = (msg: string): never => {
-    throw new UserError(`${source}: ${msg}; see corpus/regress/README.md`);
-  };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    return fail(`not valid JSON (${(e as Error).message})`);
+    throw new UserError(`${source}: not valid JSON (${(e as Error).message}); see corpus/regress/README.md`);
   }
+  return checkRegressEntry(raw, source, name);
+}
+
+/** A parsed entry checked; `name` is the file name it must carry (undefined: any, for a copy elsewhere). */
+function checkRegressEntry(raw: unknown, source: string, name: string | undefined): RegressEntry {
+  const fail = (msg: string): never => {
+    throw new UserError(`${source}: ${msg}; see corpus/regress/README.md`);
+  };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be a JSON object');
   const o = raw as Record<string, unknown>;
   if (o.format !== REGRESS_FORMAT || o.version !== REGRESS_VERSION) fail(`must have "format": "${REGRESS_FORMAT}" and "version": ${REGRESS_VERSION}`);
   for (const k of Object.keys(o)) if (!['format', 'version', 'name', 'note', 'outcome', 'recorded', 'program'].includes(k)) fail(`unknown field "${k}"`);
-  if (o.name !== name) fail(`field "name" must be "${name}" (the file name)`);
+  if (name !== undefined && o.name !== name) fail(`field "name" must be "${name}" (the file name)`);
+  if (!isStr(o.name)) fail('field "name" must be the file name without .json');
   if (!isStr(o.note) || /^\s*TODO/i.test(o.note as string)) fail('field "note" must say what the bug is (not TODO)');
   const out = o.outcome as Record<string, unknown> | undefined;
   if (!out || !['divergence', 'crash', 'hang'].includes(out.kind as string) || !isStr(out.title)) fail('field "outcome" must have "kind" (divergence, crash or hang) and "title"');
@@ -70,6 +76,24 @@ export function parseRegressEntry(text: string, source: string, name: string): R
   if (!/^\d{1,3}\.\d{1,3}$/.test(rec!.series as string)) fail('field "recorded.series" must look like 6.12');
   const program = checkProgram(o.program, `${source}: program`);
   return { ...(o as unknown as RegressEntry), program };
+}
+
+/**
+ * A file given where a program is expected (run, replay, bisect): a program, or a regression
+ * corpus entry, whose program runs and whose entry says what reproducing it means.
+ */
+export function parseProgramOrEntry(text: string, source: string): { program: Program; entry?: RegressEntry } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${source}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw === 'object' && raw !== null && (raw as { format?: unknown }).format === REGRESS_FORMAT) {
+    const entry = checkRegressEntry(raw, source, undefined);
+    return { program: entry.program, entry };
+  }
+  return { program: checkProgram(raw, source) };
 }
 
 export function regressDir(): string {

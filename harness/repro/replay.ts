@@ -27,7 +27,6 @@ import { AgentClosedError, type ExecutableRun } from '../agent/session.js';
 import { currentDivergenceTitle, DIVERGENCE_TITLE_RE } from '../oracle/check.js';
 import { sameCrash, type CrashReport } from '../oracle/report.js';
 import { profileFor } from '../model/index.js';
-import { parseProgram } from '../program/parse.js';
 import type { DeviceParams, Program } from '../program/types.js';
 import { awaitHangReport, guarded, requestReports, type GuardOptions } from '../run/guard.js';
 import { executeProgram, findingCandidates } from '../run/execute.js';
@@ -42,6 +41,7 @@ import { cacheDir } from '../util/paths.js';
 import { safeLine, stripControl } from '../util/sanitize.js';
 import { machineForDevice } from '../vm/machine.js';
 import { parseReproSource, REPRO_EXIT, REPRO_FINDING_PREFIX } from './csource.js';
+import { parseProgramOrEntry } from './regress.js';
 
 /** Compiler flags of reproducers (the file says to build it the same way). */
 export const REPRO_CFLAGS = ['-static', '-O2', '-Wall'] as const;
@@ -224,7 +224,10 @@ export async function loadReplayTarget(path: string): Promise<ReplayTarget> {
     if (spec) t.kernel = spec;
     return t;
   }
-  const t: ReplayTarget = { kind: 'program', path: file, program: parseProgram(text, file) };
+  const { program, entry } = parseProgramOrEntry(text, file);
+  const t: ReplayTarget = { kind: 'program', path: file, program };
+  // a regression corpus entry: its recorded outcome, on the kernel it was recorded on
+  if (entry) return { ...t, title: entry.outcome.title, kernel: entry.recorded.kernel };
   // a program of a finding directory: the finding says what to look for, and on which kernel
   const finding = await readJsonIfExists<{ title?: unknown; kernel?: { spec?: unknown } }>(join(dirname(file), 'finding.json')).catch(() => undefined);
   if (typeof finding?.title === 'string') t.title = finding.title;

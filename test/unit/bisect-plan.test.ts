@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { confidenceOf, fixesLine, ListBisect, onlyUnder, UACCE_PATHS, verdictOf, verdictText, type BisectStep } from '../../harness/bisect/plan.js';
+import { confidenceOf, fixesLine, goodEndReproducesText, ListBisect, onlyUnder, UACCE_PATHS, verdictOf, verdictText, type BisectStep } from '../../harness/bisect/plan.js';
 
 function step(id: string, verdict: BisectStep['verdict'], reproduced: number, runs = 3): BisectStep {
   return { n: 1, role: 'step', id, build: 'fetch', verdict, reproduced, runs, flaky: reproduced > 0 && reproduced < runs, titles: [], build_ms: 0, test_ms: 0, ms: 0 };
@@ -81,5 +81,24 @@ describe('git helpers', () => {
     expect(onlyUnder(['drivers/misc/uacce/uacce.c', 'include/linux/uacce.h'], UACCE_PATHS).ok).toBe(true);
     expect(onlyUnder(['drivers/misc/uacce/uacce.c', 'mm/mmap.c'], UACCE_PATHS)).toEqual({ ok: false, outside: ['mm/mmap.c'] });
     expect(onlyUnder(['drivers/misc/uaccex/a.c'], ['drivers/misc/uacce']).ok).toBe(false);
+  });
+});
+
+describe('a Debian bisection whose good end reproduces', () => {
+  // the 6.12 archive as listed on 2026-12-04: fetchable from 6.12.95, images back to 6.12.43 without headers or source
+  const fetchable = ['6.12.95', '6.12.107', '6.12.111', '6.12.113', '6.12.115', '6.12.117', '6.12.118'];
+  const base = { series: '6.12', bad: '6.12.118', reproduced: 3, runs: 3, fetchable };
+
+  it('at the oldest fetchable build: present across the range, no boundary, the older unusable builds named', () => {
+    const t = goodEndReproducesText({ ...base, good: '6.12.95', unusableOlder: ['6.12.43', '6.12.57', '6.12.94'] });
+    expect(t).toMatch(/^present across the whole available range: it reproduces on debian:6\.12\.95 \(3 of 3\)/);
+    expect(t).toContain('the archive lists 3 older: 6.12.43 to 6.12.94, without packages svadiff needs');
+    expect(t).toContain('the first bad version is older than debian:6.12.95, and no boundary can be found');
+    expect(goodEndReproducesText({ ...base, good: '6.12.95', unusableOlder: [] })).toContain("the oldest 6.12 build Debian's archive has,");
+  });
+
+  it('at a newer good end: asks for an older one', () => {
+    const t = goodEndReproducesText({ ...base, good: '6.12.111', unusableOlder: [] });
+    expect(t).toBe('--good debian:6.12.111 already reproduces it (3 of 3); give an older --good (svadiff can fetch 6.12 builds from 6.12.95)');
   });
 });

@@ -8,7 +8,7 @@ import { slotAddress } from '../../harness/agent/conventions.js';
 import type { RawResult } from '../../harness/agent/observe.js';
 import { slotTable } from '../../harness/agent/wire.js';
 import { profileFor } from '../../harness/model/index.js';
-import { checkProgram, realTimeBefore, realTimeOrders } from '../../harness/oracle/check.js';
+import { checkProgram, currentDivergenceTitle, realTimeBefore, realTimeOrders } from '../../harness/oracle/check.js';
 import { errnoNumber } from '../../harness/program/errno.js';
 import { checkProgram as parse } from '../../harness/program/parse.js';
 import { DEFAULT_DEVICE, type Op, type Program } from '../../harness/program/types.js';
@@ -86,8 +86,22 @@ describe('linearizability of concurrent groups', () => {
     // mmap ENXIO needs the removal first, but the mmap ended before the removal began
     const r = checkProgram(p, profile, [...pre, ok(at(100, 120)), fail('ENXIO', at(10, 20))]);
     expect(r.divergence?.index).toBe(3);
-    expect(r.divergence?.title).toBe('mmap (concurrent with remove): expected one of {ENXIO, ok}, got ENXIO (no order of the group gives it) [mmap.zombie, mmap.ok]');
+    const title = 'mmap (concurrent with remove): expected one of {ENXIO, ok}, got ENXIO (no order of the group gives it) [mmap.ok, mmap.zombie]';
+    expect(r.divergence?.title).toBe(title);
     expect(r.groups[0]).toMatchObject({ orders: [], tried: 1 });
+    // the same group written the other way round is the same divergence, with the same title
+    const swapped = prog([
+      ...base,
+      { op: 'mmap', task: 't1', map: 'm', fd: 'q', region: 0, pages: 1, group: 1 },
+      { op: 'remove', task: 't0', dev: 0, group: 1 },
+    ]);
+    const s = checkProgram(swapped, profile, [...pre, fail('ENXIO', at(10, 20)), ok(at(100, 120))]);
+    expect(s.divergence?.title).toBe(title);
+    // and a store's title of the unsorted kind reads as the sorted one
+    expect(currentDivergenceTitle(title.replace('[mmap.ok, mmap.zombie]', '[mmap.zombie, mmap.ok]'))).toBe(title);
+    expect(currentDivergenceTitle('sysfs_read available_instances (concurrent with remove, exit): expected one of {ok, ENOENT}, got ENODEV [sysfs.read, sysfs.gone]')).toBe(
+      'sysfs_read available_instances (concurrent with exit, remove): expected one of {ENOENT, ok}, got ENODEV [sysfs.gone, sysfs.read]',
+    );
   });
 
   it('refuses results that are each possible but in no one order together', () => {

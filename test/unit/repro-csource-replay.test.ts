@@ -11,6 +11,7 @@ import { buildAgent } from '../../guest/build.js';
 import { buildInitramfs, extraEntries, readCpio, type CpioEntry } from '../../guest/initramfs.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import { replayVerdict } from '../../harness/commands/replay.js';
+import { loadProgram } from '../../harness/commands/run.js';
 import { profileFor } from '../../harness/model/index.js';
 import { formatProgram, parseProgram } from '../../harness/program/parse.js';
 import { reproForProgram } from '../../harness/repro/csource.js';
@@ -48,6 +49,24 @@ describe('what to replay', () => {
     expect(t.kind).toBe('program');
     expect(t.title).toBeUndefined();
     expect(t.kernel).toBeUndefined();
+  });
+
+  it('a regression corpus entry: its program, its recorded title and kernel', async () => {
+    const src = 'corpus/regress/uacce-partial-munmap-frees-region.json';
+    const entry = JSON.parse(readFileSync(src, 'utf8')) as { outcome: { title: string }; recorded: { kernel: string }; program: unknown };
+    // a copy under another name is read too (the file-name rule is the corpus's, not the reader's)
+    const p = join(dir, 'my-copy.json');
+    writeFileSync(p, readFileSync(src));
+    for (const path of [src, p]) {
+      const t = await loadReplayTarget(path);
+      expect(t).toMatchObject({ kind: 'program', title: entry.outcome.title, kernel: entry.recorded.kernel });
+      expect(formatProgram(t.program)).toBe(formatProgram(parseProgram(JSON.stringify(entry.program), 'entry')));
+      // svadiff run takes it too (README: svadiff run corpus/regress/x.json --uacce-src .)
+      expect(formatProgram(await loadProgram(path))).toBe(formatProgram(t.program));
+    }
+    // the entry is checked like the corpus checks it
+    writeFileSync(p, JSON.stringify({ ...entry, note: 'TODO' }));
+    await expect(loadReplayTarget(p)).rejects.toThrow(/not TODO/);
   });
 
   it('a reproducer: its embedded program, title and kernel spec', async () => {
