@@ -25,6 +25,7 @@ export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
  */
 export const OVERLAP_ONLY_RULES: Readonly<Record<string, string>> = {
   'open.parent-gone': 'an open that straddles a removal of its device (oracle/check.ts plansOf)',
+  'sysfs.read-removed': 'a sysfs read that straddles a removal of its device (oracle/check.ts plansOf)',
 };
 
 /** Rules that also cannot be reached on this kernel (its profile lacks what they are about). */

@@ -17,7 +17,7 @@ import { ROOT_TASK } from '../program/types.js';
 import { nodeName } from '../device/testdev.js';
 import { slotOfPage } from './kernel.js';
 import { applyOp, opStatesDuring, probe } from './ops.js';
-import { openAcrossRemove } from './uacce.js';
+import { openAcrossRemove, sysfsReadAcrossRemove } from './uacce.js';
 import type { KernelProfile } from './profile.js';
 import { Chooser, Draft, type ModelState } from './state.js';
 
@@ -103,15 +103,16 @@ export function seesInside(reader: Op, writer: Op): boolean {
 /**
  * What `op` may give only because it overlapped `writer` in real time, placed after the writer
  * (`before` and `after`: the states around the writer): an open that found its device before a
- * removal and waited for it gives EINVAL (uacce.ts openAcrossRemove).
+ * removal and waited for it gives EINVAL, a sysfs read of a file opened before the removal
+ * ENODEV (uacce.ts openAcrossRemove, sysfsReadAcrossRemove).
  */
 export function predictAcross(before: ModelState, after: ModelState, op: Op, writer: Op): Prediction[] {
-  return openAcrossRemove(before, after, op, writer);
+  return [...openAcrossRemove(before, after, op, writer), ...sysfsReadAcrossRemove(before, after, op, writer)];
 }
 
 /** May `op` straddle `writer` (predictAcross)? */
 export function straddles(op: Op, writer: Op): boolean {
-  return op.op === 'open' && writer.op === 'remove';
+  return (op.op === 'open' || op.op === 'sysfs_read') && writer.op === 'remove';
 }
 
 /** A short, human-readable summary of a state for reports. */

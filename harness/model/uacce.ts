@@ -75,6 +75,8 @@ export const UACCE_RULES = {
     'uacce_fops_open() 6.1-7.2: xa_load(&uacce_xa, iminor(inode)) is NULL (stale node of a removed device): ENODEV; Spec "open"',
   'open.parent-gone':
     'uacce_fops_open() 6.1-7.2: an open that found the device (xa_load) before uacce_remove() erased it, and took uacce->mutex after the removal let go of it: !uacce->parent -> -EINVAL (only an open overlapping the removal in time)',
+  'sysfs.read-removed':
+    'fs/kernfs/file.c kernfs_seq_start() 6.1-7.2: the attribute file was opened before cdev_device_del() removed it and read after kernfs deactivated the node (kernfs_get_active() fails): -ENODEV (only a read overlapping the removal in time)',
   'open.sva-nogroup':
     'uacce_bind_queue() -> iommu_sva_bind_device(): parent without IOMMU group: ENODEV (drivers/iommu/iommu-sva.c 7.2); Spec "open" 6.16+',
   'open.sva-killswitch': 'Debian x86 6.1/6.12 stable patch: every SVA bind fails with EOPNOTSUPP (profile fact)',
@@ -88,7 +90,7 @@ export const UACCE_RULES = {
   'mmap.too-long': 'TD "mmap": -EINVAL if the vma is longer than the region',
   'mmap.ok': 'uacce_fops_mmap() + TD mmap: remap_pfn_range of the region from its first page; the region is mapped',
   'submit.done': 'AP "submit" + TD "The engine": the work item completed; data from its descriptor',
-  'submit.timeout': 'AP "submit": CQ_HEAD did not pass the new tail within 200 ms (queue not started, or no device doorbell): ETIMEDOUT',
+  'submit.timeout': 'AP "submit": CQ_HEAD did not pass the new tail within 1000 looks 200 µs apart (queue not started, or no device doorbell): ETIMEDOUT',
   'submit.race':
     'the agent\'s wait ended before the engine finished (CQ_HEAD was already past the tail): what it read is timing-dependent',
   'submit.unknown': 'the engine runs asynchronously on this queue (doorbell rung outside a submit): completion and data are timing-dependent',
@@ -240,6 +242,20 @@ export function openAcrossRemove(before: ModelState, after: ModelState, op: Op, 
   const task = after.tasks.get(op.task);
   if (task === undefined || !task.alive || task.fds.has(op.fd)) return [];
   return [{ outcome: err('EINVAL'), rule: 'open.parent-gone', next: { ...after, ops: after.ops + 1 } }];
+}
+
+/**
+ * The same for a sysfs read of the removed device: the agent opens the attribute file, then
+ * reads it. Opened before cdev_device_del() (device_del()) removed the attributes and read after
+ * kernfs deactivated them, the read fails in kernfs_seq_start() with ENODEV (fs/kernfs/file.c:
+ * kernfs_get_active() refuses a deactivated node).
+ */
+export function sysfsReadAcrossRemove(before: ModelState, after: ModelState, op: Op, writer: Op): { outcome: Outcome; rule: RuleId; next: ModelState }[] {
+  if (op.op !== 'sysfs_read' || writer.op !== 'remove' || op.dev !== writer.dev) return [];
+  if (op.dev >= before.devs.length || boundInstance(before, op.dev) === undefined || !attrVisible(before, op.attr)) return [];
+  const task = after.tasks.get(op.task);
+  if (task === undefined || !task.alive) return [];
+  return [{ outcome: err('ENODEV'), rule: 'sysfs.read-removed', next: { ...after, ops: after.ops + 1 } }];
 }
 
 /**
@@ -415,7 +431,7 @@ const SUBMIT_STATUS_TEXT = (status: number, work: OpSubmit['work'], rlo: Word, r
  * The agent's submit (docs/agent-protocol.md "submit"; guest/agent/agent.c t_submit()), access
  * by access: 1. tail = u32 DOORBELL through `mmio`; 2. descriptor (opcode u32, status u32 PENDING,
  * addr u64, value u64) at slot tail % 64 through `dus`; 3. DOORBELL = tail + 1; 4. wait until
- * CQ_HEAD - (tail + 1) >= 0 (signed), 200 ms at most, else ETIMEDOUT; 5. if completed and ack:
+ * CQ_HEAD - (tail + 1) >= 0 (signed), 1000 looks (200 ms or more) or 2 s at most, else ETIMEDOUT; 5. if completed and ack:
  * ACK = CQ_HEAD; 6. STATUS (and RESULT of a completed read) through `dus`. Any access may fault,
  * which the agent reports as a signal.
  */
