@@ -20,8 +20,9 @@
 #define UACCE_REGION_MMIO	0	/* mmap offset (in pages) of a queue's MMIO region */
 #define UACCE_REGION_DUS	1	/* mmap offset (in pages) of a queue's DUS region */
 #define SVT_OP_INVALID		7	/* a work item opcode the device does not know */
-#define SUBMIT_WAIT_US		200000	/* how long a work item may take to complete */
+#define SUBMIT_WAIT_US		200000	/* how long a work item may take to complete: SUBMIT_WAIT_US / SUBMIT_POLL_US polls */
 #define SUBMIT_POLL_US		200
+#define SUBMIT_WAIT_MAX_US	2000000	/* ... or this long, however few polls the guest got through */
 #define STEP_DEADLINE_MS	10000	/* a step that takes longer is a hang */
 #define SUBMIT_DEADLINE_MS	5000
 #define POLL_EXTRA_MS		5000	/* poll: its timeout plus this */

@@ -59,8 +59,12 @@ static long long read_file(struct res *r, const char *path)
  * One work item through a queue's mappings, as the agent does it: read the tail from the
  * doorbell, write the descriptor at ring slot tail % SVT_RING_SLOTS (its status PENDING: a
  * status left from the ring's last lap must not read as this item's), ring the doorbell with
- * tail + 1, wait until the completion count passes it (at most SUBMIT_WAIT_US), then with ack
- * write the count to ACK. 0 if it completed, else -1 with ETIMEDOUT; data: how it ended.
+ * tail + 1, wait until the completion count passes it, then with ack write the count to ACK.
+ * 0 if it completed, else -1 with ETIMEDOUT; data: how it ended. The wait is counted in looks
+ * (SUBMIT_WAIT_US / SUBMIT_POLL_US of them, each after a SUBMIT_POLL_US sleep that lets the
+ * engine thread run), not in time alone: on an overloaded TCG host the guest may not run for
+ * most of 200 ms, and a work item then "timed out" that the engine never had a turn to do (seen
+ * 1 in 5 replays at host load 20). SUBMIT_WAIT_MAX_US bounds it within the host's deadline.
  */
 static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32_t opcode, uint64_t addr,
 			uint64_t value, int ack)
@@ -70,6 +74,7 @@ static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32
 	struct timespec t0, t1;
 	uint32_t tail, status;
 	int done = 0;
+	long polls = 0;
 
 	tail = mmio[SVT_REG_DOORBELL / 4];
 	desc = (volatile uint8_t *)(uintptr_t)dus_at + (tail % SVT_RING_SLOTS) * SVT_DESC_SIZE;
@@ -86,9 +91,11 @@ static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32
 			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		if ((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000 >= SUBMIT_WAIT_US)
+		if (polls >= SUBMIT_WAIT_US / SUBMIT_POLL_US ||
+		    (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000 >= SUBMIT_WAIT_MAX_US)
 			break;
 		usleep(SUBMIT_POLL_US);
+		polls++;
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);	/* completion before the descriptor's status */
 	if (done && ack)

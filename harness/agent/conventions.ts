@@ -15,9 +15,13 @@ export const UACCE_REGION_DUS = 1;
 /** A work item opcode the test device does not know (it answers BADOP). */
 export const SVT_OP_INVALID = 7;
 
-/** How long the agent waits for a work item (µs), and how often it looks. */
+/**
+ * How long the agent waits for a work item (µs): SUBMIT_WAIT_US / SUBMIT_POLL_US looks, one every
+ * SUBMIT_POLL_US, or SUBMIT_WAIT_MAX_US of guest time, whichever comes first.
+ */
 export const SUBMIT_WAIT_US = 200_000;
 export const SUBMIT_POLL_US = 200;
+export const SUBMIT_WAIT_MAX_US = 2_000_000;
 
 /** Deadlines of one op (ms); past it the agent gives up on the program (a hang). */
 export const STEP_DEADLINE_MS = 10_000;

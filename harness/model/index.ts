@@ -16,7 +16,8 @@ import type { DeviceParams, Op } from '../program/types.js';
 import { ROOT_TASK } from '../program/types.js';
 import { nodeName } from '../device/testdev.js';
 import { slotOfPage } from './kernel.js';
-import { applyOp, probe } from './ops.js';
+import { applyOp, opStatesDuring, probe } from './ops.js';
+import { openAcrossRemove, sysfsReadAcrossRemove } from './uacce.js';
 import type { KernelProfile } from './profile.js';
 import { Chooser, Draft, type ModelState } from './state.js';
 
@@ -78,6 +79,40 @@ export function predict(state: ModelState, op: Op): Prediction[] {
     work.push(...ch.pending);
   }
   return out;
+}
+
+/**
+ * The states `op` passes through that a reader running at the same time may see, besides the
+ * ones before and after it: uacce_remove() puts its queues one by one before it removes the
+ * device's attributes (uacce.ts removeSteps). Empty for an op every reader sees as atomic.
+ */
+export function statesDuring(state: ModelState, op: Op): ModelState[] {
+  return opStatesDuring(state, op);
+}
+
+/**
+ * May `reader` see the states during `writer` (statesDuring)? Only a sysfs attribute read: the
+ * uacce attribute shows (drivers/misc/uacce/uacce.c *_show) take no lock that uacce_remove()
+ * holds, while open, release, mmap, ioctl and poll take uacce->mutex or q->mutex and so see the
+ * queue before or after its put. A reader changes nothing, so it can go inside.
+ */
+export function seesInside(reader: Op, writer: Op): boolean {
+  return reader.op === 'sysfs_read' && writer.op === 'remove';
+}
+
+/**
+ * What `op` may give only because it overlapped `writer` in real time, placed after the writer
+ * (`before` and `after`: the states around the writer): an open that found its device before a
+ * removal and waited for it gives EINVAL, a sysfs read of a file opened before the removal
+ * ENODEV (uacce.ts openAcrossRemove, sysfsReadAcrossRemove).
+ */
+export function predictAcross(before: ModelState, after: ModelState, op: Op, writer: Op): Prediction[] {
+  return [...openAcrossRemove(before, after, op, writer), ...sysfsReadAcrossRemove(before, after, op, writer)];
+}
+
+/** May `op` straddle `writer` (predictAcross)? */
+export function straddles(op: Op, writer: Op): boolean {
+  return (op.op === 'open' || op.op === 'sysfs_read') && writer.op === 'remove';
 }
 
 /** A short, human-readable summary of a state for reports. */

@@ -11,7 +11,7 @@ import { createdNames, type OpKind } from '../ops/index.js';
 import type { Op } from '../program/types.js';
 import { CORE_MODEL } from './core.js';
 import { res, type ModelOp, type ModelOps, type OpResult } from './result.js';
-import type { Chooser, Draft } from './state.js';
+import type { Chooser, Draft, ModelState } from './state.js';
 import { UACCE_MODEL } from './uacce.js';
 
 export type { OpResult } from './result.js';
@@ -29,3 +29,11 @@ export function applyOp(d: Draft, op: Op, ch: Chooser): OpResult {
 
 export { probe } from './uacce.js';
 export { kstrtoul } from './uacce.js';
+
+/** What a reader running at the same time may see while `op` runs (see statesDuring in index.ts). */
+export function opStatesDuring(s: ModelState, op: Op): ModelState[] {
+  const task = s.tasks.get(op.task);
+  if (task === undefined || !task.alive) return [];
+  const m = MODEL[op.op] as ModelOp<OpKind>;
+  return m.during ? m.during(s, op as never) : [];
+}

@@ -3,7 +3,7 @@ import { sig, type Outcome } from '../program/outcome.js';
 import type { OpKind, OpOf } from '../ops/index.js';
 import type { Access } from './kernel.js';
 import type { RuleId } from './rules.js';
-import type { Chooser, Draft, Task } from './state.js';
+import type { Chooser, Draft, ModelState, Task } from './state.js';
 
 export interface OpResult {
   outcome: Outcome;
@@ -20,6 +20,11 @@ export function sigResult(a: Extract<Access, { ok: false }>): OpResult {
 /** The model's part of an op: what the kernel is meant to do with it (`task` is alive). */
 export interface ModelOp<K extends OpKind> {
   check(d: Draft, task: Task, op: OpOf<K>, ch: Chooser): OpResult;
+  /**
+   * For an op that is not atomic to readers running at the same time: the states between the
+   * one before it and the one after it that such a reader may see (model/index.ts statesDuring).
+   */
+  during?(s: ModelState, op: OpOf<K>): ModelState[];
 }
 
 export type ModelOps<K extends OpKind> = { [P in K]: ModelOp<P> };

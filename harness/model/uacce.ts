@@ -16,7 +16,8 @@
  *   sysfs_read    the file's exact contents
  */
 import { err, ok, sig } from '../program/outcome.js';
-import type { DeviceParams, OpAdd, OpIoctl, OpMmap, OpOpen, OpPoll, OpRemove, OpSubmit, OpSysfsRead, OpSysfsWrite } from '../program/types.js';
+import type { DeviceParams, Op, OpAdd, OpIoctl, OpMmap, OpOpen, OpPoll, OpRemove, OpSubmit, OpSysfsRead, OpSysfsWrite } from '../program/types.js';
+import type { Outcome } from '../program/outcome.js';
 import { ioctlNumber, workOpcode } from '../ops/uacce.js';
 import {
   REG_WORD,
@@ -61,7 +62,7 @@ import {
 import { res, sigResult, type ModelOps, type OpResult } from './result.js';
 import type { KernelProfile } from './profile.js';
 import type { RuleId } from './rules.js';
-import type { Chooser, Draft, Instance, ModelState, Queue, Task } from './state.js';
+import { Draft, type Chooser, type Instance, type ModelState, type Queue, type Task } from './state.js';
 
 /** The rules of these ops, with where each comes from (rules.ts says how sources are cited). */
 export const UACCE_RULES = {
@@ -72,6 +73,10 @@ export const UACCE_RULES = {
     'fs/char_dev.c chrdev_open() 6.1-7.2: inode->i_cdev unset and kobj_lookup() finds no cdev for i_rdev (the device is gone): ENXIO',
   'open.no-device':
     'uacce_fops_open() 6.1-7.2: xa_load(&uacce_xa, iminor(inode)) is NULL (stale node of a removed device): ENODEV; Spec "open"',
+  'open.parent-gone':
+    'uacce_fops_open() 6.1-7.2: an open that found the device (xa_load) before uacce_remove() erased it, and took uacce->mutex after the removal let go of it: !uacce->parent -> -EINVAL (only an open overlapping the removal in time)',
+  'sysfs.read-removed':
+    'fs/kernfs/file.c kernfs_seq_start() 6.1-7.2: the attribute file was opened before cdev_device_del() removed it and read after kernfs deactivated the node (kernfs_get_active() fails): -ENODEV (only a read overlapping the removal in time)',
   'open.sva-nogroup':
     'uacce_bind_queue() -> iommu_sva_bind_device(): parent without IOMMU group: ENODEV (drivers/iommu/iommu-sva.c 7.2); Spec "open" 6.16+',
   'open.sva-killswitch': 'Debian x86 6.1/6.12 stable patch: every SVA bind fails with EOPNOTSUPP (profile fact)',
@@ -85,7 +90,7 @@ export const UACCE_RULES = {
   'mmap.too-long': 'TD "mmap": -EINVAL if the vma is longer than the region',
   'mmap.ok': 'uacce_fops_mmap() + TD mmap: remap_pfn_range of the region from its first page; the region is mapped',
   'submit.done': 'AP "submit" + TD "The engine": the work item completed; data from its descriptor',
-  'submit.timeout': 'AP "submit": CQ_HEAD did not pass the new tail within 200 ms (queue not started, or no device doorbell): ETIMEDOUT',
+  'submit.timeout': 'AP "submit": CQ_HEAD did not pass the new tail within 1000 looks 200 µs apart (queue not started, or no device doorbell): ETIMEDOUT',
   'submit.race':
     'the agent\'s wait ended before the engine finished (CQ_HEAD was already past the tail): what it read is timing-dependent',
   'submit.unknown': 'the engine runs asynchronously on this queue (doorbell rung outside a submit): completion and data are timing-dependent',
@@ -174,15 +179,19 @@ export function probe(d: Draft, dev: number): void {
   slot.lastId = id;
 }
 
+/** The queues uacce_remove() puts: the instance's queues not put yet. */
+function queuesToPut(s: ModelState, inst: Instance): number[] {
+  return [...s.queues.values()].filter((q) => q.instance === inst.key && (q.state === 'INIT' || q.state === 'STARTED')).map((q) => q.id);
+}
+
 function doRemove(d: Draft, op: OpRemove): OpResult {
   if (op.dev >= d.s.devs.length) return res(err('ENODEV'), 'dev.nonexistent');
   const inst = boundInstance(d.s, op.dev);
   if (inst === undefined) return res(err('ENODEV'), 'remove.unbound');
   // uacce_remove(): for each queue: uacce_put_queue(), unbind, unmap_mapping_range(q->mapping)
-  for (const q of d.s.queues.values()) {
-    if (q.instance !== inst.key || (q.state !== 'INIT' && q.state !== 'STARTED')) continue;
-    putQueue(d, q.id);
-    zapQueueMappings(d, q.id);
+  for (const qid of queuesToPut(d.s, inst)) {
+    putQueue(d, qid);
+    zapQueueMappings(d, qid);
   }
   // cdev_device_del(): the node and the cdev_map entry go; xa_erase() frees the id
   const c = d.cdev(inst.cdev);
@@ -193,6 +202,60 @@ function doRemove(d: Draft, op: OpRemove): OpResult {
   slot.instance = null;
   slot.lastId = inst.id;
   return res(ok(), 'remove.ok');
+}
+
+/**
+ * What a sysfs read running at the same time may see while uacce_remove() runs: the state after
+ * each queue's uacce_put_queue() (the driver's count of live queues already down, so
+ * available_instances is higher), the device's attributes still there. uacce_remove() puts the
+ * queues one by one and only then calls cdev_device_del(), which removes the attributes and
+ * waits for the reads in progress; available_instances_show() and the other attribute shows
+ * take neither uacce->mutex nor q->mutex (drivers/misc/uacce/uacce.c, 6.1 and 6.12). The
+ * states before the first put and after the removal are the ones around the op.
+ */
+function removeSteps(s: ModelState, op: OpRemove): ModelState[] {
+  const inst = op.dev < s.devs.length ? boundInstance(s, op.dev) : undefined;
+  if (inst === undefined) return [];
+  const qids = queuesToPut(s, inst);
+  return qids.map((_, k) => {
+    const d = new Draft(s);
+    for (const qid of qids.slice(0, k + 1)) {
+      putQueue(d, qid);
+      zapQueueMappings(d, qid);
+    }
+    return d.s;
+  });
+}
+
+/**
+ * What an open that overlapped a removal of its device in time may give besides the outcomes of
+ * the orders open-then-remove and remove-then-open, placed after the removal (`after`: the
+ * state after it; the failed open changes nothing). uacce_fops_open() (6.1-7.2) looks the device
+ * up with xa_load() without uacce->mutex, then waits for the mutex that uacce_remove() holds
+ * from its first queue put to after xa_erase() and `uacce->parent = NULL`: found before the
+ * erase, the open then fails its !uacce->parent check with EINVAL. (The cdev reference
+ * chrdev_open() took keeps uacce->dev, the cdev's kobject parent, alive meanwhile.)
+ */
+export function openAcrossRemove(before: ModelState, after: ModelState, op: Op, writer: Op): { outcome: Outcome; rule: RuleId; next: ModelState }[] {
+  if (op.op !== 'open' || writer.op !== 'remove' || op.dev !== writer.dev) return [];
+  if (op.dev >= before.devs.length || boundInstance(before, op.dev) === undefined) return [];
+  const task = after.tasks.get(op.task);
+  if (task === undefined || !task.alive || task.fds.has(op.fd)) return [];
+  return [{ outcome: err('EINVAL'), rule: 'open.parent-gone', next: { ...after, ops: after.ops + 1 } }];
+}
+
+/**
+ * The same for a sysfs read of the removed device: the agent opens the attribute file, then
+ * reads it. Opened before cdev_device_del() (device_del()) removed the attributes and read after
+ * kernfs deactivated them, the read fails in kernfs_seq_start() with ENODEV (fs/kernfs/file.c:
+ * kernfs_get_active() refuses a deactivated node).
+ */
+export function sysfsReadAcrossRemove(before: ModelState, after: ModelState, op: Op, writer: Op): { outcome: Outcome; rule: RuleId; next: ModelState }[] {
+  if (op.op !== 'sysfs_read' || writer.op !== 'remove' || op.dev !== writer.dev) return [];
+  if (op.dev >= before.devs.length || boundInstance(before, op.dev) === undefined || !attrVisible(before, op.attr)) return [];
+  const task = after.tasks.get(op.task);
+  if (task === undefined || !task.alive) return [];
+  return [{ outcome: err('ENODEV'), rule: 'sysfs.read-removed', next: { ...after, ops: after.ops + 1 } }];
 }
 
 /**
@@ -368,7 +431,7 @@ const SUBMIT_STATUS_TEXT = (status: number, work: OpSubmit['work'], rlo: Word, r
  * The agent's submit (docs/agent-protocol.md "submit"; guest/agent/agent.c t_submit()), access
  * by access: 1. tail = u32 DOORBELL through `mmio`; 2. descriptor (opcode u32, status u32 PENDING,
  * addr u64, value u64) at slot tail % 64 through `dus`; 3. DOORBELL = tail + 1; 4. wait until
- * CQ_HEAD - (tail + 1) >= 0 (signed), 200 ms at most, else ETIMEDOUT; 5. if completed and ack:
+ * CQ_HEAD - (tail + 1) >= 0 (signed), 1000 looks (200 ms or more) or 2 s at most, else ETIMEDOUT; 5. if completed and ack:
  * ACK = CQ_HEAD; 6. STATUS (and RESULT of a completed read) through `dus`. Any access may fault,
  * which the agent reports as a signal.
  */
@@ -651,7 +714,7 @@ export const UACCE_MODEL: ModelOps<'open' | 'mmap' | 'submit' | 'ioctl' | 'poll'
   submit: { check: doSubmit },
   ioctl: { check: doIoctl },
   poll: { check: doPoll },
-  remove: { check: (d, _task, op) => doRemove(d, op) },
+  remove: { check: (d, _task, op) => doRemove(d, op), during: removeSteps },
   add: { check: (d, _task, op) => doAdd(d, op) },
   sysfs_read: { check: (d, _task, op, ch) => doSysfsRead(d, op, ch) },
   sysfs_write: { check: (d, _task, op) => doSysfsWrite(d, op) },

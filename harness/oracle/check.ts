@@ -15,7 +15,7 @@
  */
 import { AgentAnomaly, observe, type RawResult } from '../agent/observe.js';
 import { slotTable } from '../agent/wire.js';
-import { initialState, predict, describeState, type KernelProfile, type ModelState, type Prediction } from '../model/index.js';
+import { initialState, predict, predictAcross, describeState, seesInside, statesDuring, straddles, type KernelProfile, type ModelState, type Prediction } from '../model/index.js';
 import { opFeatures } from '../model/features.js';
 import { formatOutcome, formatOutcomeSet, outcomeMatches, type Outcome } from '../program/outcome.js';
 import { titleWhat } from '../ops/index.js';
@@ -212,39 +212,91 @@ export interface GroupOutcomes {
   truncated: boolean;
 }
 
+/**
+ * One step of a plan: op k; with `inside`, a reader linearized inside it (it sees a state during
+ * k); with `across`, an op that straddled k and gets what only that overlap gives, after k.
+ */
+export interface PlanStep {
+  k: number;
+  inside?: number;
+  across?: number;
+}
+
+/**
+ * The ways to run one order of a group: the order itself, and for every op the order follows
+ * directly by one that overlaps it in real time: that op inside it, if it is a reader that may
+ * see the states during it (model seesInside, statesDuring: a sysfs read while uacce_remove()
+ * puts the queues), and that op straddling it (model straddles, predictAcross: an open that
+ * found the device before the removal).
+ */
+export function plansOf(order: readonly number[], gops: readonly Op[], before: readonly (readonly number[])[]): PlanStep[][] {
+  const plain: PlanStep[] = order.map((k) => ({ k }));
+  const out = [plain];
+  for (let j = 0; j + 1 < order.length; j++) {
+    const w = order[j]!;
+    const r = order[j + 1]!;
+    if (before[r]!.includes(w) || before[w]!.includes(r)) continue;
+    if (seesInside(gops[r]!, gops[w]!)) out.push([...plain.slice(0, j), { k: w, inside: r }, ...plain.slice(j + 2)]);
+    if (straddles(gops[r]!, gops[w]!)) out.push([...plain.slice(0, j), { k: w, across: r }, ...plain.slice(j + 2)]);
+  }
+  return out;
+}
+
+/** What a step may do from `s`: op k's predictions, or the reader's at each state during k and k's from there. */
+function stepPredictions(s: ModelState, step: PlanStep, gops: readonly Op[]): { next: ModelState; got: [number, Prediction][] }[] {
+  const w = gops[step.k]!;
+  const out: { next: ModelState; got: [number, Prediction][] }[] = [];
+  if (step.across !== undefined) {
+    for (const pw of predict(s, w)) for (const pr of predictAcross(s, pw.next, gops[step.across]!, w)) out.push({ next: pr.next, got: [[step.k, pw], [step.across, pr]] });
+    return out;
+  }
+  if (step.inside === undefined) return predict(s, w).map((p) => ({ next: p.next, got: [[step.k, p]] }));
+  const r = gops[step.inside]!;
+  for (const mid of statesDuring(s, w)) {
+    // the reader changes nothing; the op goes on from where the reader saw it
+    for (const pr of predict(mid, r)) for (const pw of predict(mid, w)) out.push({ next: { ...pw.next, ops: s.ops + 2 }, got: [[step.inside, pr], [step.k, pw]] });
+  }
+  return out;
+}
+
 /** Every way a group of ops may go from `states`, in the given orders (default: all). */
 export function groupOutcomes(states: readonly ModelState[], gops: readonly Op[], orders?: number[][], cap = 256): GroupOutcomes {
   const n = gops.length;
   const out: GroupOutcomes = { outcomes: gops.map(() => new Map()), rules: gops.map(() => new Set()), tuples: [], finals: [], truncated: false };
-  const all = orders ?? realTimeOrders(n, gops.map(() => []));
+  const unordered = gops.map(() => []);
+  const all = orders ?? realTimeOrders(n, unordered);
   const seen = new Set<string>();
   for (const order of all) {
-    let frontier: { state: ModelState; got: (Outcome | undefined)[] }[] = states.map((state) => ({ state, got: new Array<Outcome | undefined>(n) }));
-    for (const k of order) {
-      const next: typeof frontier = [];
-      for (const f of frontier) {
-        for (const p of predict(f.state, gops[k]!)) {
-          out.outcomes[k]!.set(formatOutcome(p.outcome), p.outcome);
-          out.rules[k]!.add(p.rule);
-          if (next.length >= cap) {
-            out.truncated = true;
-            continue;
+    for (const plan of plansOf(order, gops, unordered)) {
+      let frontier: { state: ModelState; got: (Outcome | undefined)[] }[] = states.map((state) => ({ state, got: new Array<Outcome | undefined>(n) }));
+      for (const step of plan) {
+        const next: typeof frontier = [];
+        for (const f of frontier) {
+          for (const x of stepPredictions(f.state, step, gops)) {
+            for (const [k, p] of x.got) {
+              out.outcomes[k]!.set(formatOutcome(p.outcome), p.outcome);
+              out.rules[k]!.add(p.rule);
+            }
+            if (next.length >= cap) {
+              out.truncated = true;
+              continue;
+            }
+            const got = [...f.got];
+            for (const [k, p] of x.got) got[k] = p.outcome;
+            next.push({ state: x.next, got });
           }
-          const got = [...f.got];
-          got[k] = p.outcome;
-          next.push({ state: p.next, got });
         }
+        frontier = next;
       }
-      frontier = next;
-    }
-    for (const f of frontier) {
-      const key = `${order.join(',')}|${f.got.map((o) => formatOutcome(o!)).join('|')}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        out.tuples.push({ order, outcomes: f.got as Outcome[] });
+      for (const f of frontier) {
+        const key = `${order.join(',')}|${f.got.map((o) => formatOutcome(o!)).join('|')}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          out.tuples.push({ order, outcomes: f.got as Outcome[] });
+        }
+        if (out.finals.length < cap) out.finals.push(f.state);
+        else out.truncated = true;
       }
-      if (out.finals.length < cap) out.finals.push(f.state);
-      else out.truncated = true;
     }
   }
   return out;
@@ -276,7 +328,10 @@ function checkGroup(
   const any = groupOutcomes(states, gops);
   const allowed = any.outcomes;
   const allowedRules = any.rules;
-  const expectedText = (k: number) => formatOutcomeSet([...allowed[k]!.values()]);
+  // which order the search met an outcome or rule in first depends on where the op stands in the
+  // group: sorted, one divergence has one title however the program lists the group
+  const expectedText = (k: number) => formatOutcomeSet([...allowed[k]!.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, o]) => o));
+  const rulesOf = (k: number) => [...allowedRules[k]!].sort();
 
   // observe every member first: a missing or impossible result stops the check there
   const obs: Outcome[] = [];
@@ -294,49 +349,58 @@ function checkGroup(
   const finals: ModelState[] = [];
   const good: number[][] = [];
   for (const order of orders) {
-    let frontier: { state: ModelState; rules: string[] }[] = states.map((s) => ({ state: s, rules: [] }));
-    let depth = 0;
-    for (; depth < count && frontier.length > 0; depth++) {
-      const k = order[depth]!;
-      const next: { state: ModelState; rules: string[] }[] = [];
-      for (const f of frontier) {
-        for (const p of predict(f.state, gops[k]!)) {
-          if (outcomeMatches(p.outcome, obs[k]!) && next.length < MAX_CANDIDATES * 2) next.push({ state: p.next, rules: [...f.rules, `${k}:${p.rule}`] });
+    let explained = false;
+    for (const plan of plansOf(order, gops, before)) {
+      let frontier: { state: ModelState; rules: string[] }[] = states.map((s) => ({ state: s, rules: [] }));
+      for (const step of plan) {
+        const next: { state: ModelState; rules: string[] }[] = [];
+        for (const f of frontier) {
+          for (const x of stepPredictions(f.state, step, gops)) {
+            if (x.got.every(([k, p]) => outcomeMatches(p.outcome, obs[k]!)) && next.length < MAX_CANDIDATES * 2) {
+              next.push({ state: x.next, rules: [...f.rules, ...x.got.map(([k, p]) => `${k}:${p.rule}`)] });
+            }
+          }
         }
+        frontier = next;
+        if (frontier.length === 0) break;
       }
-      frontier = next;
-    }
-    if (frontier.length === 0) continue;
-    good.push(order.map((k) => members[k]!));
-    for (const f of frontier) {
-      for (const kr of f.rules) {
-        const at = kr.indexOf(':');
-        rulesOk[Number(kr.slice(0, at))]!.add(kr.slice(at + 1));
+      if (frontier.length === 0) continue;
+      explained = true;
+      for (const f of frontier) {
+        for (const kr of f.rules) {
+          const at = kr.indexOf(':');
+          rulesOk[Number(kr.slice(0, at))]!.add(kr.slice(at + 1));
+        }
+        if (finals.length < MAX_CANDIDATES) finals.push(f.state);
       }
-      if (finals.length < MAX_CANDIDATES) finals.push(f.state);
     }
+    if (explained) good.push(order.map((k) => members[k]!));
   }
   const lin: Linearization = { first, count, orders: good, tried: orders.length };
   if (good.length > 0) {
     return {
-      ops: gops.map((op, k) => ({ index: members[k]!, op, verdict: 'match' as const, expected: expectedText(k), rules: [...rulesOk[k]!], observed: obs[k]!, features: features[k]! })),
+      ops: gops.map((op, k) => ({ index: members[k]!, op, verdict: 'match' as const, expected: expectedText(k), rules: [...rulesOk[k]!].sort(), observed: obs[k]!, features: features[k]! })),
       checked: count,
       next: finals,
       lin,
     };
   }
   // no order explains the results: report the first op whose outcome no order allows, else (the
-  // results are each possible, but not together) the op whose call sorts first, the last of
-  // equal ones, so that the title does not depend on the order the group is written in
+  // results are each possible, but not together) the op with the most possible outcomes, whose
+  // result depended on the timing (a read racing a removal, not the removal), then the call that
+  // sorts first, the last of equal ones: the title does not depend on the order the group is written in
   const alone = gops.findIndex((_, k) => ![...allowed[k]!.values()].some((e) => outcomeMatches(e, obs[k]!)));
   let k = alone;
   if (k < 0) {
     k = count - 1;
-    for (let j = count - 2; j >= 0; j--) if (titleWhat(gops[j]!) < titleWhat(gops[k]!)) k = j;
+    for (let j = count - 2; j >= 0; j--) {
+      const wider = allowed[j]!.size - allowed[k]!.size;
+      if (wider > 0 || (wider === 0 && titleWhat(gops[j]!) < titleWhat(gops[k]!))) k = j;
+    }
   }
   const op = gops[k]!;
   const expected = expectedText(k);
-  const rules = [...allowedRules[k]!];
+  const rules = rulesOf(k);
   const observedText = formatOutcome(obs[k]!);
   const concurrent = gops.filter((_, j) => j !== k).map((o) => titleWhat(o));
   const divergence: Divergence = {
@@ -356,7 +420,7 @@ function checkGroup(
       op: o,
       verdict: j === k ? ('divergence' as const) : ('match' as const),
       expected: expectedText(j),
-      rules: [...allowedRules[j]!],
+      rules: rulesOf(j),
       observed: obs[j]!,
       features: features[j]!,
     })),

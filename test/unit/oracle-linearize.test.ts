@@ -120,4 +120,77 @@ describe('linearizability of concurrent groups', () => {
     expect(one.divergence).toBeUndefined();
     expect(one.groups[0]!.orders).toEqual([[2, 1]]);
   });
+
+  it('a sysfs read inside a removal may see the queues put but the attributes still there', () => {
+    // uacce_remove() puts queues one by one, then cdev_device_del(); available_instances_show()
+    // takes no lock it holds: seen in a 6.12 fuzz run (queue_limit 1, one queue: "1", neither 0 nor ENOENT)
+    const p = prog(
+      [
+        { op: 'open', task: 't0', fd: 'q', dev: 0, via: 'path' },
+        { op: 'fork', task: 't0', child: 't1' },
+        { op: 'remove', task: 't0', dev: 0, group: 1 },
+        { op: 'sysfs_read', task: 't1', dev: 0, attr: 'available_instances', group: 1 },
+      ],
+      { queue_limit: 1 },
+    );
+    const pre = setupResults(p, 2);
+    const read = (v: string, t: { t0: number; t1: number }) => ok({ data: v, ...t });
+    const inside = checkProgram(p, profile, [...pre, ok(at(10, 50)), read('1\n', at(20, 30))]);
+    expect(inside.divergence).toBeUndefined();
+    expect(inside.ops[3]!.rules).toEqual(['sysfs.read']);
+    // before the removal "0", after it ENOENT: both still fine
+    expect(checkProgram(p, profile, [...pre, ok(at(10, 50)), read('0\n', at(20, 30))]).divergence).toBeUndefined();
+    // but not when the read ended before the removal began: then only "0" will do
+    const early = checkProgram(p, profile, [...pre, ok(at(100, 150)), read('1\n', at(20, 30))]);
+    expect(early.divergence?.title).toBe('sysfs_read available_instances (concurrent with remove): expected one of {ENODEV, ENOENT, ok}, got ok (no order of the group gives it) [sysfs.gone, sysfs.read]');
+    // the file opened before the attributes went and read after: ENODEV (kernfs_seq_start), seen in a replay
+    const across = checkProgram(p, profile, [...pre, ok(at(10, 50)), fail('ENODEV', at(20, 60))]);
+    expect(across.divergence).toBeUndefined();
+    expect(across.ops[3]!.rules).toEqual(['sysfs.read-removed']);
+    expect(checkProgram(p, profile, [...pre, ok(at(10, 50)), fail('ENODEV', at(60, 70))]).divergence?.index).toBeDefined();
+    // a value no state during the removal has is still a divergence
+    expect(checkProgram(p, profile, [...pre, ok(at(10, 50)), read('2\n', at(20, 30))]).divergence?.index).toBe(3);
+  });
+
+  it('an open that straddles a removal of its device may get EINVAL (!uacce->parent)', () => {
+    const p = prog([
+      { op: 'fork', task: 't0', child: 't1' },
+      { op: 'open', task: 't0', fd: 'a', dev: 0, via: 'path', group: 1 },
+      { op: 'remove', task: 't1', dev: 0, group: 1 },
+      { op: 'open', task: 't0', fd: 'b', dev: 0, via: 'path' },
+    ]);
+    const r = checkProgram(p, profile, [ok(), fail('EINVAL', at(10, 40)), ok(at(15, 30)), fail('ENOENT')]);
+    expect(r.divergence).toBeUndefined();
+    expect(r.ops[1]!.rules).toEqual(['open.parent-gone']);
+    // the open began after the removal ended: it cannot have found the device
+    const late = checkProgram(p, profile, [ok(), fail('EINVAL', at(50, 60)), ok(at(15, 30)), fail('ENOENT')]);
+    expect(late.divergence?.unordered).toBe(true);
+    expect(late.groups[0]!.orders).toEqual([]);
+    // an open of another device has nothing to do with it
+    const other = prog(
+      [
+        { op: 'fork', task: 't0', child: 't1' },
+        { op: 'open', task: 't0', fd: 'a', dev: 1, via: 'path', group: 1 },
+        { op: 'remove', task: 't1', dev: 0, group: 1 },
+      ],
+      { devices: 2 },
+    );
+    expect(checkProgram(other, profile, [ok(), fail('EINVAL', at(10, 40)), ok(at(15, 30))]).divergence?.index).toBe(1);
+  });
+
+  it('a group divergence has one title whichever place its ops have in the group', () => {
+    const ops = (readFirst: boolean): Op[] => {
+      const rm: Op = { op: 'remove', task: 't0', dev: 0, group: 1 };
+      const rd: Op = { op: 'sysfs_read', task: 't1', dev: 0, attr: 'api', group: 1 };
+      return [{ op: 'fork', task: 't0', child: 't1' }, ...(readFirst ? [rd, rm] : [rm, rd])];
+    };
+    const titles = [false, true].map((readFirst) => {
+      const p = prog(ops(readFirst));
+      const res = [ok(), ok(at(10, 50)), ok(at(10, 50))];
+      res[readFirst ? 1 : 2] = ok({ data: 'nonsense\n', ...at(10, 50) });
+      return checkProgram(p, profile, res).divergence?.title;
+    });
+    expect(titles[0]).toBe('sysfs_read api (concurrent with remove): expected one of {ENODEV, ENOENT, ok}, got ok (another value) [sysfs.gone, sysfs.read]');
+    expect(titles[1]).toBe(titles[0]);
+  });
 });
