@@ -69,6 +69,8 @@ export interface SummaryKernel {
   version?: string;
   /** the release the last night of this series ran */
   previous_release?: string;
+  /** the kernel version the last night of this series ran ("6.1.191"): Debian keeps a release name such as 6.1.0-57-amd64 over several versions */
+  previous_version?: string;
   status: 'ok' | 'failed';
   errors: string[];
   cells: { name: string; seed: number; status: string; programs: number; checked_ops: number; elapsed_ms: number }[];
@@ -130,7 +132,7 @@ export async function loadHistory(history: string | undefined, onProblem: (m: st
 interface SeriesPast {
   /** title → nights it was seen in, oldest first */
   titles: Map<string, string[]>;
-  last?: { night: string; release?: string; bugs: SummaryBug[] };
+  last?: { night: string; release?: string; version?: string; bugs: SummaryBug[] };
 }
 
 function pastOf(series: string, history: readonly NightlySummary[]): SeriesPast {
@@ -139,7 +141,7 @@ function pastOf(series: string, history: readonly NightlySummary[]): SeriesPast 
     for (const k of n.kernels) {
       if (k.series !== series || k.status !== 'ok') continue;
       for (const b of k.bugs) for (const t of b.titles) past.titles.set(t, [...(past.titles.get(t) ?? []), n.night]);
-      past.last = { night: n.night, ...(k.release ? { release: k.release } : {}), bugs: k.bugs };
+      past.last = { night: n.night, ...(k.release ? { release: k.release } : {}), ...(k.version ? { version: k.version } : {}), bugs: k.bugs };
     }
   }
   return past;
@@ -228,6 +230,7 @@ export async function summarizeNight(out: string, history: string | undefined, o
       ...(ran?.release ? { release: ran.release } : {}),
       ...(ran?.version ? { version: ran.version } : {}),
       ...(past.last?.release ? { previous_release: past.last.release } : {}),
+      ...(past.last?.version ? { previous_version: past.last.version } : {}),
       status: errors.length === 0 && cells.length > 0 ? 'ok' : 'failed',
       errors,
       cells: cells.map((c: CellResult) => ({ name: c.name, seed: c.seed, status: c.status, programs: c.programs, checked_ops: c.checked_ops, elapsed_ms: c.elapsed_ms })),
