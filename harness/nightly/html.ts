@@ -7,6 +7,7 @@
  * Every text from a run (titles come from guest output) is escaped.
  */
 import { escapeMarkup } from '../util/sanitize.js';
+import type { ReproRecord } from './run.js';
 import type { BugStatus, NightlySummary, SummaryBug, SummaryKernel } from './summary.js';
 
 const esc = escapeMarkup;
@@ -17,6 +18,14 @@ const STATUS_TEXT: Record<BugStatus | 'fixed', string> = {
   known: 'known',
   'seen-before': 'seen before',
   fixed: 'fixed since last night',
+};
+
+const REPRO_TEXT: Record<ReproRecord['status'], string> = {
+  reproduced: 'reproduced',
+  flaky: 'flaky, not every run shows it',
+  'not-reproduced': 'did not reproduce',
+  failed: 'failed',
+  skipped: 'skipped',
 };
 
 /** A URL path relative to the page, each segment percent-encoded. */
@@ -98,7 +107,7 @@ function bugCell(b: SummaryBug | undefined, fixed: boolean): string {
     b.links.program ? `<a href="${href(b.links.program)}">program</a>` : '',
     `<a href="${href(b.links.finding)}">finding</a>`,
   ].filter(Boolean);
-  const repro = b.repro ? `<div class="repro">reproduction: ${esc(b.repro.status)} (${esc(b.repro.note)})</div>` : '';
+  const repro = b.repro ? `<div class="repro">reproduction: ${esc(REPRO_TEXT[b.repro.status])} (${esc(b.repro.note)})</div>` : '';
   const since = b.first_night ? `<div class="since">first seen ${esc(shortNight(b.first_night))}</div>` : '';
   return `<td class="k">${badge(b.status)} <span class="count">${b.count} report${b.count === 1 ? '' : 's'}</span><div class="links">${links.join(' · ')}</div>${since}${repro}</td>`;
 }
@@ -122,8 +131,6 @@ function changedText(k: SummaryKernel): string {
 
 export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]): string {
   const nights = [...history.filter((n) => n.night < s.night), s];
-  const resultText =
-    s.result === 'failed' ? 'the run failed' : s.result === 'new-bugs' ? `${s.totals.new} new bug${s.totals.new === 1 ? '' : 's'}` : 'no new bugs';
   // rows: every bug of tonight (by id), then the fixed ones
   interface Row {
     title: string;
@@ -153,6 +160,10 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
       rows.set(id, r);
     }
   }
+  // the table's rows are bugs (one on several kernels is one row); the totals count per kernel
+  const bugRows = [...rows.values()].filter((r) => r.per.size > 0);
+  const newBugs = bugRows.filter((r) => [...r.per.values()].some((b) => b.status === 'new')).length;
+  const resultText = s.result === 'failed' ? 'the run failed' : s.result === 'new-bugs' ? `${newBugs} new bug${newBugs === 1 ? '' : 's'}` : 'no new bugs';
   const order: Record<string, number> = { new: 0, regressed: 1, 'seen-before': 2, known: 3 };
   const rank = (r: { per: Map<string, SummaryBug> }) => Math.min(4, ...[...r.per.values()].map((b) => order[b.status] ?? 4));
   const sorted = [...rows.entries()].sort(([, a], [, b]) => rank(a) - rank(b) || a.title.localeCompare(b.title));
@@ -225,7 +236,7 @@ ul.errors { color: #b71c1c; } .sub { font-size: .8em; font-weight: bold; color: 
 <body>
 <h1>svadiff nightly ${esc(s.night)}</h1>
 <p><span class="result ${esc(s.result)}">${esc(resultText)}</span>
-${s.totals.bugs} bugs under ${s.totals.titles} distinct titles on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night.
+${bugRows.length} bug${bugRows.length === 1 ? '' : 's'} on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}; counted per kernel: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night.
 ${s.compared_with.length > 0 ? `Compared with ${s.compared_with.length} earlier night${s.compared_with.length === 1 ? '' : 's'} (last: ${esc(s.compared_with[s.compared_with.length - 1]!)}).` : 'No earlier night in the history: every bug not known is new.'}</p>
 <h2>Bugs by kernel</h2>
 <table class="bugs">

@@ -111,6 +111,8 @@ describe('the nightly page in a headless browser', () => {
 
     expect(await p.title()).toBe('svadiff nightly 2026-12-03: 1 new bug');
     expect(await p.locator('.result').innerText()).toBe('1 new bug');
+    // the rows are bugs; a bug on two kernels is one (the totals after it count per kernel)
+    expect(await p.locator('p', { has: p.locator('.result') }).innerText()).toContain('4 bugs on 2 kernels; counted per kernel: 1 new, 0 regressed, 3 known');
 
     // tonight: the 6.1 store's 3 known bugs and the new one; the warning of the last nights is fixed
     const rows = p.locator('table.bugs tbody tr[data-bug]');
