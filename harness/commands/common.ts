@@ -5,6 +5,7 @@ import { fetchKernel } from '../../kernels/index.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import type { KernelId } from '../findings/store.js';
 import { profileFor, type KernelProfile } from '../model/index.js';
+import { parseConsole, type KmsgRecord } from '../oracle/report.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
 import { info, warn } from '../util/log.js';
@@ -61,12 +62,19 @@ export async function bootGuest(s: GuestSetup, what: string, extra: Partial<Gues
     try {
       const g = await Guest.boot(s.kernel, s.image, { accel: s.accel, consolePath, ...extra });
       info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.accel.toUpperCase()}, ${g.machine.iommu})`);
+      for (const t of bootReportTitles(g.bootKmsg)) warn(`the guest's boot logged "${t}" before any program ran (not a finding; console log: ${consolePath})`);
       return g;
     } catch (e) {
       if (!(e instanceof GuestBootError) || i >= attempts) throw e;
       warn(`boot ${i} of ${attempts} failed: ${e.message}; trying again`);
     }
   }
+}
+
+/** Kernel reports in the log of a boot (crashes, warnings, stalls; the test device's own lines left out). */
+export function bootReportTitles(kmsg: readonly KmsgRecord[]): string[] {
+  const lines = kmsg.flatMap((r) => r.text.split('\n').map((text) => ({ text, seq: r.seq })));
+  return [...new Set(parseConsole(lines).reports.filter((r) => r.kind !== 'device').map((r) => r.title))];
 }
 
 /** Parse a duration like 90s, 10m, 2h, 1h30m. */

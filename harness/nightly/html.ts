@@ -7,7 +7,8 @@
  * Every text from a run (titles come from guest output) is escaped.
  */
 import { escapeMarkup } from '../util/sanitize.js';
-import type { BugStatus, NightlySummary, SummaryBug } from './summary.js';
+import type { ReproRecord } from './run.js';
+import type { BugStatus, NightlySummary, SummaryBug, SummaryKernel } from './summary.js';
 
 const esc = escapeMarkup;
 
@@ -17,6 +18,14 @@ const STATUS_TEXT: Record<BugStatus | 'fixed', string> = {
   known: 'known',
   'seen-before': 'seen before',
   fixed: 'fixed since last night',
+};
+
+const REPRO_TEXT: Record<ReproRecord['status'], string> = {
+  reproduced: 'reproduced',
+  flaky: 'flaky, not every run shows it',
+  'not-reproduced': 'did not reproduce',
+  failed: 'failed',
+  skipped: 'skipped',
 };
 
 /** A URL path relative to the page, each segment percent-encoded. */
@@ -98,15 +107,30 @@ function bugCell(b: SummaryBug | undefined, fixed: boolean): string {
     b.links.program ? `<a href="${href(b.links.program)}">program</a>` : '',
     `<a href="${href(b.links.finding)}">finding</a>`,
   ].filter(Boolean);
-  const repro = b.repro ? `<div class="repro">reproduction: ${esc(b.repro.status)} (${esc(b.repro.note)})</div>` : '';
+  const repro = b.repro ? `<div class="repro">reproduction: ${esc(REPRO_TEXT[b.repro.status])} (${esc(b.repro.note)})</div>` : '';
   const since = b.first_night ? `<div class="since">first seen ${esc(shortNight(b.first_night))}</div>` : '';
-  return `<td class="k">${badge(b.status)} <span class="count" title="reports tonight">×${b.count}</span><div class="links">${links.join(' · ')}</div>${since}${repro}</td>`;
+  return `<td class="k">${badge(b.status)} <span class="count">${b.count} report${b.count === 1 ? '' : 's'}</span><div class="links">${links.join(' · ')}</div>${since}${repro}</td>`;
+}
+
+/** What ran tonight: "6.1.192 (6.1.0-57-amd64)"; Debian's release names stay the same over several versions. */
+function kernelText(k: SummaryKernel): string {
+  if (!k.release) return 'not run';
+  return k.version ? `${k.version} (${k.release})` : k.release;
+}
+
+/** The kernel changed since the last night of its series: "was 6.1.191". */
+function changedText(k: SummaryKernel): string {
+  const was =
+    k.previous_version && k.version && k.previous_version !== k.version
+      ? k.previous_version
+      : k.previous_release && k.release && k.previous_release !== k.release
+        ? k.previous_release
+        : undefined;
+  return was ? `<div class="since">was ${esc(was)} in the last night</div>` : '';
 }
 
 export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]): string {
   const nights = [...history.filter((n) => n.night < s.night), s];
-  const resultText =
-    s.result === 'failed' ? 'the run failed' : s.result === 'new-bugs' ? `${s.totals.new} new bug${s.totals.new === 1 ? '' : 's'}` : 'no new bugs';
   // rows: every bug of tonight (by id), then the fixed ones
   interface Row {
     title: string;
@@ -136,14 +160,17 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
       rows.set(id, r);
     }
   }
+  // the table's rows are bugs (one on several kernels is one row); the totals count per kernel
+  const bugRows = [...rows.values()].filter((r) => r.per.size > 0);
+  const newBugs = bugRows.filter((r) => [...r.per.values()].some((b) => b.status === 'new')).length;
+  const resultText = s.result === 'failed' ? 'the run failed' : s.result === 'new-bugs' ? `${newBugs} new bug${newBugs === 1 ? '' : 's'}` : 'no new bugs';
   const order: Record<string, number> = { new: 0, regressed: 1, 'seen-before': 2, known: 3 };
   const rank = (r: { per: Map<string, SummaryBug> }) => Math.min(4, ...[...r.per.values()].map((b) => order[b.status] ?? 4));
   const sorted = [...rows.entries()].sort(([, a], [, b]) => rank(a) - rank(b) || a.title.localeCompare(b.title));
 
   const head = s.kernels
     .map((k) => {
-      const changed = k.previous_release && k.release && k.previous_release !== k.release ? `<div class="since">was ${esc(k.previous_release)}</div>` : '';
-      return `<th class="k">${esc(k.spec)}<div class="rel">${esc(k.release ?? 'not run')}</div>${changed}</th>`;
+      return `<th class="k">${esc(k.spec)}<div class="rel">${esc(kernelText(k))}</div>${changedText(k)}</th>`;
     })
     .join('');
   const body = sorted
@@ -154,7 +181,7 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
           ? `<details><summary>${others.length > 0 ? `${others.length + 1} titles` : 'details'}${r.why.size > 0 ? ', why one bug' : ''}</summary>` +
             (others.length > 0 ? `<div class="sub">also reported as</div><ul class="titles">${others.map((t) => `<li>${esc(t)}</li>`).join('')}</ul>` : '') +
             (r.why.size > 0 ? `<div class="sub">why one bug</div><ul class="why">${[...r.why].map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '') +
-            (r.known ? `<div class="known">known issue: ${esc(r.known)}</div>` : '') +
+            (r.known ? `<div class="known-note">known issue: ${esc(r.known)}</div>` : '') +
             '</details>'
           : '';
       const cells = s.kernels.map((k) => bugCell(r.per.get(k.spec), r.fixed.has(k.spec))).join('');
@@ -166,11 +193,11 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
     .map((k) => {
       const series = nights.map((n) => ({ night: n.night, k: n.kernels.find((x) => x.series === k.series && x.status === 'ok') ?? (n === s ? k : undefined) })).filter((x) => x.k);
       const ops = plot(`${k.spec}: checked ops/s`, series.map((x) => ({ night: x.night, value: x.k!.checked_ops_per_s })), 'line', 'checked ops/s');
-      const bugs = plot(`${k.spec}: bugs (dark: new)`, series.map((x) => ({ night: x.night, value: x.k!.bugs.length, part: x.k!.counts.new })), 'bars', 'bugs');
+      const bugs = plot(`${k.spec}: bugs (red: new)`, series.map((x) => ({ night: x.night, value: x.k!.bugs.length, part: x.k!.counts.new })), 'bars', 'bugs');
       const errs = k.errors.length > 0 ? `<ul class="errors">${k.errors.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>` : '';
       const c = k.counts;
       return (
-        `<section class="kernel" data-kernel="${esc(k.spec)}"><h3>${esc(k.spec)} <span class="rel">${esc(k.exact_spec ?? '')} ${esc(k.release ?? '')}</span></h3>` +
+        `<section class="kernel" data-kernel="${esc(k.spec)}"><h3>${esc(k.spec)} <span class="rel">${esc(kernelText(k))}</span></h3>${changedText(k)}` +
         `<p>${k.programs} programs, ${k.checked_ops} checked ops (${k.checked_ops_per_s}/s), ${k.cells.length} cell${k.cells.length === 1 ? '' : 's'} (seeds ${k.cells.map((x) => x.seed).join(', ')}); ` +
         `<b>${k.bugs.length} bug${k.bugs.length === 1 ? '' : 's'}</b> under ${k.titles} distinct title${k.titles === 1 ? '' : 's'}: ${c.new} new, ${c.regressed} regressed, ${c.known} known, ${c['seen-before']} seen before, ${c.fixed} fixed since the last night.</p>` +
         errs +
@@ -203,13 +230,13 @@ ul.titles li { font-family: ui-monospace, monospace; font-size: .9em; } ul.why l
 section.kernel { margin: 1.2em 0; } .plots { display: flex; gap: 1.5em; flex-wrap: wrap; }
 svg.plot .axis { stroke: #888; stroke-width: 1; } svg.plot .line { stroke: #1565c0; stroke-width: 2; } svg.plot .dot { fill: #1565c0; }
 svg.plot .bar { fill: #90a4ae; } svg.plot .bar.new { fill: #c62828; } svg.plot .tick { font-size: 10px; fill: #555; } svg.plot .ptitle { font-size: 11px; fill: #222; }
-ul.errors { color: #b71c1c; } .sub { font-size: .8em; font-weight: bold; color: #666; margin-top: .3em; } .known { font-size: .85em; color: #444; margin-top: .3em; }
+ul.errors { color: #b71c1c; } .sub { font-size: .8em; font-weight: bold; color: #666; margin-top: .3em; } .known-note { font-size: .85em; color: #444; margin-top: .3em; }
 </style>
 </head>
 <body>
 <h1>svadiff nightly ${esc(s.night)}</h1>
 <p><span class="result ${esc(s.result)}">${esc(resultText)}</span>
-${s.totals.bugs} bugs under ${s.totals.titles} distinct titles on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night.
+${bugRows.length} bug${bugRows.length === 1 ? '' : 's'} on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}; counted per kernel: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night.
 ${s.compared_with.length > 0 ? `Compared with ${s.compared_with.length} earlier night${s.compared_with.length === 1 ? '' : 's'} (last: ${esc(s.compared_with[s.compared_with.length - 1]!)}).` : 'No earlier night in the history: every bug not known is new.'}</p>
 <h2>Bugs by kernel</h2>
 <table class="bugs">

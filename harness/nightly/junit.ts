@@ -52,7 +52,9 @@ function suite(k: SummaryKernel, s: NightlySummary): string {
     ['series', k.series],
     ['exact_spec', k.exact_spec ?? ''],
     ['release', k.release ?? ''],
+    ['version', k.version ?? ''],
     ['previous_release', k.previous_release ?? ''],
+    ['previous_version', k.previous_version ?? ''],
     ['night', s.night],
   ]
     .map(([n, v]) => `      <property name="${xmlText(n!)}" value="${xmlText(v!)}"/>`)

@@ -270,7 +270,7 @@ async function reproduceNewBugs(cfg: NightlyConfig, o: RunNightOptions, night: N
       const s = await o.repro!(dir, { runs: cfg.repro.runs, maxTimeMs: budget, kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
       const { hits, runs } = s.reliability;
       const st: ReproRecord['status'] = !s.reproduced ? 'not-reproduced' : runs > 0 && hits === runs ? 'reproduced' : 'flaky';
-      record({ status: st, note: `${s.ops_before} -> ${s.ops_after} ops; repro.c ${hits}/${runs}`, reliability: { hits, runs }, ops_before: s.ops_before, ops_after: s.ops_after, time_ms: Date.now() - r0 });
+      record({ status: st, note: `${s.ops_before} -> ${s.ops_after} ops; repro.c showed it in ${hits} of ${runs} runs`, reliability: { hits, runs }, ops_before: s.ops_before, ops_after: s.ops_after, time_ms: Date.now() - r0 });
     } catch (e) {
       warn(`reproducing ${b.bug}: ${errorMessage(e)}`);
       record({ status: 'failed', note: safeLine(errorMessage(e), 300), time_ms: Date.now() - r0 });

@@ -8,8 +8,9 @@
  *
  * and the bugs of the last night that are not seen tonight (fixed since the last night: with
  * fuzzing, "not found tonight"). Earlier nights are the summaries kept in a history directory
- * (<history>/nights/<night>.json); bugs match across nights by any shared title, so a night that
- * groups differently still recognises them. Written as summary.json, junit.xml and index.html
+ * (<history>/nights/<night>.json); bugs match across nights by any shared title (in the current
+ * title format: a history written before a title change still matches), so a night that groups
+ * differently still recognises them. Written as summary.json, junit.xml and index.html
  * next to the night's findings; the exit status is 0 (no new bug), 1 (new bugs), 2 (the run
  * failed: a kernel could not be fetched or fuzzed, or a cell of the matrix is missing).
  */
@@ -17,6 +18,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Bug } from '../findings/bugs.js';
 import { seriesOf } from '../findings/known.js';
+import { currentDivergenceTitle } from '../oracle/check.js';
 import { FindingStore } from '../findings/store.js';
 import { UserError } from '../util/errors.js';
 import { atomicWrite, atomicWriteJson, exists } from '../util/fsx.js';
@@ -69,6 +71,8 @@ export interface SummaryKernel {
   version?: string;
   /** the release the last night of this series ran */
   previous_release?: string;
+  /** the kernel version the last night of this series ran ("6.1.191"): Debian keeps a release name such as 6.1.0-57-amd64 over several versions */
+  previous_version?: string;
   status: 'ok' | 'failed';
   errors: string[];
   cells: { name: string; seed: number; status: string; programs: number; checked_ops: number; elapsed_ms: number }[];
@@ -130,7 +134,7 @@ export async function loadHistory(history: string | undefined, onProblem: (m: st
 interface SeriesPast {
   /** title → nights it was seen in, oldest first */
   titles: Map<string, string[]>;
-  last?: { night: string; release?: string; bugs: SummaryBug[] };
+  last?: { night: string; release?: string; version?: string; bugs: SummaryBug[] };
 }
 
 function pastOf(series: string, history: readonly NightlySummary[]): SeriesPast {
@@ -138,19 +142,25 @@ function pastOf(series: string, history: readonly NightlySummary[]): SeriesPast 
   for (const n of history) {
     for (const k of n.kernels) {
       if (k.series !== series || k.status !== 'ok') continue;
-      for (const b of k.bugs) for (const t of b.titles) past.titles.set(t, [...(past.titles.get(t) ?? []), n.night]);
-      past.last = { night: n.night, ...(k.release ? { release: k.release } : {}), bugs: k.bugs };
+      for (const b of k.bugs) {
+        for (const title of b.titles) {
+          const t = currentDivergenceTitle(title);
+          past.titles.set(t, [...(past.titles.get(t) ?? []), n.night]);
+        }
+      }
+      past.last = { night: n.night, ...(k.release ? { release: k.release } : {}), ...(k.version ? { version: k.version } : {}), bugs: k.bugs };
     }
   }
   return past;
 }
 
 /** The status of a bug on a series, given earlier nights (see the top of this file). */
-export function bugStatus(titles: readonly string[], known: boolean, past: SeriesPast): { status: BugStatus; first_night?: string; last_night?: string } {
+export function bugStatus(tonight: readonly string[], known: boolean, past: SeriesPast): { status: BugStatus; first_night?: string; last_night?: string } {
+  const titles = tonight.map(currentDivergenceTitle);
   const nights = titles.flatMap((t) => past.titles.get(t) ?? []).sort();
   const first = nights[0];
   const last = nights[nights.length - 1];
-  const inLast = past.last !== undefined && titles.some((t) => past.last!.bugs.some((b) => b.titles.includes(t)));
+  const inLast = past.last !== undefined && titles.some((t) => past.last!.bugs.some((b) => b.titles.some((u) => currentDivergenceTitle(u) === t)));
   const when = { ...(first ? { first_night: first } : {}), ...(last ? { last_night: last } : {}) };
   if (!first && !known) return { status: 'new' };
   if (first && past.last && !inLast) return { status: 'regressed', ...when };
@@ -188,7 +198,7 @@ export async function summarizeNight(out: string, history: string | undefined, o
       const onK = releases.filter((r) => b.kernels[r]);
       if (onK.length === 0) continue;
       const titles = b.titles.filter((t) => (t.finding ? onK.some((r) => findings.get(t.finding!)?.kernels[r]) : true)).map((t) => t.title);
-      for (const t of titles) tonightTitles.add(t);
+      for (const t of titles) tonightTitles.add(currentDivergenceTitle(t));
       const known = onK.every((r) => b.kernels[r]!.known !== undefined);
       const st = bugStatus(titles, known, past);
       const note = onK.map((r) => b.kernels[r]!.known).find((x) => x !== undefined);
@@ -217,7 +227,7 @@ export async function summarizeNight(out: string, history: string | undefined, o
     }
     // a kernel that did not run tonight fixed nothing
     const fixed: FixedBug[] = (errors.length === 0 && cells.length > 0 ? (past.last?.bugs ?? []) : [])
-      .filter((b) => !b.titles.some((t) => tonightTitles.has(t)))
+      .filter((b) => !b.titles.some((t) => tonightTitles.has(currentDivergenceTitle(t))))
       .map((b) => ({ id: b.id, title: b.title, titles: b.titles, last_night: past.last!.night }));
     const counts = { new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: fixed.length };
     for (const b of mineBugs) counts[b.status]++;
@@ -228,6 +238,7 @@ export async function summarizeNight(out: string, history: string | undefined, o
       ...(ran?.release ? { release: ran.release } : {}),
       ...(ran?.version ? { version: ran.version } : {}),
       ...(past.last?.release ? { previous_release: past.last.release } : {}),
+      ...(past.last?.version ? { previous_version: past.last.version } : {}),
       status: errors.length === 0 && cells.length > 0 ? 'ok' : 'failed',
       errors,
       cells: cells.map((c: CellResult) => ({ name: c.name, seed: c.seed, status: c.status, programs: c.programs, checked_ops: c.checked_ops, elapsed_ms: c.elapsed_ms })),

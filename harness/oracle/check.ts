@@ -458,37 +458,26 @@ export function divergenceTitle(
   rules: string[],
   group: { concurrent?: readonly string[]; unordered?: boolean } = {},
 ): string {
-  const c = group.concurrent ?? [];
+  // sets in a title are sorted: the model's outcomes, the group's other calls and the rules
+  // come in an order that depends on the state and the group's order, and one divergence must
+  // have one title however they came
+  const c = [...(group.concurrent ?? [])].sort();
   const what = c.length > 0 ? `${titleWhat(op)} (concurrent with ${c.join(', ')})` : titleWhat(op);
   const got = group.unordered ? `${kindOf(observed)} (${UNORDERED})` : titleObserved(observed, expected);
-  if (c.length > 0) return groupTitleInOrder(`${what}: expected ${titleExpected(expected)}, got ${got} [${rules.join(', ')}]`);
-  return `${what}: expected ${titleExpected(expected)}, got ${got} [${rules.slice(0, 2).join(', ')}]`;
+  return `${what}: expected ${titleExpected(expected)}, got ${got} [${titleRules(rules)}]`;
 }
 
-/**
- * A concurrent group's title with its lists sorted: the calls it ran with, the expected kinds
- * and the rules. Gathered over the group's orders, they come in an order that depends on where
- * the op stands in the program, and one divergence must be one title ("expected one of {ok,
- * ENOENT} … [sysfs.read, sysfs.gone]" and "{ENOENT, ok} … [sysfs.gone, sysfs.read]" were two).
- * The rules are sorted before the title keeps two of them.
- */
-function groupTitleInOrder(title: string): string {
-  const m = DIVERGENCE_TITLE_RE.exec(title);
-  const w = m ? /^(.+) \(concurrent with (.+)\)$/.exec(m[1]!) : null;
-  if (!m || !w) return title;
-  const sorted = (items: string[]) => [...items].sort();
-  const set = /^one of \{(.*)\}$/.exec(m[2]!);
-  const expected = set ? `one of {${sorted(splitOutcomeSet(set[1]!)).join(', ')}}` : m[2]!;
-  const rules = sorted(m[4]!.split(', ').filter(Boolean)).slice(0, 2);
-  return `${w[1]} (concurrent with ${sorted(w[2]!.split(', ')).join(', ')}): expected ${expected}, got ${m[3]} [${rules.join(', ')}]`;
+/** The rules a title names: the first two in sorted order, each once. */
+export function titleRules(rules: readonly string[]): string {
+  return [...new Set(rules)].sort().slice(0, 2).join(', ');
 }
 
 /** What a title says of a result the op may give, but in no order together with its group's. */
 const UNORDERED = 'no order of the group gives it';
 
-/** An expected set's text as a title gives it: its kinds, each once ("one of {ok, EINVAL}", "ok"). */
+/** An expected set's text as a title gives it: its kinds, each once, sorted ("one of {EINVAL, ok}", "ok"). */
 export function titleExpected(expected: string): string {
-  const kinds = outcomeKinds(expected);
+  const kinds = outcomeKinds(expected).sort();
   return kinds.length === 1 ? kinds[0]! : `one of {${kinds.join(', ')}}`;
 }
 
@@ -538,14 +527,16 @@ export const DIVERGENCE_TITLE_RE = /^(.+?): expected (.+), got (.+) \[([^\]]*)\]
 /**
  * A divergence title of any svadiff version as divergenceTitle writes it now. Titles used to
  * carry ok's values ("got ok(0x0)", "got ok()", touch and submit values of 6 or more hex
- * digits as "0x…"): stores, known-issue lists and reproducers written then still have them.
- * Other titles (crashes, hangs) come back unchanged; so does a title already current.
+ * digits as "0x…"), and kept the model's order of expected outcomes, rules and a group's calls
+ * (now sorted): stores, known-issue lists, nightly histories and reproducers written then still
+ * have them. Other titles (crashes, hangs) come back unchanged; so does a title already current.
  */
 export function currentDivergenceTitle(title: string): string {
   // values first: a quoted one could hold anything, "got" and "[" included
   const valueless = title.replace(/ok\((?:"(?:[^"\\]|\\.)*"|[^()"]*)\)/g, 'ok');
   const m = DIVERGENCE_TITLE_RE.exec(valueless);
   if (!m) return title;
-  const current = `${m[1]}: expected ${titleExpected(m[2]!)}, got ${titleObserved(m[3]!, m[2]!)} [${m[4]}]`;
-  return groupTitleInOrder(current);
+  const g = /^(.+?) \(concurrent with (.+)\)$/.exec(m[1]!);
+  const what = g ? `${g[1]} (concurrent with ${g[2]!.split(', ').sort().join(', ')})` : m[1];
+  return `${what}: expected ${titleExpected(m[2]!)}, got ${titleObserved(m[3]!, m[2]!)} [${titleRules(m[4] ? m[4].split(', ') : [])}]`;
 }

@@ -10,7 +10,8 @@
  */
 import { cString } from '../ops/cstring.js';
 import { descOf, titleWhat } from '../ops/index.js';
-import { formatOutcome, formatOutcomeSet } from '../program/outcome.js';
+import { titleRules } from '../oracle/check.js';
+import { formatOutcome, formatOutcomeSet, type Outcome } from '../program/outcome.js';
 import type { Program } from '../program/types.js';
 import { definesFor, runtimeFor, usedFeatures, ABI_HEADER } from './cruntime.js';
 import { COMPACT_NAMES, handleNames, mapOrigins, rawIoctlDefines, stepCode } from './csteps.js';
@@ -147,8 +148,9 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
   push('int main(int argc, char **argv)', '{', '\tbegin_run(argc, argv);');
   program.ops.forEach((op, i) => {
     const c = codes[i]!;
-    const exp = opts.expected[i];
-    const rules = (opts.rules?.[i] ?? []).slice(0, 2).join(', ');
+    // in the order of the kinds a title names (sorted), so that the runtime's title is checkProgram's
+    const exp = opts.expected[i] ? [...opts.expected[i]!].sort((a, b) => byTitleKind(a, b)) : undefined;
+    const rules = titleRules(opts.rules?.[i] ?? []);
     push('', ...commentLines('\t', commentText(c.comment)));
     push(...callLines('\t', 'STEP', [String(i), cString(c.call), cString(titleWhat(op)), cString(rules), ...(exp ? exp.map((o) => cString(formatOutcome(o))) : ['NULL'])]));
     if (watch && c.deadline) push(`\trun->ms = ${c.deadline};`);
@@ -166,4 +168,10 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
   const defs = definesFor(L.slice(definesAt).join('\n'));
   L.splice(definesAt, 0, `/* ${ABI_HEADER} of svadiff (the test device's ABI) and its agent's conventions */`, ...defs.abi, ...defs.conventions);
   return L.join('\n');
+}
+
+/** Outcomes by the kind a title names them by (ok without its value), as titleExpected sorts them. */
+function byTitleKind(a: Outcome, b: Outcome): number {
+  const k = (o: Outcome) => (o.kind === 'ok' ? 'ok' : formatOutcome(o));
+  return k(a) < k(b) ? -1 : k(a) > k(b) ? 1 : 0;
 }

@@ -9,7 +9,7 @@
  */
 import { cString } from '../ops/cstring.js';
 import { titleWhat } from '../ops/index.js';
-import { titleExpected } from '../oracle/check.js';
+import { titleExpected, titleRules } from '../oracle/check.js';
 import { formatOutcomeSet } from '../program/outcome.js';
 import type { Program } from '../program/types.js';
 import { definesFor, runtimeFor, usedFeatures, ABI_HEADER, DEFS_HEADER } from './cruntime.js';
@@ -136,7 +136,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
       ...(op.op === 'exit' ? ['.exit = 1'] : []),
       ...(c.placed ? ['.placed = 1'] : []),
       `.what = ${cString(titleWhat(op))}`,
-      ...(exp ? [`.expect_text = ${cString(formatOutcomeSet(exp))}`, `.expect_title = ${cString(titleExpected(formatOutcomeSet(exp)))}`, `.rules = ${cString(rules.slice(0, 2).join(', '))}`, `.expect = { ${exp.map(cOutcome).join(', ')} }`] : []),
+      ...(exp ? [`.expect_text = ${cString(formatOutcomeSet(exp))}`, `.expect_title = ${cString(titleExpected(formatOutcomeSet(exp)))}`, `.rules = ${cString(titleRules(rules))}`, `.expect = { ${exp.map(cOutcome).join(', ')} }`] : []),
     ];
     push(`\t[${i}] = {`);
     // a few fields per line, readable in a mail

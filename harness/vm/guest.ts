@@ -130,6 +130,8 @@ export class Guest {
     /** QEMU start to agent hello */
     readonly bootMs: number,
     private readonly workDir: string,
+    /** the kernel log up to the agent's start (the boot and the modules it loads): no program's */
+    readonly bootKmsg: readonly KmsgRecord[],
   ) {}
 
   static async boot(kernel: KernelArtifacts, image: GuestImage, opts: GuestOptions = {}): Promise<Guest> {
@@ -148,10 +150,15 @@ export class Guest {
     });
     await vm.start();
     let session: AgentSession | undefined;
+    const bootKmsg: KmsgRecord[] = [];
+    let booting = true;
     try {
       const sock = await vm.connectAgent();
       session = new AgentSession(sock, {
-        ...(opts.onKmsg ? { onKmsg: opts.onKmsg } : {}),
+        onKmsg: (r) => {
+          if (booting && bootKmsg.length < 5000) bootKmsg.push(r);
+          opts.onKmsg?.(r);
+        },
         ...(opts.silenceMs !== undefined ? { silenceMs: opts.silenceMs } : {}),
       });
       const timeout = opts.bootTimeoutMs ?? 180_000;
@@ -160,7 +167,14 @@ export class Guest {
       const first = await Promise.race([hello.then((h) => ({ h })), exit.then((e) => ({ e }))]);
       if ('e' in first) throw bootFailure(vm, first.e);
       const bootMs = Date.now() - vm.startedAt;
-      return new Guest(kernel, vm, session, accel, machine, bootMs, workDir);
+      // The agent forwards the kernel log as it drains it, and the boot's records (hundreds) can
+      // still be on their way when the first program starts: they would become that program's
+      // (an RCU stall of a starved boot turned into a finding of program 1). The agent drains
+      // the log before it answers a ping (guest/agent/channel.h), so after one the boot's
+      // records are all here, apart from any program.
+      await session.ping();
+      booting = false;
+      return new Guest(kernel, vm, session, accel, machine, bootMs, workDir, bootKmsg);
     } catch (e) {
       session?.dispose();
       // the channel breaks when QEMU goes away (a panic while booting, most likely): give its

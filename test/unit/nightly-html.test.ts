@@ -28,14 +28,15 @@ let browser: Browser;
 let tonight: NightlySummary;
 let page: string;
 
-function cell(kernel: string, release: string, index: number, checked: number): CellResult {
+function cell(kernel: string, release: string, version: string, index: number, checked: number): CellResult {
   return {
     name: `${kernel.replace(':', '-')}-s1`,
     index,
     kernel,
     seed: 1,
-    exact_spec: kernel,
+    exact_spec: `debian:${version}`,
     release,
+    version,
     status: 'ok',
     run_id: 'r',
     programs: 400,
@@ -50,7 +51,7 @@ function cell(kernel: string, release: string, index: number, checked: number): 
 }
 
 /** A night of the 6.1 store (with `extra` crash titles) and an empty 6.12 cell, summarized into the history. */
-async function night(name: string, extra: string[], checked: number): Promise<{ out: string; s: NightlySummary }> {
+async function night(name: string, extra: string[], checked: number, v61 = '6.1.192'): Promise<{ out: string; s: NightlySummary }> {
   const out = join(tmp, name);
   cpSync(STORE_61, out, { recursive: true });
   const store = await FindingStore.open(out);
@@ -63,7 +64,7 @@ async function night(name: string, extra: string[], checked: number): Promise<{ 
     finished: '2026-12-04T00:30:00.000Z',
     config: { kernels: ['debian:6.1', 'debian:6.12'], seeds: [1], time_ms: 600_000, ops: ['open'], jobs: 1, repro: { enabled: true, timeMs: 1, perBugMs: 1, runs: 1 } },
     shards: [{ index: 0, count: 1 }],
-    cells: [cell('debian:6.1', R61, 0, checked), cell('debian:6.12', R612, 1, checked * 2)],
+    cells: [cell('debian:6.1', R61, v61, 0, checked), cell('debian:6.12', R612, '6.12.118', 1, checked * 2)],
     repros: [],
   };
   await atomicWriteJson(nightPath(out), n);
@@ -76,7 +77,8 @@ async function night(name: string, extra: string[], checked: number): Promise<{ 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'svadiff-html-'));
   await night('2026-12-01', ['WARNING in uacce_put_queue'], 30_000);
-  await night('2026-12-02', ['WARNING in uacce_put_queue'], 36_000);
+  // Debian kept the release name 6.1.0-57-amd64 from 6.1.191 to 6.1.192
+  await night('2026-12-02', ['WARNING in uacce_put_queue'], 36_000, '6.1.191');
   const t = await night('2026-12-03', ['BUG: <script>alert(1)</script> in uacce_fops_open'], 42_000);
   tonight = t.s;
   // a reproduction's files for the new bug, as svadiff repro leaves them
@@ -109,6 +111,8 @@ describe('the nightly page in a headless browser', () => {
 
     expect(await p.title()).toBe('svadiff nightly 2026-12-03: 1 new bug');
     expect(await p.locator('.result').innerText()).toBe('1 new bug');
+    // the rows are bugs; a bug on two kernels is one (the totals after it count per kernel)
+    expect(await p.locator('p', { has: p.locator('.result') }).innerText()).toContain('4 bugs on 2 kernels; counted per kernel: 1 new, 0 regressed, 3 known');
 
     // tonight: the 6.1 store's 3 known bugs and the new one; the warning of the last nights is fixed
     const rows = p.locator('table.bugs tbody tr[data-bug]');
@@ -122,6 +126,17 @@ describe('the nightly page in a headless browser', () => {
     expect(await p.locator('script').count()).toBe(0);
     expect(await p.locator('tr', { has: p.locator('.badge.fixed') }).locator('.title').innerText()).toBe('WARNING in uacce_put_queue');
     expect(await p.locator('.badge.known').count()).toBe(3);
+    // every status badge is white on its colour (no other rule of the page overrides it)
+    const colours = await p.locator('.badge').evaluateAll((bs) => bs.map((b) => getComputedStyle(b).color));
+    expect(colours.length).toBeGreaterThanOrEqual(5);
+    for (const c of colours) expect(c).toBe('rgb(255, 255, 255)');
+    // the kernels say their version, and that 6.1's changed under the same release name
+    const heads = await p.locator('table.bugs thead th.k').allInnerTexts();
+    expect(heads[0]).toContain('6.1.192 (6.1.0-57-amd64)');
+    expect(heads[0]).toContain('was 6.1.191 in the last night');
+    expect(heads[1]).toContain('6.12.118 (6.12.118+deb12-amd64)');
+    expect(heads[1]).not.toContain('was ');
+    expect(await newRow.locator('.count').innerText()).toBe('1 report');
 
     // the slab bug keeps its seven titles and says why they are one
     const slab = p.locator('tr', { hasText: 'BUG: double free in vma_close' }).first();

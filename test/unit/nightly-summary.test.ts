@@ -4,7 +4,7 @@
  * (counts, first/last seen, idempotence, the same bugs as one unsharded store). The 6.1 store is
  * recorded from a real run (test/fixtures/findings/README.md).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,26 @@ describe('the summary of a night', () => {
     const b = s2.kernels[0]!.bugs.find((x) => x.titles.includes('WARNING in uacce_put_queue'))!;
     expect(b.titles.sort()).toEqual(['WARNING in uacce_fops_release', 'WARNING in uacce_put_queue']);
     expect(b.status).toBe('seen-before');
+    expect(s2.exit_code).toBe(0);
+  });
+
+  it('a history written before a title format change still matches (sets in titles are sorted now)', async () => {
+    const history = join(tmp, 'history');
+    const div = (title: string): FindingCandidate => ({ kind: 'divergence', title, kernel: K61, excerpt: '', console: '', expected: 'one of {ENOENT, ok}', observed: 'EINVAL' });
+    const n1 = await night61('n1', '2026-12-01');
+    const now = 'open (concurrent with remove): expected one of {ENOENT, ok}, got EINVAL [open.ok, open.path-gone]';
+    const before = 'open (concurrent with remove): expected one of {ok, ENOENT}, got EINVAL [open.ok, open.path-gone]';
+    await (await FindingStore.open(n1)).recordProgram([div(now)], 'test');
+    await writeSummary(n1, history, await summarizeNight(n1, history));
+    // the night's summary in the history as an svadiff of before the change wrote it
+    const kept = join(history, 'nights', '2026-12-01.json');
+    writeFileSync(kept, readFileSync(kept, 'utf8').split(now).join(before));
+    expect(readFileSync(kept, 'utf8')).toContain(before);
+    const n2 = await night61('n2', '2026-12-02');
+    await (await FindingStore.open(n2)).recordProgram([div(now)], 'test');
+    const s2 = await summarizeNight(n2, history);
+    expect(s2.kernels[0]!.bugs.find((b) => b.title.startsWith('open'))).toMatchObject({ status: 'seen-before', first_night: '2026-12-01' });
+    expect(s2.kernels[0]!.fixed).toEqual([]);
     expect(s2.exit_code).toBe(0);
   });
 

@@ -24,10 +24,10 @@ function kindText(o: Outcome): string {
   return o.kind === 'ok' ? 'ok' : formatOutcome(o);
 }
 function expectedTitle(op: Op, expected: Outcome[], observed: Outcome, rules: string[]): string {
-  const kinds = [...new Set(expected.map(kindText))];
+  const kinds = [...new Set(expected.map(kindText))].sort();
   const exp = kinds.length === 1 ? kinds[0]! : `one of {${kinds.join(', ')}}`;
   const obs = observed.kind === 'ok' && kinds.includes('ok') ? 'ok (another value)' : kindText(observed);
-  return `${op.op === 'sysfs_read' ? `sysfs_read ${(op as { attr: string }).attr}` : op.op}: expected ${exp}, got ${obs} [${rules.slice(0, 2).join(', ')}]`;
+  return `${op.op === 'sysfs_read' ? `sysfs_read ${(op as { attr: string }).attr}` : op.op}: expected ${exp}, got ${obs} [${[...new Set(rules)].sort().slice(0, 2).join(', ')}]`;
 }
 
 const value = fc.oneof(
@@ -53,8 +53,23 @@ describe('divergence titles', () => {
     expect(divergenceTitle(touch, 'SIGBUS', 'ok(0xdeadbeef00)', ['touch.zombie'])).toBe(t);
   });
 
+  it('one divergence, one title, whatever order the model, the group or the rules came in', () => {
+    // three titles of one 7.2 divergence found by svadiff nightly before the sets were sorted
+    const open: Op = { op: 'open', task: 't0', fd: 'q0', dev: 0, via: 'path' };
+    const now = 'open (concurrent with remove): expected one of {ENOENT, ok}, got EINVAL [open.ok, open.path-gone]';
+    expect(divergenceTitle(open, 'one of {ok("/dev/svt0-0"), ENOENT}', 'EINVAL', ['open.ok', 'open.path-gone'], { concurrent: ['remove'] })).toBe(now);
+    expect(divergenceTitle(open, 'one of {ENOENT, ok("/dev/svt0-0")}', 'EINVAL', ['open.path-gone', 'open.ok'], { concurrent: ['remove'] })).toBe(now);
+    expect(currentDivergenceTitle('open (concurrent with remove): expected one of {ok, ENOENT}, got EINVAL [open.ok, open.path-gone]')).toBe(now);
+    expect(currentDivergenceTitle('open (concurrent with remove): expected one of {ENOENT, ok}, got EINVAL [open.path-gone, open.ok]')).toBe(now);
+    const two = { concurrent: ['remove', 'open'] };
+    expect(divergenceTitle(open, 'one of {EBUSY, ENOENT}', 'EINVAL', ['open.busy'], two)).toBe(divergenceTitle(open, 'one of {ENOENT, EBUSY}', 'EINVAL', ['open.busy'], { concurrent: ['open', 'remove'] }));
+    expect(currentDivergenceTitle('open (concurrent with remove, open): expected one of {ENOENT, EBUSY}, got EINVAL [open.path-gone, open.busy]')).toBe(
+      'open (concurrent with open, remove): expected one of {EBUSY, ENOENT}, got EINVAL [open.busy, open.path-gone]',
+    );
+  });
+
   it('name kinds only: ok without its value, a different value as "ok (another value)"', () => {
-    expect(divergenceTitle(touch, 'one of {ok(0x5), EFAULT}', 'ok(0x123456789a)', ['touch.read'])).toBe('touch: expected one of {ok, EFAULT}, got ok (another value) [touch.read]');
+    expect(divergenceTitle(touch, 'one of {ok(0x5), EFAULT}', 'ok(0x123456789a)', ['touch.read'])).toBe('touch: expected one of {EFAULT, ok}, got ok (another value) [touch.read]');
     expect(divergenceTitle(sysfsRead, 'ok("a, b")', 'ok("x (y), got z [w]")', ['sysfs.api'])).toBe('sysfs_read api: expected ok, got ok (another value) [sysfs.api]');
     expect(divergenceTitle(touch, 'one of {ok(0x1), ok(0x2)}', 'EFAULT', ['a', 'b', 'c'])).toBe('touch: expected ok, got EFAULT [a, b]');
     expect(divergenceTitle(touch, 'ok(0x0)', 'died(SIGKILL)', [])).toBe('touch: expected ok, got died(SIGKILL) []');
@@ -69,9 +84,11 @@ describe('divergence titles', () => {
     );
   });
 
-  it('older titles (with values) become the current title; current ones and crash titles stay', () => {
+  it("older titles (with values, sets in the model's order) become the current title; current ones and crash titles stay", () => {
+    // an old title named the first two of its rules: of three, the current one may name others
+    const upToTwo = rules.map((r) => r.slice(0, 2));
     fc.assert(
-      fc.property(fc.constantFrom(touch, sysfsRead), fc.array(outcome, { minLength: 1, maxLength: 4 }), outcome, rules, (op, expected, observed, r) => {
+      fc.property(fc.constantFrom(touch, sysfsRead), fc.array(outcome, { minLength: 1, maxLength: 4 }), outcome, upToTwo, (op, expected, observed, r) => {
         const e = formatOutcomeSet(expected);
         const o = formatOutcome(observed);
         const now = divergenceTitle(op, e, o, r);
@@ -81,7 +98,7 @@ describe('divergence titles', () => {
     );
     expect(currentDivergenceTitle('touch: expected SIGBUS, got ok() [touch.zombie]')).toBe('touch: expected SIGBUS, got ok [touch.zombie]');
     expect(currentDivergenceTitle('touch: expected one of {ok(0x5), EFAULT}, got ok(0x…) [touch.read, touch.other]')).toBe(
-      'touch: expected one of {ok, EFAULT}, got ok (another value) [touch.read, touch.other]',
+      'touch: expected one of {EFAULT, ok}, got ok (another value) [touch.other, touch.read]',
     );
     for (const crash of ['general protection fault in __mutex_lock', 'BUG: double free in vma_close', 'hang: poll did not return', 'KFENCE: use-after-free read in f']) {
       expect(currentDivergenceTitle(crash)).toBe(crash);

@@ -250,7 +250,7 @@ describe('checking outcomes', () => {
     const r = await run(expected, rules);
     expect(r.exitCode).toBe(1);
     const title = divergenceTitle(touchProg.ops[2]!, formatOutcomeSet(expected[2]!), 'ok(0x123456789a)', rules[2]!);
-    expect(title).toBe('touch: expected one of {ok, EFAULT}, got ok (another value) [touch.read, touch.other]');
+    expect(title).toBe('touch: expected one of {EFAULT, ok}, got ok (another value) [touch.other, touch.read]');
     expect(r.stdout).toContain(`${REPRO_FINDING_PREFIX}${title}\n`);
     expect(r.stdout).toContain('step 2 (t0): read u64 at b + page 0 + 0x0 = ok(0x123456789a) (expected one of {ok(0x5), EFAULT})  <-- DIVERGES');
     // later steps run but are not checked (step 4 would not match either)
