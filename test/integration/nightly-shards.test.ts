@@ -5,7 +5,7 @@
  * summary's exit status and files are there. About 3 minutes under TCG on a 2-core machine.
  */
 import { execa } from 'execa';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,13 +13,17 @@ import { describe, expect, it } from 'vitest';
 import type { NightlySummary } from '../../harness/nightly/summary.js';
 
 const CLI = join(process.cwd(), 'bin', 'svadiff.js');
-const MATRIX = ['--kernels', 'debian:6.12', '--seeds', '1,2', '--programs', '25', '--time', '30m', '--no-repro', '--night', 'test-night'];
+// ops narrowed to the mapping calls, where seed 5 meets the known region bug (mmap.exists) within
+// 25 programs on 6.12 (probed 2026-12-04 with seeds 1 to 6: only seed 5 found a bug); seed 1
+// finds nothing, so the comparison covers a cell with findings and one without
+const MATRIX = ['--kernels', 'debian:6.12', '--seeds', '1,5', '--programs', '25', '--ops', 'open,close,mmap,munmap,mremap', '--time', '30m', '--no-repro', '--night', 'test-night'];
 
 const svadiff = (args: string[]) => execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', env: { ...process.env, CI: 'true' } });
 
 /** Findings of an output directory: id → count. */
 function counts(out: string): Record<string, number> {
   const r: Record<string, number> = {};
+  if (!existsSync(join(out, 'findings'))) return r; // a store without findings has no directory
   for (const d of readdirSync(join(out, 'findings')).filter((x) => !x.startsWith('.'))) {
     r[d] = (JSON.parse(readFileSync(join(out, 'findings', d, 'finding.json'), 'utf8')) as { count: number }).count;
   }
@@ -47,11 +51,11 @@ describe('svadiff nightly --shard and svadiff merge on debian:6.12', () => {
     const b = JSON.parse(readFileSync(join(tmp, 'merged', 'summary.json'), 'utf8')) as NightlySummary;
     expect(b.kernels[0]!.cells.map((c) => [c.name, c.programs])).toEqual([
       ['debian-6.12-s1', 25],
-      ['debian-6.12-s2', 25],
+      ['debian-6.12-s5', 25],
     ]);
     expect(bugs(b)).toEqual(bugs(a));
     expect(counts(join(tmp, 'merged'))).toEqual(counts(join(tmp, 'whole')));
-    // seed 1 finds the private-mapping region leak in its first programs: the comparison is not empty
+    // seed 5 finds the region bug in its first programs: the comparison is not empty
     expect(Object.keys(counts(join(tmp, 'whole'))).length).toBeGreaterThan(0);
 
     // merging a shard again changes nothing
