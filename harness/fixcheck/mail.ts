@@ -85,8 +85,8 @@ export function verificationLines(patch: string, k: KernelCheck): string[] {
   const s = summarizeKernel(k);
   const L: string[] = [];
   const fuzz = k.fuzz ? `, fuzzing ${secs(k.fuzz.timeMs)} (${k.fuzz.programs.patched} programs on each build)` : ', no fuzzing';
-  L.push(...wrapText(`${k.release} with ${patch}: fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}; ${k.cases.length} programs on both builds${fuzz}; ${secs(k.times.totalMs)}`, REPORT_WIDTH, '  ', '    '));
-  for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['unconfirmed', s.unconfirmed]] as const) {
+  L.push(...wrapText(`${k.release} with ${patch}: fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}; ${k.cases.length} program${k.cases.length === 1 ? '' : 's'} on both builds${fuzz}; ${secs(k.times.totalMs)}`, REPORT_WIDTH, '  ', '    '));
+  for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['flaky (shown once, not again)', s.flaky]] as const) {
     for (const t of list) L.push(...wrapText(`${what}: ${t}`, REPORT_WIDTH, '    ', '      '));
   }
   return L;
@@ -100,7 +100,8 @@ export function renderMail(m: MailInput): string {
   out.push(...p.body, '');
   out.push(...p.trailers);
   out.push('---');
-  out.push(...wrapText(`Found by svadiff, a differential fuzzer that runs uacce on real kernels under QEMU with a test parent driver (svadiff_test.ko) and compares every result with a model of the intended semantics. This mail is about: ${m.bug.title}`));
+  out.push(...wrapText('Found by svadiff, a differential fuzzer that runs uacce on real kernels under QEMU with a test parent driver (svadiff_test.ko) and compares every result with a model of the intended semantics. This mail is about:'));
+  out.push(...wrapText(`${m.bug.title} (${m.bug.name})`, REPORT_WIDTH, '  ', '    '));
   if (m.alsoFixes.length > 0) {
     out.push('', ...wrapText('The same patch also fixes:'));
     for (const c of m.alsoFixes) out.push(...wrapText(`- ${c.title} (${c.name})`, REPORT_WIDTH, '  ', '    '));

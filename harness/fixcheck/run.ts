@@ -25,7 +25,10 @@ import { info, warn } from '../util/log.js';
 import { projectRoot } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
 import { UserError } from '../util/errors.js';
-import type { CaseEvidence, CaseResult, CaseSource, FuzzOnly, FuzzResult, KernelCheck } from './verdict.js';
+import { sameTitle, type CaseEvidence, type CaseResult, type CaseSource, type ConfirmRuns, type FuzzOnly, type FuzzResult, type KernelCheck } from './verdict.js';
+
+/** How often a program runs again on each build when the patched build gave a title the unpatched one did not. */
+export const CONFIRM_RUNS = 2;
 
 /** A program to run on both builds. */
 export interface CheckCase {
@@ -208,11 +211,29 @@ export async function checkKernel(spec: string, o: FixcheckOptions): Promise<Ker
   info(`${stock.exactSpec}: ${cases.length} programs on the unpatched and the patched uacce (${o.runs} run${o.runs === 1 ? '' : 's'} each)`);
   const tr = Date.now();
   const results: Record<'unpatched' | 'patched', { titles: string[]; evidence: CaseEvidence[] }[]> = { unpatched: [], patched: [] };
+  const confirms = new Map<string, ConfirmRuns[]>();
   for (const side of ['unpatched', 'patched'] as const) {
     const k = side === 'patched' ? patched : stock;
     results[side] = await runCases(new Runner(k, images[side], logDir, `replay-${side}`, o.accel), cases, o.runs, (c, titles) =>
       say(`  ${side.padEnd(9)} ${c.name}: ${titles.length ? titles.join('; ') : 'no finding'}`),
     );
+  }
+  // a title only the patched build gave: both builds run the program again, to tell a change the
+  // patch made from a one-off (a guest timing out on an overloaded host)
+  for (const [i, c] of cases.entries()) {
+    const fresh = results.patched[i]!.titles.filter((t) => !results.unpatched[i]!.titles.some((u) => sameTitle(u, t)));
+    if (fresh.length === 0) continue;
+    const again = { unpatched: [] as string[][], patched: [] as string[][] };
+    for (const side of ['unpatched', 'patched'] as const) {
+      const k = side === 'patched' ? patched : stock;
+      const runner = new Runner(k, images[side], logDir, `confirm-${side}`, o.accel);
+      again[side] = (await runCases(runner, Array.from({ length: CONFIRM_RUNS }, () => c), 1, () => undefined)).map((r) => r.titles);
+    }
+    confirms.set(
+      c.name,
+      fresh.map((t) => ({ title: t, runs: CONFIRM_RUNS, patched: again.patched.filter((x) => x.some((y) => sameTitle(y, t))).length, unpatched: again.unpatched.filter((x) => x.some((y) => sameTitle(y, t))).length })),
+    );
+    for (const r of confirms.get(c.name)!) say(`  again     ${c.name}: ${r.title}: patched ${r.patched}/${r.runs}, unpatched ${r.unpatched}/${r.runs}`);
   }
   const replayMs = Date.now() - tr;
   const caseResults: CaseResult[] = cases.map((c, i) => ({
@@ -223,6 +244,7 @@ export async function checkKernel(spec: string, o: FixcheckOptions): Promise<Ker
     patched: results.patched[i]!.titles,
     runs: o.runs,
     evidence: { unpatched: results.unpatched[i]!.evidence, patched: results.patched[i]!.evidence },
+    ...(confirms.has(c.name) ? { confirm: confirms.get(c.name)! } : {}),
   }));
 
   let fuzz: FuzzResult | undefined;

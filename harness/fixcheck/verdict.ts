@@ -33,6 +33,27 @@ export interface CaseResult {
   runs: number;
   /** what each title looked like (for reports) */
   evidence?: { unpatched: CaseEvidence[]; patched: CaseEvidence[] };
+  /** titles only the patched build gave, run again on both builds: how often each showed */
+  confirm?: ConfirmRuns[];
+}
+
+/** A title only the patched build gave, and how often it showed when the program ran again on each build. */
+export interface ConfirmRuns {
+  title: string;
+  runs: number;
+  patched: number;
+  unpatched: number;
+}
+
+/**
+ * A title only the patched build showed: introduced when it shows again with the patch (or was
+ * not run again), old when the unpatched build shows it too when run again, flaky when neither
+ * build shows it again (a one-off, e.g. a timeout of a guest on an overloaded host).
+ */
+export function introducedVerdict(c: ConfirmRuns | undefined): 'introduced' | 'also-unpatched' | 'flaky' {
+  if (!c) return 'introduced';
+  if (c.unpatched > 0) return 'also-unpatched';
+  return c.patched > 0 ? 'introduced' : 'flaky';
 }
 
 export type CaseVerdict = 'fixed' | 'left' | 'introduced' | 'fixed+introduced' | 'clean';
@@ -89,11 +110,10 @@ export interface FuzzResult {
   patchedOnly: FuzzOnly[];
 }
 
-/** How a title fuzzing found only with the patch counts: introduced unless the unpatched build shows it too on replay. */
-export function fuzzOnlyVerdict(f: FuzzOnly): 'introduced' | 'also-unpatched' | 'unconfirmed' {
-  if (!f.replay) return 'unconfirmed';
-  if (has(f.replay.unpatched, f.title)) return 'also-unpatched';
-  return has(f.replay.patched, f.title) ? 'introduced' : 'unconfirmed';
+/** How a title fuzzing found only with the patch counts: as introducedVerdict, from the replay of its program. */
+export function fuzzOnlyVerdict(f: FuzzOnly): 'introduced' | 'also-unpatched' | 'flaky' {
+  if (!f.replay) return 'introduced';
+  return introducedVerdict({ title: f.title, runs: 1, patched: has(f.replay.patched, f.title) ? 1 : 0, unpatched: has(f.replay.unpatched, f.title) ? 1 : 0 });
 }
 
 export interface KernelCheck {
@@ -112,8 +132,8 @@ export interface KernelSummary {
   fixed: string[];
   left: string[];
   introduced: string[];
-  /** fuzz titles only the patched build found that its replay did not confirm either way */
-  unconfirmed: string[];
+  /** titles the patched build showed once and neither build showed again (not counted) */
+  flaky: string[];
 }
 
 /** What the patch fixed, left and introduced on one kernel (titles, each once). */
@@ -121,7 +141,7 @@ export function summarizeKernel(k: KernelCheck): KernelSummary {
   const fixed: string[] = [];
   const left: string[] = [];
   const introduced: string[] = [];
-  const unconfirmed: string[] = [];
+  const flaky: string[] = [];
   const add = (list: string[], t: string) => {
     if (!list.includes(t)) list.push(t);
   };
@@ -129,15 +149,18 @@ export function summarizeKernel(k: KernelCheck): KernelSummary {
     const cmp = compareCase(c.unpatched, c.patched);
     cmp.fixed.forEach((t) => add(fixed, t));
     cmp.left.forEach((t) => add(left, t));
-    cmp.introduced.forEach((t) => add(introduced, t));
+    for (const t of cmp.introduced) {
+      const v = introducedVerdict(c.confirm?.find((x) => x.title === t));
+      add(v === 'introduced' ? introduced : v === 'flaky' ? flaky : left, t);
+    }
   }
   for (const f of k.fuzz?.patchedOnly ?? []) {
     const v = fuzzOnlyVerdict(f);
     if (v === 'introduced') add(introduced, f.title);
-    else if (v === 'unconfirmed') add(unconfirmed, f.title);
+    else if (v === 'flaky') add(flaky, f.title);
   }
   // a title the patch fixed on one program but that another still shows is left, not fixed
-  return { spec: k.spec, fixed: fixed.filter((t) => !has(left, t)), left, introduced, unconfirmed };
+  return { spec: k.spec, fixed: fixed.filter((t) => !has(left, t)), left, introduced, flaky: flaky.filter((t) => !has(introduced, t)) };
 }
 
 /** A claimed fix: a regress entry's name (its title) or a title. */
@@ -163,8 +186,8 @@ export interface FixcheckVerdict {
 
 /**
  * The verdict: every claim shown by the unpatched build on some kernel and fixed on every kernel
- * that showed it (no claims: at least one title fixed somewhere), and nothing introduced or left
- * unconfirmed on any kernel.
+ * that showed it (no claims: at least one title fixed somewhere), and nothing introduced on any
+ * kernel. Flaky titles (shown once with the patch, by neither build again) are listed, not counted.
  */
 export function fixcheckVerdict(kernels: readonly KernelCheck[], claims: readonly Claim[]): FixcheckVerdict {
   const sums = kernels.map(summarizeKernel);
@@ -180,7 +203,6 @@ export function fixcheckVerdict(kernels: readonly KernelCheck[], claims: readonl
   if (claims.length === 0 && sums.every((s) => s.fixed.length === 0)) reasons.push('the patch fixes nothing the unpatched build showed');
   for (const s of sums) {
     for (const t of s.introduced) reasons.push(`introduced on ${s.spec}: ${t}`);
-    for (const t of s.unconfirmed) reasons.push(`on ${s.spec} fuzzing found "${t}" only with the patch, and replaying its program showed it on neither build: not shown to be old`);
   }
   return { ok: reasons.length === 0, claims: statuses, reasons };
 }
@@ -223,8 +245,9 @@ export function renderKernel(k: KernelCheck, width = 60): string[] {
     }
   }
   const s = summarizeKernel(k);
-  L.push(`  fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}${s.unconfirmed.length ? `, unconfirmed ${s.unconfirmed.length}` : ''}`);
-  for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['unconfirmed', s.unconfirmed]] as const) {
+  L.push(`  fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}${s.flaky.length ? `, flaky ${s.flaky.length} (not counted)` : ''}`);
+  for (const c of k.cases) for (const r of c.confirm ?? []) L.push(`    run again (${c.name}): ${r.title}: patched ${r.patched}/${r.runs}, unpatched ${r.unpatched}/${r.runs} -> ${introducedVerdict(r)}`);
+  for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['flaky', s.flaky]] as const) {
     for (const t of list) L.push(`    ${what}: ${t}`);
   }
   L.push(`  time: ${fmtSecs(k.times.totalMs)} (uacce.ko build ${fmtSecs(k.times.buildMs)}, replays ${fmtSecs(k.times.replayMs)}, fuzzing ${fmtSecs(k.times.fuzzMs)})`);

@@ -91,18 +91,40 @@ describe('fuzzing titles found only with the patch', () => {
   it('count as introduced when the replay shows them on the patched build only', () => {
     expect(fuzzOnlyVerdict({ ...base, replay: { unpatched: [], patched: [DOUBLE_FREE] } })).toBe('introduced');
     expect(fuzzOnlyVerdict({ ...base, replay: { unpatched: [DOUBLE_FREE], patched: [DOUBLE_FREE] } })).toBe('also-unpatched');
-    expect(fuzzOnlyVerdict({ ...base, replay: { unpatched: [], patched: [] } })).toBe('unconfirmed');
-    expect(fuzzOnlyVerdict(base)).toBe('unconfirmed');
+    expect(fuzzOnlyVerdict({ ...base, replay: { unpatched: [], patched: [] } })).toBe('flaky');
+    expect(fuzzOnlyVerdict(base)).toBe('introduced');
   });
 
-  it('fail the check unless the unpatched build shows them too', () => {
-    const fuzz = { timeMs: 60_000, seed: 1, programs: { patched: 40, unpatched: 40 }, patched: [DOUBLE_FREE], unpatched: [], patchedOnly: [{ ...base, replay: { unpatched: [], patched: [] } }] };
+  it('fail the check when the replay shows them with the patch only; a one-off is listed, not counted', () => {
+    const fuzz = { timeMs: 60_000, seed: 1, programs: { patched: 40, unpatched: 40 }, patched: [DOUBLE_FREE], unpatched: [], patchedOnly: [{ ...base, replay: { unpatched: [], patched: [DOUBLE_FREE] } }] };
     const ks = [kernel('debian:6.12.118', [kase('partial', [EEXIST_OK], [])], fuzz)];
     const v = fixcheckVerdict(ks, []);
     expect(v.ok).toBe(false);
-    expect(v.reasons[0]).toContain('only with the patch');
+    expect(v.reasons).toEqual([`introduced on debian:6.12.118: ${DOUBLE_FREE}`]);
+    const once = [kernel('debian:6.12.118', [kase('partial', [EEXIST_OK], [])], { ...fuzz, patchedOnly: [{ ...base, replay: { unpatched: [], patched: [] } }] })];
+    expect(fixcheckVerdict(once, []).ok).toBe(true);
+    expect(summarizeKernel(once[0]!).flaky).toEqual([DOUBLE_FREE]);
     const again = [kernel('debian:6.12.118', [kase('partial', [EEXIST_OK], [])], { ...fuzz, patchedOnly: [{ ...base, replay: { unpatched: [DOUBLE_FREE], patched: [DOUBLE_FREE] } }] })];
     expect(fixcheckVerdict(again, []).ok).toBe(true);
+  });
+});
+
+describe('titles only the patched build gave on a program', () => {
+  const TIMEOUT = 'submit: expected ok, got ETIMEDOUT [submit.done]';
+  it('count as introduced when they show again with the patch, or when not run again', () => {
+    const again = { ...kase('seed:mprotect', [], [TIMEOUT]), confirm: [{ title: TIMEOUT, runs: 2, patched: 1, unpatched: 0 }] };
+    expect(summarizeKernel(kernel('debian:6.12.118', [again]))).toMatchObject({ introduced: [TIMEOUT], flaky: [] });
+    expect(summarizeKernel(kernel('debian:6.12.118', [kase('seed:mprotect', [], [TIMEOUT])]))).toMatchObject({ introduced: [TIMEOUT] });
+  });
+
+  it('are a one-off when neither build shows them again, and old when the unpatched build does', () => {
+    const once = { ...kase('seed:mprotect', [], [TIMEOUT]), confirm: [{ title: TIMEOUT, runs: 2, patched: 0, unpatched: 0 }] };
+    const old = { ...kase('seed:mprotect', [], [TIMEOUT]), confirm: [{ title: TIMEOUT, runs: 2, patched: 0, unpatched: 1 }] };
+    expect(summarizeKernel(kernel('debian:6.12.118', [once]))).toMatchObject({ introduced: [], flaky: [TIMEOUT] });
+    expect(summarizeKernel(kernel('debian:6.12.118', [old]))).toMatchObject({ introduced: [], flaky: [], left: [TIMEOUT] });
+    const v = fixcheckVerdict([kernel('debian:6.12.118', [kase('partial', [EEXIST_OK], []), once])], []);
+    expect(v).toMatchObject({ ok: true, reasons: [] });
+    expect(renderFixcheck('fix.patch', [kernel('debian:6.12.118', [once])], v)).toContain(`run again (seed:mprotect): ${TIMEOUT}: patched 0/2, unpatched 0/2 -> flaky`);
   });
 });
 
@@ -113,7 +135,7 @@ describe('renderFixcheck', () => {
     const txt = renderFixcheck('wrong.patch', ks, v);
     expect(txt).toContain('fixed 1, left 1, introduced 1');
     expect(txt).toMatch(/private\s+mmap: expected ok, got EEXIST \[mmap\.ok\]\s+-\s+fixed/);
-    expect(txt).toMatch(/partial\s+mmap: expected EEXIST, got ok \[mmap\.exists\]\s+mmap: expected EEXIST, got ok \[mmap\.exists\]\s+fixed\+introduced|partial.*left|introduced/);
+    expect(txt).toMatch(/partial\s+mmap: expected EEXIST, got ok \[mmap\.exists\]\s+mmap: expected EEXIST, got ok \[mmap\.exists\]\s+introduced\n\s+BUG: double free in uacce_vma_close\n/);
     expect(txt).toContain(`introduced: ${DOUBLE_FREE}`);
     expect(txt).toContain('time: 3s (uacce.ko build 1s, replays 2s, fuzzing 0s)');
     expect(txt).toContain('verdict: FAIL');
