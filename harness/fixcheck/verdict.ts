@@ -265,3 +265,28 @@ export function renderFixcheck(patchName: string, kernels: readonly KernelCheck[
   for (const r of v.reasons) L.push(`  - ${r}`);
   return L.join('\n') + '\n';
 }
+
+// ---------------------------------------------------------------------------------------------
+// A finding's report
+
+/**
+ * What a fix check says about one finding (by its id, when the check ran the finding's program,
+ * or by its title, when the patch claims it), for report.txt; undefined when it does not cover it.
+ */
+export function fixCheckForFinding(
+  check: { patch: { name: string }; claims: readonly Claim[]; kernels: readonly KernelCheck[]; verdict: { ok: boolean } },
+  finding: { id: string; title: string },
+): { patch: string; ok: boolean; kernels: { release: string; status: 'fixed' | 'left' | 'not shown'; introduced: string[] }[] } | undefined {
+  const claimed = check.claims.some((c) => sameTitle(c.title, finding.title));
+  const ran = check.kernels.some((k) => k.cases.some((c) => c.name === finding.id));
+  if (!claimed && !ran) return undefined;
+  return {
+    patch: check.patch.name,
+    ok: check.verdict.ok,
+    kernels: check.kernels.map((k) => {
+      const s = summarizeKernel(k);
+      const status = has(s.fixed, finding.title) ? 'fixed' : has(s.left, finding.title) ? 'left' : 'not shown';
+      return { release: k.release, status, introduced: s.introduced };
+    }),
+  };
+}
