@@ -218,10 +218,12 @@ export async function checkKernel(spec: string, o: FixcheckOptions): Promise<Ker
       say(`  ${side.padEnd(9)} ${c.name}: ${titles.length ? titles.join('; ') : 'no finding'}`),
     );
   }
-  // a title only the patched build gave: both builds run the program again, to tell a change the
-  // patch made from a one-off (a guest timing out on an overloaded host)
+  // a title only one build gave: both builds run the program again, to tell a change the patch
+  // made from a one-off (a guest timing out on an overloaded host)
   for (const [i, c] of cases.entries()) {
-    const fresh = results.patched[i]!.titles.filter((t) => !results.unpatched[i]!.titles.some((u) => sameTitle(u, t)));
+    const u = results.unpatched[i]!.titles;
+    const p = results.patched[i]!.titles;
+    const fresh = [...p.filter((t) => !u.some((x) => sameTitle(x, t))), ...u.filter((t) => !p.some((x) => sameTitle(x, t)))];
     if (fresh.length === 0) continue;
     const again = { unpatched: [] as string[][], patched: [] as string[][] };
     for (const side of ['unpatched', 'patched'] as const) {

@@ -33,11 +33,11 @@ export interface CaseResult {
   runs: number;
   /** what each title looked like (for reports) */
   evidence?: { unpatched: CaseEvidence[]; patched: CaseEvidence[] };
-  /** titles only the patched build gave, run again on both builds: how often each showed */
+  /** titles only one build gave, run again on both builds: how often each showed */
   confirm?: ConfirmRuns[];
 }
 
-/** A title only the patched build gave, and how often it showed when the program ran again on each build. */
+/** A title only one build gave, and how often it showed when the program ran again on each build. */
 export interface ConfirmRuns {
   title: string;
   runs: number;
@@ -54,6 +54,13 @@ export function introducedVerdict(c: ConfirmRuns | undefined): 'introduced' | 'a
   if (!c) return 'introduced';
   if (c.unpatched > 0) return 'also-unpatched';
   return c.patched > 0 ? 'introduced' : 'flaky';
+}
+
+/** A title only the unpatched build gave: fixed when it shows again without the patch only (or was not run again). */
+export function fixedVerdict(c: ConfirmRuns | undefined): 'fixed' | 'also-patched' | 'flaky' {
+  if (!c) return 'fixed';
+  if (c.patched > 0) return 'also-patched';
+  return c.unpatched > 0 ? 'fixed' : 'flaky';
 }
 
 export type CaseVerdict = 'fixed' | 'left' | 'introduced' | 'fixed+introduced' | 'clean';
@@ -132,7 +139,7 @@ export interface KernelSummary {
   fixed: string[];
   left: string[];
   introduced: string[];
-  /** titles the patched build showed once and neither build showed again (not counted) */
+  /** titles one build showed once and neither showed again (not counted) */
   flaky: string[];
 }
 
@@ -147,7 +154,10 @@ export function summarizeKernel(k: KernelCheck): KernelSummary {
   };
   for (const c of k.cases) {
     const cmp = compareCase(c.unpatched, c.patched);
-    cmp.fixed.forEach((t) => add(fixed, t));
+    for (const t of cmp.fixed) {
+      const v = fixedVerdict(c.confirm?.find((x) => x.title === t));
+      add(v === 'fixed' ? fixed : v === 'flaky' ? flaky : left, t);
+    }
     cmp.left.forEach((t) => add(left, t));
     for (const t of cmp.introduced) {
       const v = introducedVerdict(c.confirm?.find((x) => x.title === t));
@@ -160,7 +170,7 @@ export function summarizeKernel(k: KernelCheck): KernelSummary {
     else if (v === 'flaky') add(flaky, f.title);
   }
   // a title the patch fixed on one program but that another still shows is left, not fixed
-  return { spec: k.spec, fixed: fixed.filter((t) => !has(left, t)), left, introduced, flaky: flaky.filter((t) => !has(introduced, t)) };
+  return { spec: k.spec, fixed: fixed.filter((t) => !has(left, t)), left, introduced, flaky: flaky.filter((t) => !has(introduced, t) && !has(fixed, t) && !has(left, t)) };
 }
 
 /** A claimed fix: a regress entry's name (its title) or a title. */
@@ -246,7 +256,12 @@ export function renderKernel(k: KernelCheck, width = 60): string[] {
   }
   const s = summarizeKernel(k);
   L.push(`  fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}${s.flaky.length ? `, flaky ${s.flaky.length} (not counted)` : ''}`);
-  for (const c of k.cases) for (const r of c.confirm ?? []) L.push(`    run again (${c.name}): ${r.title}: patched ${r.patched}/${r.runs}, unpatched ${r.unpatched}/${r.runs} -> ${introducedVerdict(r)}`);
+  for (const c of k.cases) {
+    for (const r of c.confirm ?? []) {
+      const v = has(c.patched, r.title) ? introducedVerdict(r) : fixedVerdict(r);
+      L.push(`    run again (${c.name}): ${r.title}: patched ${r.patched}/${r.runs}, unpatched ${r.unpatched}/${r.runs} -> ${v}`);
+    }
+  }
   for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['flaky', s.flaky]] as const) {
     for (const t of list) L.push(`    ${what}: ${t}`);
   }

@@ -128,6 +128,17 @@ describe('titles only the patched build gave on a program', () => {
   });
 });
 
+describe('titles only the unpatched build gave on a program', () => {
+  const TIMEOUT = 'submit: expected ok, got ETIMEDOUT [submit.done]';
+  it('are fixed when they show again without the patch only, a one-off when neither build shows them again', () => {
+    const fixedAgain = { ...kase('stale', [GPF], []), confirm: [{ title: GPF, runs: 2, patched: 0, unpatched: 2 }] };
+    const once = { ...kase('seed:basic', [TIMEOUT], []), confirm: [{ title: TIMEOUT, runs: 2, patched: 0, unpatched: 0 }] };
+    const both = { ...kase('seed:mprotect', [TIMEOUT], []), confirm: [{ title: TIMEOUT, runs: 2, patched: 1, unpatched: 0 }] };
+    expect(summarizeKernel(kernel('debian:7.2.13', [fixedAgain, once]))).toMatchObject({ fixed: [GPF], flaky: [TIMEOUT], left: [] });
+    expect(summarizeKernel(kernel('debian:7.2.13', [both]))).toMatchObject({ fixed: [], left: [TIMEOUT] });
+  });
+});
+
 describe('renderFixcheck', () => {
   it('shows both builds side by side, the counts, the times and the verdict with its reasons', () => {
     const ks = [kernel('debian:6.12.118', [kase('private', [OK_EEXIST], []), kase('partial', [EEXIST_OK], [EEXIST_OK, DOUBLE_FREE])])];
