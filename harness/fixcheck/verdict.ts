@@ -246,7 +246,8 @@ export function renderKernel(k: KernelCheck, width = 60): string[] {
   }
   if (k.fuzz) {
     const f = k.fuzz;
-    L.push(`  fuzzing ${fmtSecs(f.timeMs)} (seed ${f.seed}): ${f.programs.patched} programs patched, ${f.programs.unpatched} unpatched (the same stream)`);
+    const same = Math.min(f.programs.patched, f.programs.unpatched);
+    L.push(`  fuzzing ${fmtSecs(f.timeMs)} (seed ${f.seed}): ${f.programs.patched} programs patched, ${f.programs.unpatched} unpatched (the first ${same} of one stream on both)`);
     L.push(`    titles unpatched: ${f.unpatched.length ? f.unpatched.join('; ') : 'none'}`);
     L.push(`    titles patched:   ${f.patched.length ? f.patched.join('; ') : 'none'}`);
     for (const o of f.patchedOnly) {
