@@ -84,7 +84,7 @@ function secs(ms: number): string {
 export function verificationLines(patch: string, k: KernelCheck): string[] {
   const s = summarizeKernel(k);
   const L: string[] = [];
-  const fuzz = k.fuzz ? `, fuzzing ${secs(k.fuzz.timeMs)} (${k.fuzz.programs.patched} programs on each build)` : ', no fuzzing';
+  const fuzz = k.fuzz ? `, fuzzing ${secs(k.fuzz.timeMs)} (the same ${Math.min(k.fuzz.programs.patched, k.fuzz.programs.unpatched)} programs on both builds)` : ', no fuzzing';
   L.push(...wrapText(`${k.release} with ${patch}: fixed ${s.fixed.length}, left ${s.left.length}, introduced ${s.introduced.length}; ${k.cases.length} program${k.cases.length === 1 ? '' : 's'} on both builds${fuzz}; ${secs(k.times.totalMs)}`, REPORT_WIDTH, '  ', '    '));
   for (const [what, list] of [['fixed', s.fixed], ['left', s.left], ['introduced', s.introduced], ['flaky (shown once, not again)', s.flaky]] as const) {
     for (const t of list) L.push(...wrapText(`${what}: ${t}`, REPORT_WIDTH, '    ', '      '));

@@ -61,7 +61,7 @@ describe('renderMail', () => {
     expect(notes).toMatch(/ 3\. t0: munmap /);
     expect(prose).toContain('Without the patch (6.12.118+deb12-amd64), step 4 gives ok where EEXIST is expected.');
     expect(notes).toContain('int main(int argc, char **argv)');
-    expect(prose).toContain('6.12.118+deb12-amd64 with uacce-region-vmas.patch: fixed 1, left 1, introduced 0; 2 programs on both builds, fuzzing 2m00s (50 programs on each build); 8m22s');
+    expect(prose).toContain('6.12.118+deb12-amd64 with uacce-region-vmas.patch: fixed 1, left 1, introduced 0; 2 programs on both builds, fuzzing 2m00s (the same 50 programs on both builds); 8m22s');
     expect(notes).toContain(`left: ${GPF}`);
     // the diff goes out unchanged, as git am reads it
     expect(mail).toContain(parsePatch(PATCH).diff.trimEnd());
