@@ -36,6 +36,13 @@ commands:
                                   the first Debian version that shows it (debian:6.12.95 .. debian:6.12.118)
   bisect <...> --tree PATH --good REV --bad REV [--kernel K] [--paths P,...] [--fragments F,...]
                                   the first commit of a git range that shows it (git bisect)
+  fixcheck --patch FIX.patch [--kernels K,K] [--time 10m] [--claims NAME,...] [--runs 1] [--only NAME,...]
+        [--findings DIR] [--seed N] [--out DIR]
+                                  does a uacce patch fix what it claims and add nothing? both builds side
+                                  by side per kernel; exit 0 yes, 1 no
+  fixreport --patch FIX.patch --bug NAME --fixcheck DIR[,DIR...] [--out FILE]
+                                  the mail for a checked fix: patch, steps, what the kernel did,
+                                  the C reproducer's main(), the verification
   known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S]
   known list [--series S]         the reviewed known-issue lists (corpus/known/)
 
@@ -105,6 +112,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/merge.js')).cmdMerge(rest);
     case 'bisect':
       return (await import('./commands/bisect.js')).cmdBisect(rest);
+    case 'fixcheck':
+      return (await import('./commands/fixcheck.js')).cmdFixcheck(rest);
+    case 'fixreport':
+      return (await import('./commands/fixreport.js')).cmdFixreport(rest);
     case undefined:
     case '-h':
     case '--help':

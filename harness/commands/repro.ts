@@ -27,9 +27,12 @@ import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPrece
 import { findingCandidates } from '../run/execute.js';
 import { REGRESS_FORMAT, REGRESS_VERSION, type RegressEntry } from '../repro/regress.js';
 import { REPRO_CFLAGS, replay } from '../repro/replay.js';
+import type { BisectReport } from '../bisect/run.js';
+import { fixCheckForFinding } from '../fixcheck/verdict.js';
+import { FIXCHECK_FORMAT, type FixcheckFile } from './fixcheck.js';
 import { loadSemanticsSheet, reliabilityText, renderReport, reportPathNames, type ReportInput } from '../repro/report.js';
 import { errorMessage, UserError } from '../util/errors.js';
-import { atomicWrite, atomicWriteJson } from '../util/fsx.js';
+import { atomicWrite, atomicWriteJson, readJsonIfExists } from '../util/fsx.js';
 import { fmtDuration, info, warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
@@ -260,6 +263,7 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
     ...(program.comment ? { origin: program.comment } : {}),
     ...(bug && bug.titles.length > 1 ? { bug: { titles: bug.titles, why: bug.why } } : {}),
   };
+  Object.assign(reportInput, await reportExtras(dir, inStore ? outDir : undefined, finding));
   if (d) reportInput.divergence = { index: d.index, expected: d.expected, observed: d.observed, rules: d.rules, stateBefore: d.stateBefore };
   else if (finding.kind === 'divergence' && finding.op_index !== undefined && !min.reproduced) {
     reportInput.divergence = { index: finding.op_index, expected: finding.expected, observed: finding.observed, rules: (finding.rule ?? '').split(', ').filter(Boolean) };
@@ -500,4 +504,28 @@ export function expectedTexts(program: Program, profile: KernelProfile): string[
     const e = m.expected[i];
     return e ? formatOutcomeSet(e) : '';
   });
+}
+
+/**
+ * What report.txt says besides the run: where the bug came in, when `svadiff bisect` found it
+ * (bisect.json next to the finding), and the fix checks that covered it (`svadiff fixcheck`
+ * with --claims or --findings of this output directory: DIR/fixcheck/<patch>/fixcheck.json).
+ */
+async function reportExtras(dir: string, outDir: string | undefined, finding: { id: string; title: string }): Promise<Pick<ReportInput, 'introducedBy' | 'fixChecks'>> {
+  const out: Pick<ReportInput, 'introducedBy' | 'fixChecks'> = {};
+  const b = await readJsonIfExists<Partial<BisectReport>>(join(dir, 'bisect.json')).catch(() => undefined);
+  if (b?.outcome === 'first-bad' && typeof b.first_bad === 'string') {
+    out.introducedBy = { firstBad: b.first_bad, ...(b.last_good ? { lastGood: b.last_good } : {}), ...(b.subject ? { subject: b.subject } : {}), ...(b.fixes ? { fixes: b.fixes } : {}) };
+  }
+  if (outDir) {
+    const checks = [];
+    for (const name of (await fs.readdir(join(outDir, 'fixcheck')).catch(() => [] as string[])).sort()) {
+      const f = await readJsonIfExists<FixcheckFile>(join(outDir, 'fixcheck', name, 'fixcheck.json')).catch(() => undefined);
+      if (f?.format !== FIXCHECK_FORMAT) continue;
+      const c = fixCheckForFinding(f, finding);
+      if (c) checks.push(c);
+    }
+    if (checks.length > 0) out.fixChecks = checks;
+  }
+  return out;
 }

@@ -342,6 +342,10 @@ export interface ReportInput {
   origin?: string;
   /** the bug this finding is part of, when it has other titles (findings/bugs.ts): every title and why */
   bug?: { titles: string[]; why: string[] };
+  /** where it came in, when svadiff bisect found the first bad version or commit (bisect.json) */
+  introducedBy?: { firstBad: string; lastGood?: string; subject?: string; fixes?: string };
+  /** fix checks of patches that claim or fixed this finding (fixcheck.json of svadiff fixcheck) */
+  fixChecks?: { patch: string; ok: boolean; kernels: { release: string; status: 'fixed' | 'left' | 'not shown'; introduced: string[] }[] }[];
 }
 
 /**
@@ -479,6 +483,22 @@ export function renderReport(r: ReportInput): string {
     if (lines.length > MAX_REPORT_LINES) out.push(`  [… ${lines.length - MAX_REPORT_LINES} more lines in dmesg.txt]`);
   } else {
     out.push(...wrapText('No kernel report (no oops, warning, hang or IOMMU fault) during the run: the kernel returned a wrong result quietly.', REPORT_WIDTH, '  ', '  '));
+  }
+
+  if (r.introducedBy) {
+    const b = r.introducedBy;
+    section(out, 'Introduced by');
+    out.push(...wrapText(`svadiff bisect: the first version or commit that shows it is ${b.firstBad}${b.subject ? ` ("${b.subject}")` : ''}${b.lastGood ? `; the last that does not is ${b.lastGood}` : ''}.`, REPORT_WIDTH, '  ', '    '));
+    if (b.fixes) out.push(...wrapText(`A fix would carry: ${b.fixes}`, REPORT_WIDTH, '  ', '    '));
+  }
+  if (r.fixChecks && r.fixChecks.length > 0) {
+    section(out, 'Fix verification');
+    for (const c of r.fixChecks) {
+      out.push(...wrapText(`${c.patch} (svadiff fixcheck: ${c.ok ? 'fixes what it claims, introduces nothing' : 'REJECTED'}):`, REPORT_WIDTH, '  ', '    '));
+      for (const k of c.kernels) {
+        out.push(...wrapText(`${k.release}: ${k.status}${k.introduced.length ? `; introduced ${k.introduced.join('; ')}` : '; introduced nothing'}`, REPORT_WIDTH, '    ', '      '));
+      }
+    }
   }
 
   if (r.bug && r.bug.titles.length > 1) {

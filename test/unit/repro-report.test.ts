@@ -296,6 +296,26 @@ describe('renderReport', () => {
     expect(renderReport(input({ bug: { titles: [titles[0]!], why: [] } }))).not.toContain('The same bug under other titles');
   });
 
+  it('says where the bug came in and which fix was checked, when bisect and fixcheck said so', () => {
+    const text = renderReport(
+      input({
+        introducedBy: { firstBad: '015d239ac014', lastGood: 'v5.6-rc1~1', subject: 'uacce: add uacce driver', fixes: 'Fixes: 015d239ac014 ("uacce: add uacce driver")' },
+        fixChecks: [
+          { patch: 'uacce-region-vmas.patch', ok: true, kernels: [{ release: '6.12.118+deb12-amd64', status: 'fixed', introduced: [] }, { release: '7.2.13+deb14-amd64', status: 'fixed', introduced: [] }] },
+          { patch: 'wrong.patch', ok: false, kernels: [{ release: '6.12.118+deb12-amd64', status: 'left', introduced: ['BUG: unable to handle page fault in uacce_vma_close'] }] },
+        ],
+      }),
+    );
+    for (const l of text.split('\n')) expect(l.length, l).toBeLessThanOrEqual(REPORT_WIDTH);
+    const flat = text.replace(/\s+/g, ' ');
+    expect(flat).toContain('the first version or commit that shows it is 015d239ac014 ("uacce: add uacce driver"); the last that does not is v5.6-rc1~1.');
+    expect(flat).toContain('A fix would carry: Fixes: 015d239ac014 ("uacce: add uacce driver")');
+    expect(flat).toContain('uacce-region-vmas.patch (svadiff fixcheck: fixes what it claims, introduces nothing): 6.12.118+deb12-amd64: fixed; introduced nothing 7.2.13+deb14-amd64: fixed');
+    expect(flat).toContain('wrong.patch (svadiff fixcheck: REJECTED): 6.12.118+deb12-amd64: left; introduced BUG: unable to handle page fault in uacce_vma_close');
+    // neither section without its source
+    expect(renderReport(input())).not.toMatch(/Introduced by|Fix verification/);
+  });
+
   it('reliability words', () => {
     expect(reliabilityText(5, 5)).toBe('reproduced 5/5');
     expect(reliabilityText(1, 5)).toBe('flaky (1/5)');
