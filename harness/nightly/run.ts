@@ -76,6 +76,28 @@ export interface NightRun {
   repros: ReproRecord[];
 }
 
+/** What a night needs of a reproduction's summary (commands/repro.ts ReproSummary). */
+export interface ReproResult {
+  reproduced: boolean;
+  /** runs of repro.c; `what` says what ran, or why nothing did */
+  reliability: { hits: number; runs: number; what: string };
+  ops_before: number;
+  ops_after: number;
+}
+
+/**
+ * What a night says of one reproduction: reproduced when repro.c showed the bug in every run,
+ * flaky in some, failed when repro.c did not run at all (it did not build or verify: the reason
+ * is in reliability.what), not reproduced when the program did not show it again.
+ */
+export function reproOutcome(s: ReproResult): { status: ReproRecord['status']; note: string } {
+  const { hits, runs, what } = s.reliability;
+  const ops = `${s.ops_before} -> ${s.ops_after} ops`;
+  if (!s.reproduced) return { status: 'not-reproduced', note: `${ops}; the program did not show it again` };
+  if (runs === 0) return { status: 'failed', note: `${ops}; ${safeLine(what, 300)}` };
+  return { status: hits === runs ? 'reproduced' : 'flaky', note: `${ops}; repro.c showed it in ${hits} of ${runs} runs` };
+}
+
 export function nightPath(out: string): string {
   return join(out, 'night.json');
 }
@@ -101,7 +123,7 @@ export interface RunNightOptions {
   /** stop early (Ctrl-C) */
   shouldStop: () => boolean;
   /** reproduce one finding (commands/repro.ts reproFinding); injected to keep this module free of the repro command */
-  repro?: (dir: string, o: { runs: number; maxTimeMs: number; kernel: string; accel?: string }) => Promise<{ reliability: { hits: number; runs: number }; reproduced: boolean; ops_before: number; ops_after: number }>;
+  repro?: (dir: string, o: { runs: number; maxTimeMs: number; kernel: string; accel?: string }) => Promise<ReproResult>;
 }
 
 /** Run this night's (or shard's) cells, then reproduce new bugs. Returns night.json's content. */
@@ -269,8 +291,7 @@ async function reproduceNewBugs(cfg: NightlyConfig, o: RunNightOptions, night: N
     try {
       const s = await o.repro!(dir, { runs: cfg.repro.runs, maxTimeMs: budget, kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
       const { hits, runs } = s.reliability;
-      const st: ReproRecord['status'] = !s.reproduced ? 'not-reproduced' : runs > 0 && hits === runs ? 'reproduced' : 'flaky';
-      record({ status: st, note: `${s.ops_before} -> ${s.ops_after} ops; repro.c showed it in ${hits} of ${runs} runs`, reliability: { hits, runs }, ops_before: s.ops_before, ops_after: s.ops_after, time_ms: Date.now() - r0 });
+      record({ ...reproOutcome(s), reliability: { hits, runs }, ops_before: s.ops_before, ops_after: s.ops_after, time_ms: Date.now() - r0 });
     } catch (e) {
       warn(`reproducing ${b.bug}: ${errorMessage(e)}`);
       record({ status: 'failed', note: safeLine(errorMessage(e), 300), time_ms: Date.now() - r0 });
