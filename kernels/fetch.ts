@@ -336,16 +336,13 @@ async function finishFromCache(dir: string, spec: KernelSpec, cached: Manifest, 
   const env = buildEnvFor(man.kernel.compiler);
   if (!env) throw new UserError(`${man.exactSpec} was built with ${man.kernel.compiler}, for which svadiff has no build environment (kernels/profiles.ts)`);
   const want = moduleInputsHash(man.kernel, buildEnvLabel(env), testModuleHash);
-  if (man.modules.inputsHash === want && man.modules.recipe === MODULE_RECIPE && (await modulesPresent(dir, man))) {
-    await checkVermagic(join(dir, man.modules.uacce), man.kernel.release);
-    await checkVermagic(join(dir, man.modules.svadiffTest), man.kernel.release);
-    return artifactsOf(dir, spec.text, man);
-  }
-  const kept = await keptModuleBuild(dir, man, want);
-  if (kept) {
-    await checkVermagic(join(dir, kept.uacce), man.kernel.release);
-    await checkVermagic(join(dir, kept.svadiffTest), man.kernel.release);
-    const full: Manifest = { ...man, modules: kept };
+  // the manifest's own build, else one kept from earlier with these inputs (a checkout switch)
+  const current = man.modules.inputsHash === want && man.modules.recipe === MODULE_RECIPE && (await modulesPresent(dir, man)) ? man.modules : await keptModuleBuild(dir, man, want);
+  if (current) {
+    await checkVermagic(join(dir, current.uacce), man.kernel.release);
+    await checkVermagic(join(dir, current.svadiffTest), man.kernel.release);
+    if (current === man.modules) return artifactsOf(dir, spec.text, man);
+    const full: Manifest = { ...man, modules: current };
     await writeManifest(dir, full);
     return artifactsOf(dir, spec.text, full);
   }
