@@ -13,8 +13,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { FindingStore } from '../findings/store.js';
 import { fuzzLoop, type FuzzStats } from '../fuzz/loop.js';
-import { profileFor } from '../model/index.js';
-import { bootGuest, prepare, type GuestSetup } from '../commands/common.js';
+import { bootGuest, prepare, profileOf, type GuestSetup } from '../commands/common.js';
 import { errorMessage } from '../util/errors.js';
 import { atomicWriteJson, exists, readJsonIfExists } from '../util/fsx.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
@@ -196,7 +195,7 @@ export async function runNight(cfg: NightlyConfig, o: RunNightOptions): Promise<
           outDir: o.out,
           stateDir: join(o.out, 'cells', cell.name),
           kernel: { spec: k.exactSpec, release: k.release },
-          profile: profileFor(k.release, { arch: k.arch, distro: 'debian' }),
+          profile: profileOf(k),
           store,
           generator: { weights: weightsFor(cfg.ops) },
           runId,
