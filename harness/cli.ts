@@ -21,7 +21,7 @@ commands:
                                   run one program and compare every op with the model
   fuzz [--kernel K] [--uacce-src S] [--time 10m] [--seed N] [--out DIR]
                                   generate and run programs, keep findings in DIR/findings/
-  repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize]
+  repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize] [--total-time T]
                                   minimize a finding, write repro.c and report.txt next to it
   replay <program.json | finding-dir | repro.c> [--kernel K] [--uacce-src S] [--runs 3] [--expect-title T]
                                   run it N times on fresh guest state: reproduced k of N

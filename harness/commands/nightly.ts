@@ -95,7 +95,7 @@ export async function cmdNightly(args: string[]): Promise<number> {
       shouldStop: () => stop > 0,
       newBugs: (store, n) => newBugsOf(store, n, history),
       repro: async (dir, o) => {
-        const s = await reproFinding(dir, { runs: o.runs, maxTimeMs: o.maxTimeMs, kernel: o.kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
+        const s = await reproFinding(dir, { runs: o.runs, totalTimeMs: o.totalTimeMs, kernel: o.kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
         return { reliability: s.reliability, reproduced: s.reproduced, ops_before: s.ops_before, ops_after: s.ops_after };
       },
     });

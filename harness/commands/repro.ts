@@ -22,6 +22,7 @@ import { formatOutcomeSet } from '../program/outcome.js';
 import { formatProgram, parseProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { generateC, modelExpectations } from '../repro/csource.js';
+import { ReproBudget } from '../repro/budget.js';
 import { GuestTester, findingSignature, minimize, type MinimizeResult, type Trial } from '../repro/minimize.js';
 import { readPreceding, reducePreceding, replayAfterPreceding, type ReducedPreceding, type SequenceResult, type SequenceTester } from '../repro/preceding.js';
 import { findingCandidates } from '../run/execute.js';
@@ -42,8 +43,10 @@ import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileO
 
 export const REPRO_FORMAT = 'svadiff-repro';
 export const REPRO_VERSION = 1;
+/** confirmation runs of the minimized program (the minimizer's default, named for the budget) */
+const CONFIRM_RUNS = 3;
 
-const USAGE = 'usage: svadiff repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize] [--max-runs 400] [--max-time 20m]';
+const USAGE = 'usage: svadiff repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize] [--max-runs 400] [--max-time 20m] [--total-time T]';
 
 /** A finding directory as the store wrote it: finding.json and program.json. */
 export async function readFindingDir(dir: string): Promise<{ finding: Finding; program: Program }> {
@@ -99,6 +102,8 @@ export interface ReproSummary {
     /** the preceding programs it needs (preceding.min.json) and how that sequence did */
     reduced?: { file: string; programs: number; origins: string[]; time_ms: number; runs: number; stopped_by_time: boolean; hits: number; confirm_runs: number };
   };
+  /** the whole reproduction: its wall time, and its budget (--total-time, a nightly's per-bug time) */
+  time: { total_ms: number; budget_ms: number | null };
   created: string;
 }
 
@@ -112,6 +117,7 @@ export async function cmdRepro(args: string[]): Promise<number> {
       'no-minimize': { type: 'boolean' },
       'max-runs': { type: 'string' },
       'max-time': { type: 'string' },
+      'total-time': { type: 'string' },
       accel: { type: 'string' },
       'uacce-src': { type: 'string' },
     },
@@ -121,8 +127,10 @@ export async function cmdRepro(args: string[]): Promise<number> {
   const runs = parseIntOption('runs', values.runs, 1, 100) ?? 5;
   const maxRuns = parseIntOption('max-runs', values['max-runs'], 1, 100_000);
   const maxTimeMs = values['max-time'] !== undefined ? parseDuration(values['max-time']) : undefined;
+  const totalTimeMs = values['total-time'] !== undefined ? parseDuration(values['total-time']) : undefined;
   const r = await reproFinding(dir, {
     runs,
+    ...(totalTimeMs !== undefined ? { totalTimeMs } : {}),
     ...(maxRuns !== undefined ? { maxRuns } : {}),
     ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
     ...(values.kernel !== undefined ? { kernel: values.kernel } : {}),
@@ -139,6 +147,11 @@ export interface ReproOptions {
   maxRuns?: number;
   /** the minimizer's (and the preceding reduction's) time budget */
   maxTimeMs?: number;
+  /**
+   * the whole reproduction's time budget: search, preceding replays, confirmation and repro.c
+   * runs (harness/repro/budget.ts); the search gets what the rest is estimated not to need
+   */
+  totalTimeMs?: number;
   /** the kernel to reproduce on (default: the finding's) */
   kernel?: string;
   accel?: string;
@@ -157,6 +170,7 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   const values = { 'no-minimize': o.noMinimize ?? false };
   const { finding, program } = await readFindingDir(dir);
   const t0 = Date.now();
+  const budget = new ReproBudget(o.totalTimeMs, finding.kind !== 'divergence');
 
   // logs of the guests go where the fuzzing run keeps its logs (<out>/logs), else next to the finding
   const inStore = basename(dirname(dir)) === 'findings';
@@ -172,7 +186,8 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   let afterPreceding: SequenceResult | undefined;
   let reduced: (ReducedPreceding & { confirm: SequenceResult }) | undefined;
   const machine = machineForDevice(setup.kernel.arch, program.device).name;
-  const guestTester = new GuestTester({ boot: () => bootGuest(setup, 'repro', { machine }), profile, kernel: kernelId });
+  const guestTester = new GuestTester({ boot: () => bootGuest(setup, 'repro', { machine }), profile, kernel: kernelId, budget });
+  if (o.totalTimeMs !== undefined) info(`time budget of the whole reproduction: ${fmtDuration(o.totalTimeMs)} (the search gets what confirmation and ${runs} repro.c runs are estimated not to need)`);
   const tester = new TitleRecorder(guestTester, kernelId);
   let min: MinimizeResult;
   try {
@@ -180,15 +195,22 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
       ...(values['no-minimize'] ? { noSearch: true } : {}),
       ...(maxRuns !== undefined ? { maxRuns } : {}),
       ...(maxTimeMs !== undefined ? { maxTimeMs } : {}),
+      ...(o.totalTimeMs !== undefined ? { timeLeftMs: () => budget.searchLeftMs(CONFIRM_RUNS, runs) } : {}),
+      confirmRuns: CONFIRM_RUNS,
       profile,
       onProgress: (m) => info(m),
     });
-    if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {
+    const replayNeedMs = budget.sequenceRunsMs(runs, preceding.length + 1) + budget.reproRunsMs(runs);
+    if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0 && budget.leftMs() < replayNeedMs) {
+      warn(`the program alone did not show it, and ${fmtDuration(Math.max(0, budget.leftMs()))} of the time budget is too little to replay it after the ${preceding.length} preceding programs (about ${fmtDuration(replayNeedMs)}); run svadiff repro on this finding with more --total-time`);
+    } else if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {
       info(`the program alone did not show it; replaying it after the ${preceding.length} programs the guest ran before it since boot (preceding.json), ${runs} times`);
       afterPreceding = await replayAfterPreceding(preceding, program, sig, tester, runs, (m) => info(m));
       if (afterPreceding.hits === afterPreceding.runs && preceding.length > 1) {
         info(`reproduced every time; dropping the preceding programs it does not need (one run each)`);
-        const r = await reducePreceding(preceding, program, sig, tester, { maxTimeMs: maxTimeMs ?? 10 * 60_000, onProgress: (m) => info(m) });
+        // keep time for confirming the reduced sequence and for repro.c
+        const reduceLeft = budget.searchLeftMs(0, runs) - budget.sequenceRunsMs(runs, preceding.length + 1);
+        const r = await reducePreceding(preceding, program, sig, tester, { maxTimeMs: Math.min(maxTimeMs ?? 10 * 60_000, Math.max(0, reduceLeft)), onProgress: (m) => info(m) });
         const confirm = await replayAfterPreceding(r.kept, program, sig, tester, runs, (m) => info(m));
         reduced = { ...r, confirm };
         info(`${r.kept.length} of ${preceding.length} preceding programs needed (${fmtDuration(r.timeMs)}, ${r.runs} runs); with them it reproduced ${confirm.hits}/${confirm.runs}`);
@@ -209,7 +231,9 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   const d = witness?.result?.check.divergence;
   // the minimized program's own title: a divergence may have moved to another rule
   const title = d?.title ?? finding.title;
-  const verify = await verifyReproducer(dir, setup, profile, minProgram, title, runs);
+  const reproRuns = budget.reproRunsThatFit(runs);
+  if (reproRuns < runs) warn(`the time budget leaves room for ${reproRuns} of the ${runs} runs of repro.c (about ${fmtDuration(budget.reproRunsMs(1))} each)`);
+  const verify = await verifyReproducer(dir, setup, profile, minProgram, title, reproRuns);
   const reliability = verify.reliability;
   const bug = await recordReproEvidence(dir, inStore ? outDir : undefined, finding, minProgram, preceding, tester);
 
@@ -326,6 +350,7 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
     ...(guestTester.qemu ? { qemu: { argv: guestTester.qemu.argv, kernel_image: guestTester.qemu.kernelImage, initrd: guestTester.qemu.initrd } } : {}),
     ...(verify.error ? { verify_error: verify.error } : {}),
     reproduced: min.reproduced,
+    time: { total_ms: budget.elapsedMs(), budget_ms: o.totalTimeMs ?? null },
     created: new Date().toISOString(),
   };
   if (min.reproduced && reliability.runs > 0 && reliability.hits === reliability.runs) {

@@ -122,7 +122,7 @@ export interface RunNightOptions {
   /** stop early (Ctrl-C) */
   shouldStop: () => boolean;
   /** reproduce one finding (commands/repro.ts reproFinding); injected to keep this module free of the repro command */
-  repro?: (dir: string, o: { runs: number; maxTimeMs: number; kernel: string; accel?: string }) => Promise<ReproResult>;
+  repro?: (dir: string, o: { runs: number; totalTimeMs: number; kernel: string; accel?: string }) => Promise<ReproResult>;
 }
 
 /** Run this night's (or shard's) cells, then reproduce new bugs. Returns night.json's content. */
@@ -285,10 +285,10 @@ async function reproduceNewBugs(cfg: NightlyConfig, o: RunNightOptions, night: N
       continue;
     }
     const budget = Math.min(cfg.repro.perBugMs, left);
-    info(`reproducing new bug ${b.bug} on ${kernel} (at most ${fmtDuration(budget)} of minimization)`);
+    info(`reproducing new bug ${b.bug} on ${kernel} (at most ${fmtDuration(budget)} in all: minimization, confirmation, repro.c runs)`);
     const r0 = Date.now();
     try {
-      const s = await o.repro!(dir, { runs: cfg.repro.runs, maxTimeMs: budget, kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
+      const s = await o.repro!(dir, { runs: cfg.repro.runs, totalTimeMs: budget, kernel, ...(o.accel !== undefined ? { accel: o.accel } : {}) });
       const { hits, runs } = s.reliability;
       record({ ...reproOutcome(s), reliability: { hits, runs }, ops_before: s.ops_before, ops_after: s.ops_after, time_ms: Date.now() - r0 });
     } catch (e) {

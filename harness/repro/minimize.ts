@@ -42,6 +42,7 @@ import { DEFAULT_DEVICE, type DeviceParams, type Op, type Program } from '../pro
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import type { Guest } from '../vm/guest.js';
 import type { QemuCommand } from '../vm/qemu.js';
+import type { ReproBudget } from './budget.js';
 
 // ---------------------------------------------------------------------------------------------
 // Signatures
@@ -143,16 +144,22 @@ export class GuestTester implements Tester {
       kernel: KernelId;
       /** agent silence limit per program (default: the session's) */
       deadlineMs?: number;
+      /** told how long each boot and each program took (the reproduction's time budget) */
+      budget?: Pick<ReproBudget, 'noteBoot' | 'noteRun'>;
     },
   ) {}
 
   async run(program: Program): Promise<Trial> {
     if (!this.guest) {
+      const b0 = Date.now();
       this.guest = await this.opts.boot();
+      this.opts.budget?.noteBoot(Date.now() - b0);
       this.boots++;
       this.qemu = this.guest.vm.command();
     }
+    const r0 = Date.now();
     const r = await executeProgram(this.guest, this.progId++, program, this.opts.profile, this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {});
+    this.opts.budget?.noteRun(Date.now() - r0);
     if (r.needsReboot) {
       await this.guest.kill();
       this.guest = undefined;
@@ -329,6 +336,11 @@ export interface MinimizeOptions {
   groupTries?: number;
   /** the profile programs were generated with (the fast-check pass regenerates them) */
   profile?: KernelProfile;
+  /**
+   * time the search may still take, asked before each candidate (a whole reproduction's
+   * budget minus what must follow the search: ReproBudget.searchLeftMs); stops it at <= 0
+   */
+  timeLeftMs?: () => number;
   onProgress?: (message: string) => void;
 }
 
@@ -413,7 +425,7 @@ class Minimizer {
 
   private budgetLeft(): boolean {
     if (this.searchRuns >= this.maxRuns) this.stoppedBy ??= 'runs';
-    else if (Date.now() - this.t0 >= this.maxTimeMs) this.stoppedBy ??= 'time';
+    else if (Date.now() - this.t0 >= this.maxTimeMs || (this.opts.timeLeftMs !== undefined && this.opts.timeLeftMs() <= 0)) this.stoppedBy ??= 'time';
     return this.stoppedBy === undefined;
   }
 

@@ -225,6 +225,16 @@ describe('search (synthetic predicates, not a kernel)', () => {
     expect(privateRemapPattern(r.program)).toBe(true);
   });
 
+  it("stops its search when the whole reproduction's time left (timeLeftMs) runs out", async () => {
+    const t = synthetic(privateRemapPattern);
+    // time left as the reproduction budget would say: 4 candidate runs' worth, then none
+    const r = await minimize(NOISY, SIG, t, { timeLeftMs: () => 4 - (t.runs - 1), confirmRuns: 2, fastCheckRuns: 0 });
+    expect(r.stoppedBy).toBe('time');
+    // 1 original + 4 search runs + 2 confirmations (confirmation is what the reserve is kept for)
+    expect(t.runs).toBe(7);
+    expect(privateRemapPattern(r.program)).toBe(true);
+  });
+
   it('a flaky signature never yields a program that did not show it, and its rate is reported', async () => {
     // deterministic pseudo-random: the signature shows 40 % of the time when the pattern is there
     let x = 12345;
