@@ -83,6 +83,42 @@ static int unload_module(const char *name, char *msg, size_t msglen)
 	return helper_outcome(run_helper(do_delete_module, (void *)name, RMMOD_DEADLINE), "rmmod", name, RMMOD_DEADLINE, msg, msglen);
 }
 
+/*
+ * The test module's own control file (guest/module/svt_main.c): "down" does what unloading
+ * does, "up <params>" what loading with them does, "reset <params>" both, without the module
+ * loader. The in-place reset between programs (D line field 13; docs/agent-protocol.md).
+ */
+#define TEST_MODULE_CONTROL	"/sys/module/" TEST_MODULE "/parameters/control"
+
+static int test_module_down;	/* loaded, and its devices are down (a "down" succeeded) */
+
+static int do_control(void *p)
+{
+	const char *text = p;
+	size_t len = strlen(text);
+	int fd = open(TEST_MODULE_CONTROL, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno;
+	n = write(fd, text, len);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	if (n < 0)
+		return (int)-n;
+	return (size_t)n == len ? 0 : EIO;
+}
+
+/* msg gets a reason on failure ("control up: Invalid argument") */
+static int control_module(const char *text, char *msg, size_t msglen)
+{
+	char what[16];
+
+	snprintf(what, sizeof(what), "%.*s", (int)strcspn(text, " "), text);
+	return helper_outcome(run_helper(do_control, (void *)text, INSMOD_DEADLINE), "control", what, INSMOD_DEADLINE, msg, msglen);
+}
+
 /* uacce.ko and the modules it needs, once at startup, in the order of MOD_DIR/load-order */
 static void load_boot_modules(void)
 {

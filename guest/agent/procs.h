@@ -22,6 +22,8 @@ static struct {
 	int state;
 	long long id;
 	int devices, mmio_pages, dus_pages, queue_limit, sva, isolate_ops, isolate_state, ioctl;
+	int reset;		/* 1: set the device up and tear it down through the module's control
+				 * file; 0: rmmod and insmod (D line field 13) */
 	char api[80];
 	char algs[264];
 	int nops;

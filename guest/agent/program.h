@@ -364,8 +364,15 @@ static void teardown(const char *extra)
 	program_reset();
 	if (!opt_no_module) {
 		char why[MSG_MAX / 2];
+		int done = 0;
 
-		if (unload_module(TEST_MODULE, why, sizeof(why)) != 0) {
+		if (P.reset && module_loaded(TEST_MODULE)) {
+			done = control_module("down", why, sizeof(why)) == 0;
+			if (!done)
+				logmsg("%s; unloading instead", why);
+		}
+		test_module_down = done;
+		if (!done && unload_module(TEST_MODULE, why, sizeof(why)) != 0) {
 			size_t l = strlen(msg);
 
 			snprintf(msg + l, sizeof(msg) - l, "%s%s", l ? "; " : "", why);
@@ -375,8 +382,9 @@ static void teardown(const char *extra)
 	send_finished(status, msg);
 }
 
-/* Fresh test device: (re)load the module with the program's parameters and wait for its nodes.
- * On failure msg says why and the module is not loaded. */
+/* Fresh test device: (re)load the module with the program's parameters (or, with P.reset, set
+ * it up through its control file) and wait for its nodes. On failure msg says why and the
+ * module is not loaded. */
 static int setup_device(char *msg, size_t msglen)
 {
 	memset(node, 0, sizeof(node));
@@ -385,17 +393,28 @@ static int setup_device(char *msg, size_t msglen)
 	memset(tasks, 0, sizeof(tasks));
 	n_early = 0;
 	if (!opt_no_module) {
-		char params[512];
+		char params[512], cmd[520];
+		int up = 0;
 
-		if (unload_module(TEST_MODULE, msg, msglen) != 0)
-			return -1;
 		snprintf(params, sizeof(params),
 			 "devices=%d mmio_pages=%d dus_pages=%d queue_limit=%d sva=%d isolate_ops=%d "
 			 "isolate_state=%d ioctl=%d api=%s algs=%s",
 			 P.devices, P.mmio_pages, P.dus_pages, P.queue_limit, P.sva, P.isolate_ops,
 			 P.isolate_state, P.ioctl, P.api, P.algs);
-		if (load_module(MOD_DIR "/" TEST_MODULE ".ko", params, msg, msglen) != 0)
-			return -1;
+		if (P.reset && module_loaded(TEST_MODULE)) {
+			/* "up" after the last program's "down"; "reset" if something left it up */
+			snprintf(cmd, sizeof(cmd), "%s %s", test_module_down ? "up" : "reset", params);
+			up = control_module(cmd, msg, msglen) == 0;
+			if (!up)
+				logmsg("%s; reloading instead", msg);
+		}
+		test_module_down = 0;
+		if (!up) {
+			if (unload_module(TEST_MODULE, msg, msglen) != 0)
+				return -1;
+			if (load_module(MOD_DIR "/" TEST_MODULE ".ko", params, msg, msglen) != 0)
+				return -1;
+		}
 		if (wait_nodes(msg, msglen) != 0) {
 			char why[MSG_MAX / 2];
 

@@ -85,14 +85,19 @@ static void cmd_D(char **tok, int ntok)
 	static const char *const what[9] = { "prog-id", "devices", "mmio_pages", "dus_pages",
 		"queue_limit", "sva", "isolate_ops", "isolate_state", "ioctl" };
 	char api[80], algs[264];
+	long long reset = 0;
 	int i;
 
 	if (P.state == P_BATCH || P.state == P_INTER) {
 		send_error("D while program %lld runs: end it with Z first", P.id);
 		return;
 	}
-	if (ntok != 12) {
-		send_error("bad D line: want 12 fields, got %d", ntok);
+	if (ntok != 12 && ntok != 13) {
+		send_error("bad D line: want 12 or 13 fields, got %d", ntok);
+		return;
+	}
+	if (ntok == 13 && num(tok[12], 0, 1, &reset) != 0) {
+		send_error("bad D line: reset = %s not in 0..1", tok[12]);
 		return;
 	}
 	for (i = 0; i < 9; i++) {
@@ -123,6 +128,7 @@ static void cmd_D(char **tok, int ntok)
 	P.isolate_ops = (int)v[6];
 	P.isolate_state = (int)v[7];
 	P.ioctl = (int)v[8];
+	P.reset = (int)reset;
 	strcpy(P.api, api);
 	strcpy(P.algs, algs);
 }

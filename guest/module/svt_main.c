@@ -75,7 +75,11 @@ static u32 svt_next_queue_id = 1;
 DECLARE_WAIT_QUEUE_HEAD(svt_busy_wq);	/* stop_queue waits for !busy here */
 
 static const struct svt_backend *svt_backend;
-static char *svt_algs_lines;	/* param_algs with ',' -> '\n' for sysfs "algorithms" */
+/* api and algs in use: the load's parameters, or what a control "up"/"reset" gave (the charp
+ * parameters themselves are left alone: the kernel owns their memory) */
+static char svt_api[SVT_MAX_STR];
+static char svt_algs[SVT_MAX_STR];
+static char *svt_algs_lines;	/* svt_algs with ',' -> '\n' for sysfs "algorithms" */
 static struct uacce_ops svt_ops;
 
 /* ---- registers ------------------------------------------------------------------------ */
@@ -384,7 +388,7 @@ struct svt_dev *svt_dev_register(struct device *parent, int index, unsigned int 
 	uacce->qf_pg_num[UACCE_QFRT_MMIO] = param_mmio_pages;
 	uacce->qf_pg_num[UACCE_QFRT_DUS] = param_dus_pages;
 	uacce->algs = svt_algs_lines;
-	uacce->api_ver = param_api;
+	uacce->api_ver = svt_api;
 	uacce->is_vf = false;
 	uacce->priv = dev;
 	dev->uacce = uacce;
@@ -448,7 +452,7 @@ static int svt_check_params(void)
 		pr_err("parameter out of range: devices 1-8, mmio_pages/dus_pages 0-64, queue_limit 0-64, sva/isolate_state/ioctl 0-1, isolate_ops 0-3, engine_interval_us 10-100000\n");
 		return -EINVAL;
 	}
-	if (!svt_valid_string(param_api) || !svt_valid_string(param_algs)) {
+	if (!svt_valid_string(svt_api) || !svt_valid_string(svt_algs)) {
 		pr_err("api and algs must be 1-127 characters of [A-Za-z0-9._,-]\n");
 		return -EINVAL;
 	}
@@ -457,6 +461,7 @@ static int svt_check_params(void)
 
 static void svt_setup_ops(void)
 {
+	memset(&svt_ops, 0, sizeof(svt_ops));	/* a control "up" may drop ops the last one had */
 	svt_ops.get_available_instances = svt_get_available_instances;
 	svt_ops.get_queue = svt_get_queue;
 	svt_ops.put_queue = svt_put_queue;
@@ -499,38 +504,205 @@ static void svt_free_all(void)
 	}
 }
 
-static int __init svt_init(void)
+/*
+ * Up: what loading the module does with the current parameters (devices registered and
+ * probed, queue ids from 1). Down: what unloading does (devices removed, every queue and its
+ * pages freed). The control file (below) runs them without the module loader, so that a
+ * harness can return the device to the state of a fresh load between programs.
+ */
+static bool svt_up_state;
+
+static int svt_up(void)
 {
 	int ret;
 
 	ret = svt_check_params();
 	if (ret)
 		return ret;
-	svt_algs_lines = kstrdup(param_algs, GFP_KERNEL);
+	svt_algs_lines = kstrdup(svt_algs, GFP_KERNEL);
 	if (!svt_algs_lines)
 		return -ENOMEM;
 	strreplace(svt_algs_lines, ',', '\n');
 	svt_setup_ops();
 	svt_backend = param_sva ? &svt_pci_backend : &svt_platform_backend;
+	svt_next_queue_id = 1;
+	svt_started_count = 0;
 
 	ret = svt_backend->init();
 	if (ret) {
 		svt_free_all();
 		kfree(svt_algs_lines);
+		svt_algs_lines = NULL;
 		return ret;
 	}
+	svt_up_state = true;
 	pr_info("loaded: abi %u, %s backend, %d device(s), mmio %d dus %d pages, queue_limit %d, sva %d\n",
 		SVT_ABI_VERSION, svt_backend->name, svt_param_devices, param_mmio_pages,
 		param_dus_pages, svt_param_queue_limit, param_sva);
 	return 0;
 }
 
-static void __exit svt_exit(void)
+static void svt_down(void)
 {
+	if (!svt_up_state)
+		return;
 	/* Removing the devices calls uacce_remove, which stops and puts every queue. */
 	svt_backend->exit();
 	svt_free_all();
 	kfree(svt_algs_lines);
+	svt_algs_lines = NULL;
+	svt_up_state = false;
+}
+
+/* ---- control file: /sys/module/svadiff_test/parameters/control ------------------------ */
+
+/*
+ * Writing "down", "up [name=value …]" or "reset [name=value …]" (down, then up) does what
+ * unloading and loading the module with those parameters would do; a parameter not named
+ * keeps its value. The harness's in-place reset between programs (docs/test-device.md
+ * "Reset"). A bad parameter (unknown, out of range) fails the write: "up" then stays down,
+ * "reset" comes up with the old parameters. Like rmmod, nothing happens while something holds
+ * a reference to the module; like insmod, "up" of a device that is up is EEXIST.
+ */
+static DEFINE_MUTEX(svt_ctl_lock);
+static bool svt_ctl_ready;	/* module init done: control writes at insmod are refused */
+
+struct svt_int_param {
+	const char *name;
+	int *v;
+};
+
+static const struct svt_int_param svt_int_params[] = {
+	{ "devices", &svt_param_devices },
+	{ "mmio_pages", &param_mmio_pages },
+	{ "dus_pages", &param_dus_pages },
+	{ "queue_limit", &svt_param_queue_limit },
+	{ "sva", &param_sva },
+	{ "isolate_ops", &param_isolate_ops },
+	{ "isolate_state", &param_isolate_state },
+	{ "ioctl", &param_ioctl },
+	{ "engine_interval_us", &svt_param_engine_interval_us },
+};
+
+#define SVT_N_INT ARRAY_SIZE(svt_int_params)
+
+/* Parse "name=value …" into the parameters; on error everything is as it was. */
+static int svt_apply_params(char *args)
+{
+	int old[SVT_N_INT];
+	char old_api[SVT_MAX_STR], old_algs[SVT_MAX_STR];
+	char *tok;
+	int i, ret = 0;
+
+	for (i = 0; i < SVT_N_INT; i++)
+		old[i] = *svt_int_params[i].v;
+	strscpy(old_api, svt_api, sizeof(old_api));
+	strscpy(old_algs, svt_algs, sizeof(old_algs));
+
+	while ((tok = strsep(&args, " \t\n")) != NULL) {
+		char *val;
+
+		if (!*tok)
+			continue;
+		val = strchr(tok, '=');
+		if (!val) {
+			ret = -EINVAL;
+			break;
+		}
+		*val++ = '\0';
+		if (!strcmp(tok, "api") || !strcmp(tok, "algs")) {
+			char *dst = tok[1] == 'p' ? svt_api : svt_algs;
+
+			if (strscpy(dst, val, SVT_MAX_STR) < 0) {
+				ret = -EINVAL;
+				break;
+			}
+			continue;
+		}
+		for (i = 0; i < SVT_N_INT; i++)
+			if (!strcmp(tok, svt_int_params[i].name))
+				break;
+		if (i == SVT_N_INT || kstrtoint(val, 10, svt_int_params[i].v)) {
+			ret = -EINVAL;
+			break;
+		}
+	}
+	if (!ret)
+		ret = svt_check_params();
+	if (ret) {
+		for (i = 0; i < SVT_N_INT; i++)
+			*svt_int_params[i].v = old[i];
+		strscpy(svt_api, old_api, sizeof(svt_api));
+		strscpy(svt_algs, old_algs, sizeof(svt_algs));
+		pr_err("control: bad parameters (names: devices mmio_pages dus_pages queue_limit sva isolate_ops isolate_state ioctl engine_interval_us api algs)\n");
+	}
+	return ret;
+}
+
+static int svt_control_set(const char *val, const struct kernel_param *kp)
+{
+	char *buf, *args, *cmd;
+	int ret = 0;
+
+	if (!READ_ONCE(svt_ctl_ready))
+		return -EPERM;
+	buf = kstrndup(val, PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	args = strim(buf);
+	cmd = strsep(&args, " \t\n");
+
+	mutex_lock(&svt_ctl_lock);
+	if (strcmp(cmd, "down") && strcmp(cmd, "up") && strcmp(cmd, "reset")) {
+		pr_err("control: unknown command '%.32s' (down, up, reset)\n", cmd);
+		ret = -EINVAL;
+	} else if (module_refcount(THIS_MODULE) != 0) {
+		ret = -EBUSY;	/* what delete_module says */
+	} else if (!strcmp(cmd, "up") && svt_up_state) {
+		ret = -EEXIST;	/* what loading a loaded module says */
+	} else {
+		if (strcmp(cmd, "up"))
+			svt_down();
+		/* parameters change only while down; a bad one keeps the old ones */
+		if (strcmp(cmd, "down") && args)
+			ret = svt_apply_params(args);
+		if (strcmp(cmd, "down") && (!ret || !strcmp(cmd, "reset"))) {
+			int up = svt_up();
+
+			ret = ret ? ret : up;
+		}
+	}
+	mutex_unlock(&svt_ctl_lock);
+	kfree(buf);
+	return ret;
+}
+
+static const struct kernel_param_ops svt_control_ops = {
+	.set = svt_control_set,
+};
+module_param_cb(control, &svt_control_ops, NULL, 0200);
+MODULE_PARM_DESC(control, "write: down | up [name=value ...] | reset [name=value ...] (unload / load without the module loader)");
+
+static int __init svt_init(void)
+{
+	int ret;
+
+	if (!param_api || strscpy(svt_api, param_api, sizeof(svt_api)) < 0 ||
+	    !param_algs || strscpy(svt_algs, param_algs, sizeof(svt_algs)) < 0) {
+		pr_err("api and algs must be 1-127 characters of [A-Za-z0-9._,-]\n");
+		return -EINVAL;
+	}
+	ret = svt_up();
+	if (!ret)
+		WRITE_ONCE(svt_ctl_ready, true);
+	return ret;
+}
+
+static void __exit svt_exit(void)
+{
+	mutex_lock(&svt_ctl_lock);
+	svt_down();
+	mutex_unlock(&svt_ctl_lock);
 }
 
 module_init(svt_init);

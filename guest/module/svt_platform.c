@@ -266,6 +266,8 @@ static int svt_platform_init(void)
 {
 	int ret, i;
 
+	svt_executed = 0;
+	svt_deferred = 0;
 	svt_engine = kthread_run(svt_engine_fn, NULL, "svadiff_engine");
 	if (IS_ERR(svt_engine))
 		return PTR_ERR(svt_engine);

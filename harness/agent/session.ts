@@ -23,6 +23,7 @@ import {
   parseAgentLine,
   slotTable,
   type AgentMsg,
+  type DeviceSetup,
   type SlotTable,
 } from './wire.js';
 
@@ -128,6 +129,8 @@ export interface SessionOptions {
 export interface RunOptions {
   /** overrides SessionOptions.silenceMs for this program */
   deadlineMs?: number;
+  /** how the agent gives the program a fresh test device (default reload) */
+  setup?: DeviceSetup;
   /** kernel log records of this program, in order (also the ones over the kept cap) */
   onKmsg?: (r: KmsgRecord) => void;
 }
@@ -312,7 +315,7 @@ export class AgentSession {
   async runProgram(progId: number, program: Program, options: RunOptions = {}): Promise<ProgramRun> {
     this.check();
     if (this.program) throw new Error(`runProgram(${progId}): program ${this.program.run.progId} is still active`);
-    const lines = encodeProgram(progId, program);
+    const lines = encodeProgram(progId, program, options.setup);
     const active = this.startProgram(progId, program.ops.length, options);
     try {
       await this.wait(`the end of program ${progId}`, options.deadlineMs ?? this.opts.silenceMs, (resolve) => {

@@ -47,8 +47,16 @@ function b(v: boolean): number {
 
 const ISOLATE = { none: 0, read: 1, write: 2, both: 3 } as const;
 
-export function encodeDevice(progId: number, d: DeviceParams): string {
-  return [
+/**
+ * How the agent gives a program a fresh test device: `reload` (rmmod and insmod, the D line's
+ * default) or `reset` (the module's control file: down at the end of a program, up with the
+ * next one's parameters; a 13th D field of 1). Both leave the device as a fresh load does
+ * (docs/test-device.md "Reset").
+ */
+export type DeviceSetup = 'reload' | 'reset';
+
+export function encodeDevice(progId: number, d: DeviceParams, setup: DeviceSetup = 'reload'): string {
+  const fields: (string | number)[] = [
     'D',
     progId,
     d.devices,
@@ -61,7 +69,9 @@ export function encodeDevice(progId: number, d: DeviceParams): string {
     b(d.ioctl),
     hexEncode(d.api),
     hexEncode(d.algorithms.join(',')),
-  ].join(' ');
+  ];
+  if (setup === 'reset') fields.push(1);
+  return fields.join(' ');
 }
 
 /** The wire number of one field's value. */
@@ -126,10 +136,10 @@ export function encodeExec(progId: number, device: DeviceParams, path: string, t
 }
 
 /** All host lines for running a program in batch mode (B lines: its concurrent groups). */
-export function encodeProgram(progId: number, p: Program): string[] {
+export function encodeProgram(progId: number, p: Program, setup: DeviceSetup = 'reload'): string[] {
   const t = slotTable(p);
   return [
-    encodeDevice(progId, p.device),
+    encodeDevice(progId, p.device, setup),
     ...p.ops.map((op, i) => encodeOp(i, op, t)),
     ...groupSpans(p).map(([first, n]) => `B ${first} ${n}`),
     `G ${progId} ${t.tasks.size}`,

@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -7,7 +7,9 @@
  * at once) and every finding written so far stays. Running again with the same --seed and
  * --out continues the same program stream (and its coverage and corpus). At the end it prints
  * the findings, the model rules reached (over time, as a plot) and the rules never reached.
- * --no-feedback runs the plain program stream (no corpus, no mutations).
+ * --no-feedback runs the plain program stream (no corpus, no mutations). --reset reload gives
+ * every program a freshly loaded test module (rmmod, insmod) instead of resetting it in place
+ * through its control file (the default; a program the kernel reported on is followed by a reload).
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -37,10 +39,13 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       fresh: { type: 'boolean' },
       'uacce-src': { type: 'string' },
       'no-feedback': { type: 'boolean' },
+      reset: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
   const timeMs = parseDuration(values.time ?? '10m');
+  const deviceSetup = values.reset ?? 'reset';
+  if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
   const kernel = kernelIdOf(setup.kernel);
@@ -88,6 +93,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         store,
         fresh: values.fresh ?? false,
         feedback: !values['no-feedback'],
+        deviceSetup,
         shouldStop: () => stop > 0,
       },
       {

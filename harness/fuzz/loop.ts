@@ -16,6 +16,7 @@ import { groupSpans } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { executeProgram, findingCandidates, type ExecResult } from '../run/execute.js';
 import { atomicWriteJson, readJsonIfExists } from '../util/fsx.js';
+import type { DeviceSetup } from '../agent/wire.js';
 import type { Guest } from '../vm/guest.js';
 import { Corpus, nextProgram, type CorpusJson, type NextProgram } from './corpus.js';
 
@@ -112,6 +113,12 @@ export interface FuzzConfig {
   feedback?: boolean;
   /** more coverage than the model's rules, e.g. KCOV of a kernel built with it (none yet) */
   signals?: readonly SignalSource<ExecResult>[];
+  /**
+   * how programs get a fresh test device: `reset` (default) through the module's control file,
+   * `reload` with rmmod and insmod. A reset run still reloads after a program the kernel
+   * reported on (ExecResult.needsReload); the first program after a boot loads the module.
+   */
+  deviceSetup?: DeviceSetup;
   /** checked between programs: stop when true */
   shouldStop: () => boolean;
 }
@@ -223,6 +230,9 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
   // findings keep them (preceding.json) for `svadiff repro` to replay when the program alone
   // does not reproduce
   let sinceBoot: Program[] = [];
+  // the next program reloads the module: after a program the kernel reported on (after a boot
+  // the agent loads it anyway)
+  let reloadNext = false;
   let tb = Date.now();
   let guest: Guest | undefined = await hooks.boot();
   stats.bootMs += Date.now() - tb;
@@ -245,7 +255,9 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
           : nextProgram(cfg.seed, index, corpus, coverage, gen);
       const program = next.built.program;
       if (next.how !== 'fresh') stats.mutated++;
-      const r = await executeProgram(guest, index + 1, program, cfg.profile);
+      const setup: DeviceSetup = cfg.deviceSetup === 'reload' || reloadNext ? 'reload' : 'reset';
+      const r = await executeProgram(guest, index + 1, program, cfg.profile, { setup });
+      reloadNext = r.needsReload;
       index++;
       stats.programs++;
       stats.checkedOps += r.check.checked;

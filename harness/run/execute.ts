@@ -1,10 +1,11 @@
 /**
  * Run one program on a guest and judge it: the model's check of every op (harness/oracle/
  * check.ts), the kernel's log during the program (harness/oracle/report.ts), hangs and guest
- * deaths. Each program starts from a fresh test device (the agent reloads the module) and a
- * fresh task tree. Turns the verdict into finding candidates; never writes anything itself.
+ * deaths. Each program starts from a fresh test device (the agent reloads the module, or resets
+ * it in place: ExecOptions.setup) and a fresh task tree. Turns the verdict into finding candidates; never writes anything itself.
  */
 import type { ProgramRun } from '../agent/session.js';
+import type { DeviceSetup } from '../agent/wire.js';
 import type { FindingCandidate, KernelId } from '../findings/store.js';
 import type { KernelProfile } from '../model/index.js';
 import { checkProgram, type CheckResult } from '../oracle/check.js';
@@ -26,6 +27,12 @@ export interface ExecResult {
   guestDied?: string;
   /** the guest must be rebooted before the next program */
   needsReboot: boolean;
+  /**
+   * the next program must reload the test module, not reset it in place: the kernel reported
+   * something (the module's state is not trusted), or the device itself said a queue was left
+   * behind (its faults are ordinary work-item outcomes and need nothing)
+   */
+  needsReload: boolean;
   /** kernel log of this program, one record a line */
   kmsgText: string;
   /** serial console lines written while the program ran */
@@ -36,6 +43,8 @@ export interface ExecResult {
 export interface ExecOptions extends GuardOptions {
   /** agent silence limit while the program runs (default: the session's) */
   deadlineMs?: number;
+  /** how the program gets a fresh test device (default reload: rmmod and insmod) */
+  setup?: DeviceSetup;
 }
 
 export async function executeProgram(
@@ -46,7 +55,7 @@ export async function executeProgram(
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   const t0 = Date.now();
-  const g = await guarded(guest, () => guest.session.runProgram(progId, program, opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}), opts);
+  const g = await guarded(guest, () => guest.session.runProgram(progId, program, { ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}), ...(opts.setup ? { setup: opts.setup } : {}) }), opts);
   const run = g.value;
   let hang: ExecResult['hang'] = g.hang !== undefined ? { reason: g.hang } : undefined;
   if (run?.timeout) hang = { opIndex: run.timeout.idx, reason: `op ${run.timeout.idx} did not finish within ${run.timeout.ms} ms` };
@@ -64,12 +73,14 @@ export async function executeProgram(
     (run.finished?.status ?? 1) !== 0 ||
     check.anomaly !== undefined ||
     reports.some((r) => r.needsReboot);
+  const needsReload = needsReboot || reports.length > 0 || deviceReports.some((r) => !r.title.startsWith('svadiff_test fault'));
   const res: ExecResult = {
     program,
     check,
     reports,
     deviceReports,
     needsReboot,
+    needsReload,
     kmsgText,
     consoleText: guest.consoleSince(g.consoleFrom).join('\n'),
     elapsedMs: Date.now() - t0,

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchKernel } from '../../kernels/index.js';
 import { slotAddress } from '../../harness/agent/conventions.js';
+import { observe } from '../../harness/agent/observe.js';
+import { slotTable } from '../../harness/agent/wire.js';
 import { profileFor } from '../../harness/model/index.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import { executeProgram, type ExecResult } from '../../harness/run/execute.js';
@@ -176,6 +178,24 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
     expect(r.output).toContain(`RESULT: every checked step (${REMOVAL.ops.length} of ${REMOVAL.ops.length}) did what the model expects`);
     expect(r.reports).toEqual([]);
     expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(1)}: removed`);
+  });
+  it('resets in place on the PCI backend too: the removal program set up by the control file gives what it gives with reload', async () => {
+    const { guest, profile } = sva();
+    const slots = slotTable(REMOVAL);
+    const outcomes = (r: ExecResult) => REMOVAL.ops.map((op, i) => (r.run?.results[i] ? JSON.stringify(observe(op, r.run.results[i]!, slots)) : 'no result'));
+    const reload = await executeProgram(guest, 20, REMOVAL, profile);
+    // the first loads the module (the last program unloaded it), the second writes "up" after its "down"
+    const first = await executeProgram(guest, 21, REMOVAL, profile, { setup: 'reset' });
+    const second = await executeProgram(guest, 22, REMOVAL, profile, { setup: 'reset' });
+    for (const r of [first, second]) {
+      expect(r.reports).toEqual([]);
+      expect(r.run?.finished?.status).toBe(0);
+      expect(r.consoleText).not.toMatch(/svadiff-agent: control .*instead/);
+      expect(outcomes(r)).toEqual(outcomes(reload));
+    }
+    // the PCI driver was registered again by the control file: the endpoints probed, not the module loaded
+    expect(second.kmsgText).toContain('svadiff_test: loaded: abi');
+    expect(second.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(1)}: registered svt1-`);
   });
 });
 

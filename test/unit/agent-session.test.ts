@@ -167,6 +167,22 @@ describe('AgentSession with the agent on this host', () => {
     await expect(agent.session.openInteractive(12, program([]))).resolves.toBeDefined();
   });
 
+  it('takes the D line with and without its reset field, and refuses a reset that is not 0 or 1', async () => {
+    const a = (agent = await startLocalAgent());
+    const p = program([{ op: 'alloc', task: 't0', map: 'b', pages: 1 }]);
+    expect(encodeProgram(7, p, 'reset')[0]).toMatch(/^D 7 .* 1$/);
+    expect(encodeProgram(7, p)[0]!.split(' ')).toHaveLength(12);
+    for (const setup of ['reload', 'reset'] as const) {
+      const run = await a.session.runProgram(setup === 'reset' ? 8 : 9, p, { setup });
+      expect(run.results[0]?.ret).toBe(0n);
+      expect(run.finished?.status).toBe(0);
+    }
+    const before = a.session.agentErrors.length;
+    a.writeRaw(`${encodeProgram(10, p)[0]} 2\n`);
+    await a.session.ping();
+    expect(a.session.agentErrors.slice(before).join('\n')).toMatch(/reset = 2 not in 0\.\.1/);
+  });
+
   it('turns a silent agent into AgentTimeoutError', async () => {
     agent = await startLocalAgent({ silenceMs: 300 });
     await agent.session.waitHello(10_000);
