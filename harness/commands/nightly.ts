@@ -136,11 +136,11 @@ export function summaryText(s: NightlySummary, out: string, history: string): st
   for (const k of s.kernels) {
     L.push(
       `  ${k.spec.padEnd(12)} ${(k.release ?? 'not run').padEnd(24)} ${String(k.bugs.length).padStart(3)} bugs, ${String(k.titles).padStart(3)} titles: ` +
-        `${k.counts.new} new, ${k.counts.regressed} regressed, ${k.counts.known} known, ${k.counts['seen-before']} seen before, ${k.counts.fixed} fixed; ` +
+        `${k.counts.new} new, ${k.counts.regressed} regressed, ${k.counts.known} known, ${k.counts['seen-before']} seen before, ${k.counts.fixed} fixed, ${k.counts['not-seen']} not seen; ` +
         `${k.programs} programs, ${k.checked_ops_per_s} checked ops/s${k.errors.length ? `; FAILED: ${k.errors.join('; ')}` : ''}`,
     );
     for (const b of k.bugs) L.push(`      ${b.status.padEnd(11)} ${String(b.count).padStart(4)}  ${b.title}${b.titles.length > 1 ? ` (+${b.titles.length - 1} titles)` : ''}`);
-    for (const f of k.fixed) L.push(`      ${'fixed'.padEnd(11)} ${''.padStart(4)}  ${f.title}`);
+    for (const f of k.gone) L.push(`      ${f.status.padEnd(11)} ${''.padStart(4)}  ${f.title}`);
   }
   L.push(`  ${join(out, 'index.html')}`, `  ${join(out, 'summary.json')}`, `  ${join(out, 'junit.xml')}`);
   return L.join('\n') + '\n';

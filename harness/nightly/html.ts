@@ -8,16 +8,17 @@
  */
 import { escapeMarkup } from '../util/sanitize.js';
 import type { ReproRecord } from './run.js';
-import type { BugStatus, NightlySummary, SummaryBug, SummaryKernel } from './summary.js';
+import type { BugStatus, GoneBug, NightlySummary, SummaryBug, SummaryKernel } from './summary.js';
 
 const esc = escapeMarkup;
 
-const STATUS_TEXT: Record<BugStatus | 'fixed', string> = {
+const STATUS_TEXT: Record<BugStatus | GoneBug['status'], string> = {
   new: 'new',
   regressed: 'regressed',
   known: 'known',
   'seen-before': 'seen before',
   fixed: 'fixed since last night',
+  'not-seen': 'not seen tonight',
 };
 
 const REPRO_TEXT: Record<ReproRecord['status'], string> = {
@@ -33,7 +34,7 @@ function href(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
-function badge(status: BugStatus | 'fixed'): string {
+function badge(status: BugStatus | GoneBug['status']): string {
   return `<span class="badge ${status}">${esc(STATUS_TEXT[status])}</span>`;
 }
 
@@ -98,8 +99,9 @@ function shortNight(night: string): string {
   return m ? `${m[1]} ${m[2]}:${m[3]}` : night.slice(0, 16);
 }
 
-function bugCell(b: SummaryBug | undefined, fixed: boolean): string {
-  if (fixed) return `<td class="k">${badge('fixed')}</td>`;
+function bugCell(b: SummaryBug | undefined, gone: GoneBug['status'] | undefined): string {
+  if (gone === 'fixed') return `<td class="k">${badge('fixed')}</td>`;
+  if (gone) return `<td class="k" title="the same kernel as last night: fuzzing did not find it tonight, which says nothing about a fix">${badge(gone)}</td>`;
   if (!b) return '<td class="k none">–</td>';
   const links = [
     b.links.report ? `<a href="${href(b.links.report)}">report</a>` : '',
@@ -131,7 +133,7 @@ function changedText(k: SummaryKernel): string {
 
 export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]): string {
   const nights = [...history.filter((n) => n.night < s.night), s];
-  // rows: every bug of tonight (by id), then the fixed ones
+  // rows: every bug of tonight (by id), then the last night's not seen tonight
   interface Row {
     title: string;
     kind: string;
@@ -139,12 +141,12 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
     why: Set<string>;
     known?: string;
     per: Map<string, SummaryBug>;
-    fixed: Set<string>;
+    gone: Map<string, GoneBug['status']>;
   }
   const rows = new Map<string, Row>();
   for (const k of s.kernels) {
     for (const b of k.bugs) {
-      const r: Row = rows.get(b.id) ?? { title: b.title, kind: b.kind, titles: new Set<string>(), why: new Set<string>(), per: new Map(), fixed: new Set<string>() };
+      const r: Row = rows.get(b.id) ?? { title: b.title, kind: b.kind, titles: new Set<string>(), why: new Set<string>(), per: new Map(), gone: new Map() };
       for (const t of b.titles) r.titles.add(t);
       for (const w of b.why) r.why.add(w);
       if (b.known_note) r.known = b.known_note;
@@ -153,10 +155,10 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
     }
   }
   for (const k of s.kernels) {
-    for (const f of k.fixed) {
-      const id = `fixed:${f.id}`;
-      const r: Row = rows.get(id) ?? { title: f.title, kind: '', titles: new Set<string>(f.titles), why: new Set<string>(), per: new Map(), fixed: new Set<string>() };
-      r.fixed.add(k.spec);
+    for (const f of k.gone) {
+      const id = `gone:${f.id}`;
+      const r: Row = rows.get(id) ?? { title: f.title, kind: '', titles: new Set<string>(f.titles), why: new Set<string>(), per: new Map(), gone: new Map() };
+      r.gone.set(k.spec, f.status);
       rows.set(id, r);
     }
   }
@@ -184,7 +186,7 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
             (r.known ? `<div class="known-note">known issue: ${esc(r.known)}</div>` : '') +
             '</details>'
           : '';
-      const cells = s.kernels.map((k) => bugCell(r.per.get(k.spec), r.fixed.has(k.spec))).join('');
+      const cells = s.kernels.map((k) => bugCell(r.per.get(k.spec), r.gone.get(k.spec))).join('');
       return `<tr data-bug="${esc(id)}"><td class="bug"><div class="title">${esc(r.title)}</div><div class="kind">${esc(r.kind)}</div>${details}</td>${cells}</tr>`;
     })
     .join('\n');
@@ -199,7 +201,7 @@ export function renderHtml(s: NightlySummary, history: readonly NightlySummary[]
       return (
         `<section class="kernel" data-kernel="${esc(k.spec)}"><h3>${esc(k.spec)} <span class="rel">${esc(kernelText(k))}</span></h3>${changedText(k)}` +
         `<p>${k.programs} programs, ${k.checked_ops} checked ops (${k.checked_ops_per_s}/s), ${k.cells.length} cell${k.cells.length === 1 ? '' : 's'} (seeds ${k.cells.map((x) => x.seed).join(', ')}); ` +
-        `<b>${k.bugs.length} bug${k.bugs.length === 1 ? '' : 's'}</b> under ${k.titles} distinct title${k.titles === 1 ? '' : 's'}: ${c.new} new, ${c.regressed} regressed, ${c.known} known, ${c['seen-before']} seen before, ${c.fixed} fixed since the last night.</p>` +
+        `<b>${k.bugs.length} bug${k.bugs.length === 1 ? '' : 's'}</b> under ${k.titles} distinct title${k.titles === 1 ? '' : 's'}: ${c.new} new, ${c.regressed} regressed, ${c.known} known, ${c['seen-before']} seen before, ${c.fixed} fixed since the last night (the kernel changed), ${c['not-seen']} not seen tonight (the same kernel).</p>` +
         errs +
         `<div class="plots">${ops}${bugs}</div></section>`
       );
@@ -224,7 +226,7 @@ td.bug { max-width: 34em; } .title { font-family: ui-monospace, monospace; } .ki
 td.none { color: #aaa; text-align: center; }
 .badge { display: inline-block; padding: 0 .45em; border-radius: 3px; font-size: .85em; color: #fff; }
 .badge.new { background: #c62828; } .badge.regressed { background: #ef6c00; } .badge.known { background: #546e7a; }
-.badge.seen-before { background: #9e9e9e; } .badge.fixed { background: #2e7d32; }
+.badge.seen-before { background: #9e9e9e; } .badge.fixed { background: #2e7d32; } .badge.not-seen { background: #78909c; }
 .count { color: #555; } details { margin-top: .3em; } ul { margin: .2em 0; padding-left: 1.2em; }
 ul.titles li { font-family: ui-monospace, monospace; font-size: .9em; } ul.why li { font-size: .85em; color: #444; }
 section.kernel { margin: 1.2em 0; } .plots { display: flex; gap: 1.5em; flex-wrap: wrap; }
@@ -236,7 +238,7 @@ ul.errors { color: #b71c1c; } .sub { font-size: .8em; font-weight: bold; color: 
 <body>
 <h1>svadiff nightly ${esc(s.night)}</h1>
 <p><span class="result ${esc(s.result)}">${esc(resultText)}</span>
-${bugRows.length} bug${bugRows.length === 1 ? '' : 's'} on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}; counted per kernel: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night.
+${bugRows.length} bug${bugRows.length === 1 ? '' : 's'} on ${s.kernels.length} kernel${s.kernels.length === 1 ? '' : 's'}; counted per kernel: ${s.totals.new} new, ${s.totals.regressed} regressed, ${s.totals.known} known, ${s.totals['seen-before']} seen before, ${s.totals.fixed} fixed since the last night, ${s.totals['not-seen']} not seen tonight.
 ${s.compared_with.length > 0 ? `Compared with ${s.compared_with.length} earlier night${s.compared_with.length === 1 ? '' : 's'} (last: ${esc(s.compared_with[s.compared_with.length - 1]!)}).` : 'No earlier night in the history: every bug not known is new.'}</p>
 <h2>Bugs by kernel</h2>
 <table class="bugs">
@@ -247,7 +249,7 @@ ${body || `<tr><td colspan="${s.kernels.length + 1}">no bugs tonight</td></tr>`}
 </table>
 <h2>Kernels</h2>
 ${kernelBlocks}
-<p class="since">Files: <a href="summary.json">summary.json</a> · <a href="junit.xml">junit.xml</a> · <a href="bugs.json">bugs.json</a> · <a href="night.json">night.json</a>. Statuses: new (not known, not seen on the series before), regressed (seen before, not in the last night), known (corpus/known), seen before (in the last night), fixed since the last night (not seen tonight).</p>
+<p class="since">Files: <a href="summary.json">summary.json</a> · <a href="junit.xml">junit.xml</a> · <a href="bugs.json">bugs.json</a> · <a href="night.json">night.json</a>. Statuses: new (not known, not seen on the series before), regressed (seen before, not in the last night), known (corpus/known), seen before (in the last night), fixed since the last night (not seen tonight, and the kernel changed), not seen tonight (the same kernel: not found, which is not a fix).</p>
 </body>
 </html>
 `;

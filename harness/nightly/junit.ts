@@ -41,10 +41,9 @@ function suite(k: SummaryKernel, s: NightlySummary): string {
     const failure = b.status === 'new' ? `\n      <failure message="${xmlText(`new bug: ${b.title}`)}" type="new-bug">${xmlText(bugText(b))}</failure>` : '';
     cases.push(`    <testcase classname="${xmlText(cls)}" name="${xmlText(b.title)}" time="0">${failure}\n      <system-out>${xmlText(bugText(b))}</system-out>\n    </testcase>`);
   }
-  for (const f of k.fixed) {
-    cases.push(
-      `    <testcase classname="${xmlText(cls)}" name="${xmlText(f.title)}" time="0">\n      <system-out>${xmlText(`not seen tonight (seen on ${f.last_night}); titles: ${f.titles.join('; ')}`)}</system-out>\n    </testcase>`,
-    );
+  for (const f of k.gone) {
+    const what = f.status === 'fixed' ? `fixed: not seen tonight on a changed kernel (seen on ${f.last_night})` : `not seen tonight on the same kernel (seen on ${f.last_night}; not found, not fixed)`;
+    cases.push(`    <testcase classname="${xmlText(cls)}" name="${xmlText(f.title)}" time="0">\n      <system-out>${xmlText(`${what}; titles: ${f.titles.join('; ')}`)}</system-out>\n    </testcase>`);
   }
   const failures = k.bugs.filter((b) => b.status === 'new').length;
   const errors = k.status === 'failed' ? 1 : 0;
@@ -68,7 +67,7 @@ function suite(k: SummaryKernel, s: NightlySummary): string {
 
 export function renderJunit(s: NightlySummary): string {
   const suites = s.kernels.map((k) => suite(k, s));
-  const tests = s.kernels.reduce((t, k) => t + 1 + k.bugs.length + k.fixed.length, 0);
+  const tests = s.kernels.reduce((t, k) => t + 1 + k.bugs.length + k.gone.length, 0);
   const failures = s.kernels.reduce((t, k) => t + k.bugs.filter((b) => b.status === 'new').length, 0);
   const errors = s.kernels.filter((k) => k.status === 'failed').length;
   const time = s.kernels.reduce((t, k) => t + k.cells.reduce((u, c) => u + c.elapsed_ms, 0), 0);

@@ -6,8 +6,9 @@
  *   known        listed in the known-issue list of the series (through any of its titles)
  *   seen-before  seen in the last night that ran this series
  *
- * and the bugs of the last night that are not seen tonight (fixed since the last night: with
- * fuzzing, "not found tonight"). Earlier nights are the summaries kept in a history directory
+ * and the bugs of the last night that are not seen tonight: "fixed" when the kernel changed since
+ * (another Debian version or release), else "not-seen" (the same kernel: fuzzing did not find
+ * it tonight, which says nothing about a fix). Earlier nights are the summaries kept in a history directory
  * (<history>/nights/<night>.json); bugs match across nights by any shared title (in the current
  * title format: a history written before a title change still matches), so a night that groups
  * differently still recognises them. Written as summary.json, junit.xml and index.html
@@ -53,12 +54,15 @@ export interface SummaryBug {
   repro?: ReproRecord;
 }
 
-export interface FixedBug {
+/** a bug of the last night not seen tonight */
+export interface GoneBug {
   id: string;
   title: string;
   titles: string[];
   /** the night it was last seen */
   last_night: string;
+  /** fixed: the kernel changed since that night; not-seen: the same kernel did not show it tonight */
+  status: 'fixed' | 'not-seen';
 }
 
 export interface SummaryKernel {
@@ -83,8 +87,9 @@ export interface SummaryKernel {
   /** distinct titles tonight */
   titles: number;
   bugs: SummaryBug[];
-  fixed: FixedBug[];
-  counts: Record<BugStatus | 'fixed', number>;
+  /** the last night's bugs not seen tonight */
+  gone: GoneBug[];
+  counts: Record<BugStatus | GoneBug['status'], number>;
 }
 
 export interface NightlySummary {
@@ -99,7 +104,7 @@ export interface NightlySummary {
   /** earlier nights compared with, oldest first */
   compared_with: string[];
   kernels: SummaryKernel[];
-  totals: Record<BugStatus | 'fixed' | 'bugs' | 'titles', number>;
+  totals: Record<BugStatus | GoneBug['status'] | 'bugs' | 'titles', number>;
   config: NightRun['config'];
 }
 
@@ -225,11 +230,13 @@ export async function summarizeNight(out: string, history: string | undefined, o
         ...(repro ? { repro } : {}),
       });
     }
-    // a kernel that did not run tonight fixed nothing
-    const fixed: FixedBug[] = (errors.length === 0 && cells.length > 0 ? (past.last?.bugs ?? []) : [])
+    // a kernel that did not run tonight fixed nothing; one that did not change fixed nothing either
+    const changed = past.last !== undefined && (past.last.release !== ran?.release || past.last.version !== ran?.version);
+    const gone: GoneBug[] = (errors.length === 0 && cells.length > 0 ? (past.last?.bugs ?? []) : [])
       .filter((b) => !b.titles.some((t) => tonightTitles.has(currentDivergenceTitle(t))))
-      .map((b) => ({ id: b.id, title: b.title, titles: b.titles, last_night: past.last!.night }));
-    const counts = { new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: fixed.length };
+      .map((b) => ({ id: b.id, title: b.title, titles: b.titles, last_night: past.last!.night, status: changed ? 'fixed' : 'not-seen' }));
+    const counts = { new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: 0, 'not-seen': 0 };
+    for (const g of gone) counts[g.status]++;
     for (const b of mineBugs) counts[b.status]++;
     kernels.push({
       spec,
@@ -247,15 +254,15 @@ export async function summarizeNight(out: string, history: string | undefined, o
       checked_ops_per_s: fuzzMs > 0 ? Math.round((checked / (fuzzMs / 1000)) * 10) / 10 : 0,
       titles: tonightTitles.size,
       bugs: mineBugs,
-      fixed,
+      gone,
       counts,
     });
   }
-  const totals = { bugs: 0, titles: 0, new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: 0 };
+  const totals = { bugs: 0, titles: 0, new: 0, regressed: 0, known: 0, 'seen-before': 0, fixed: 0, 'not-seen': 0 };
   for (const k of kernels) {
     totals.bugs += k.bugs.length;
     totals.titles += k.titles;
-    for (const s of ['new', 'regressed', 'known', 'seen-before', 'fixed'] as const) totals[s] += k.counts[s];
+    for (const s of ['new', 'regressed', 'known', 'seen-before', 'fixed', 'not-seen'] as const) totals[s] += k.counts[s];
   }
   const failed = kernels.some((k) => k.status === 'failed');
   const result = failed ? 'failed' : totals.new > 0 ? 'new-bugs' : 'no-new-bugs';

@@ -118,7 +118,7 @@ describe('the nightly page in a headless browser', () => {
     const rows = p.locator('table.bugs tbody tr[data-bug]');
     expect(await rows.count()).toBe(5);
     const k61 = tonight.kernels[0]!;
-    expect(k61.counts).toEqual({ new: 1, regressed: 0, known: 3, 'seen-before': 0, fixed: 1 });
+    expect(k61.counts).toEqual({ new: 1, regressed: 0, known: 3, 'seen-before': 0, fixed: 1, 'not-seen': 0 });
     const newRow = p.locator('tr', { has: p.locator('.badge.new') });
     expect(await newRow.count()).toBe(1);
     // the title from the guest is text, not markup

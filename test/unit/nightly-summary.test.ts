@@ -72,12 +72,12 @@ const K61 = { spec: 'debian:6.1.192', release: R61 };
 const warn = (title = 'WARNING in uacce_fops_release', at = '2026-12-04T14:40:00Z'): FindingCandidate => ({ kind: 'crash', title, kernel: K61, excerpt: '', console: '', at: new Date(at) });
 
 /** The 6.1 store of a real run, in a night's directory, plus one bug the known-issue list does not have. */
-async function night61(name: string, night: string, opts: { extra?: string[] } = {}): Promise<string> {
+async function night61(name: string, night: string, opts: { extra?: string[]; version?: string } = {}): Promise<string> {
   const out = join(tmp, name);
   cpSync(STORE_61, out, { recursive: true });
   const store = await FindingStore.open(out, { runId: `${night} 6.1` });
   for (const t of opts.extra ?? []) await store.recordProgram([warn(t)], 'test');
-  await writeNight(out, night, [cell('debian:6.1', R61)]);
+  await writeNight(out, night, [cell('debian:6.1', R61, 1, opts.version ? { version: opts.version } : {})]);
   return out;
 }
 
@@ -96,7 +96,7 @@ describe('the summary of a night', () => {
     expect(k.checked_ops_per_s).toBeCloseTo(9675 / 142, 0);
   });
 
-  it('new, then seen before, fixed since the last night, regressed; exit 1 only for new bugs', async () => {
+  it('new, then seen before, not seen tonight, regressed; exit 1 only for new bugs', async () => {
     const history = join(tmp, 'history');
     const n1 = await night61('n1', '2026-12-01', { extra: ['WARNING in uacce_fops_release'] });
     const s1 = await summarizeNight(n1, history);
@@ -113,10 +113,12 @@ describe('the summary of a night', () => {
     expect(w2).toMatchObject({ status: 'seen-before', first_night: '2026-12-01', last_night: '2026-12-01' });
     await writeSummary(n2, history, s2);
 
+    // the same kernel as last night: the warning not found tonight is not a fix
     const n3 = await night61('n3', '2026-12-03');
     const s3 = await summarizeNight(n3, history);
-    expect(s3.kernels[0]!.fixed.map((f) => f.title)).toEqual(['WARNING in uacce_fops_release']);
-    expect(s3.totals.fixed).toBe(1);
+    expect(s3.kernels[0]!.gone.map((f) => [f.title, f.status])).toEqual([['WARNING in uacce_fops_release', 'not-seen']]);
+    expect(s3.totals.fixed).toBe(0);
+    expect(s3.totals['not-seen']).toBe(1);
     expect(s3.exit_code).toBe(0);
     await writeSummary(n3, history, s3);
 
@@ -129,6 +131,18 @@ describe('the summary of a night', () => {
     await writeSummary(n4, history, await summarizeNight(n4, history));
     expect(readdirSync(join(history, 'nights'))).toHaveLength(4);
     expect((await summarizeNight(n2, history)).compared_with).toEqual(['2026-12-01']);
+  });
+
+  it('a bug of the last night not seen tonight is fixed only when the kernel changed (another Debian version, even under the same release name)', async () => {
+    const history = join(tmp, 'history');
+    const n1 = await night61('n1', '2026-12-01', { extra: ['WARNING in uacce_fops_release'] });
+    await writeSummary(n1, history, await summarizeNight(n1, history));
+    const n2 = await night61('n2', '2026-12-02', { version: '6.1.2' });
+    const s2 = await summarizeNight(n2, history);
+    expect(s2.kernels[0]!.gone.map((f) => [f.title, f.status])).toEqual([['WARNING in uacce_fops_release', 'fixed']]);
+    expect(s2.kernels[0]!.counts).toMatchObject({ fixed: 1, 'not-seen': 0 });
+    const xml = renderJunit(s2);
+    expect(xml).toContain('fixed: not seen tonight on a changed kernel');
   });
 
   it('a bug known under another title, or seen before under another title, is not new', async () => {
@@ -162,7 +176,7 @@ describe('the summary of a night', () => {
     await (await FindingStore.open(n2)).recordProgram([div(now)], 'test');
     const s2 = await summarizeNight(n2, history);
     expect(s2.kernels[0]!.bugs.find((b) => b.title.startsWith('open'))).toMatchObject({ status: 'seen-before', first_night: '2026-12-01' });
-    expect(s2.kernels[0]!.fixed).toEqual([]);
+    expect(s2.kernels[0]!.gone).toEqual([]);
     expect(s2.exit_code).toBe(0);
   });
 
