@@ -2,6 +2,12 @@
  * npm run bench: measurements on a real guest, written as JSON to bench-results/<date>.json
  * (and printed). Nothing here asserts a speed: the numbers are for humans and for comparing
  * runs. Options: --kernel K (default debian:6.12), --only name[,name], --out FILE.
+ *
+ * Sections: boot, ping, mmap, fuzz (on --kernel); throughput (on each of --kernels, default
+ * debian:6.12,debian:6.1: the fuzz loop with the device reloaded per program, reset in place,
+ * and reset with two jobs, side by side, --programs each, with their ratios); boots (boot to
+ * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2). Every
+ * figure has the host's load average next to it: this host is shared.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +17,7 @@ import type { KernelArtifacts } from '../kernels/types.js';
 import { PROGRAM_FORMAT, PROGRAM_VERSION, type Op, type Program } from '../harness/program/types.js';
 import { Guest, prepareGuestImage, type GuestImage } from '../harness/vm/guest.js';
 import { info } from '../harness/util/log.js';
-import { benchFuzz } from './fuzz-bench.js';
+import { benchFuzz, load, type FuzzVariant } from './fuzz-bench.js';
 
 export interface BenchContext {
   kernel: KernelArtifacts;
@@ -36,12 +42,43 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function benchBoot(ctx: BenchContext, runs = 3) {
   const times: number[] = [];
+  const loadBefore = load();
   for (let i = 0; i < runs; i++) {
     const g = await Guest.boot(ctx.kernel, ctx.image, { consolePath: join(ctx.logDir, `boot-${i}.console.log`) });
     times.push(g.bootMs);
     await g.shutdown();
   }
-  return { what: 'QEMU start to agent hello', runs: times.map((t) => round(t / 1000)), median_s: round(median(times) / 1000) };
+  return { what: `QEMU start to agent hello, ${ctx.kernel.exactSpec}`, runs: times.map((t) => round(t / 1000)), median_s: round(median(times) / 1000), load_before: loadBefore, load_after: load() };
+}
+
+async function contextFor(spec: string, logDir: string): Promise<BenchContext> {
+  const kernel = await fetchKernel(spec);
+  return { kernel, image: await prepareGuestImage(kernel), logDir };
+}
+
+/** The fuzz loop's variants side by side on one kernel: before (reload), and what this branch adds. */
+async function benchThroughput(ctx: BenchContext, programs: number) {
+  const variants: FuzzVariant[] = [
+    { setup: 'reload', jobs: 1 },
+    { setup: 'reset', jobs: 1 },
+    { setup: 'reset', jobs: 2 },
+  ];
+  const runs: Awaited<ReturnType<typeof benchFuzz>>[] = [];
+  for (const v of variants) {
+    info(`bench: throughput on ${ctx.kernel.exactSpec}: device ${v.setup}, ${v.jobs} job(s), ${programs} programs …`);
+    runs.push(await benchFuzz(ctx, programs, 12345, v));
+  }
+  const base = runs[0]!;
+  const ratio = (r: (typeof runs)[number]) => ({
+    programs_per_s: round(r.programs_per_s / base.programs_per_s),
+    checked_ops_per_s: round(r.checked_ops_per_s / base.checked_ops_per_s),
+    wall_checked_ops_per_s: round(r.wall.checked_ops_per_s / base.wall.checked_ops_per_s),
+  });
+  return {
+    kernel: ctx.kernel.exactSpec,
+    runs,
+    ratios_to_reload: Object.fromEntries(runs.slice(1).map((r) => [`${r.variant.setup}x${r.variant.jobs}`, ratio(r)])),
+  };
 }
 
 async function benchPing(g: Guest, n = 300) {
@@ -97,7 +134,17 @@ async function benchMmapPairs(g: Guest, pairs = 1000, reps = 3) {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { kernel: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, time: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      kernel: { type: 'string' },
+      kernels: { type: 'string' },
+      'boot-kernels': { type: 'string' },
+      programs: { type: 'string' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      time: { type: 'string' },
+    },
+  });
   const only = values.only ? new Set(values.only.split(',')) : undefined;
   const want = (n: string) => !only || only.has(n);
   const spec = values.kernel ?? 'debian:6.12';
@@ -110,7 +157,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     kernel: kernel.exactSpec,
     release: kernel.release,
-    host: { cpus: (await import('node:os')).cpus().length },
+    host: { cpus: (await import('node:os')).cpus().length, load_at_start: load() },
   };
   if (want('boot')) {
     info('bench: boot time (3 boots) …');
@@ -135,6 +182,20 @@ async function main(): Promise<void> {
   if (want('fuzz')) {
     info('bench: fuzzing throughput …');
     results.fuzz = await benchFuzz(ctx);
+  }
+  if (want('throughput')) {
+    const programs = Number(values.programs ?? 150);
+    const list = [];
+    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) list.push(await benchThroughput(await contextFor(spec, logDir), programs));
+    results.throughput = list;
+  }
+  if (want('boots')) {
+    const list = [];
+    for (const spec of (values['boot-kernels'] ?? 'debian:6.1,debian:6.12,debian:7.2').split(',')) {
+      info(`bench: boot time of ${spec} (3 boots) …`);
+      list.push(await benchBoot(await contextFor(spec, logDir)));
+    }
+    results.boots = list;
   }
   const text = JSON.stringify(results, null, 2) + '\n';
   const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

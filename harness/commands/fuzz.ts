@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -10,12 +10,18 @@
  * --no-feedback runs the plain program stream (no corpus, no mutations). --reset reload gives
  * every program a freshly loaded test module (rmmod, insmod) instead of resetting it in place
  * through its control file (the default; a program the kernel reported on is followed by a reload).
+ * --jobs N runs N guests at once (default: one per core, as far as free memory holds them),
+ * each with its own program stream (seeds derived from --seed: harness/fuzz/jobs.ts) and saved
+ * position, all writing one findings store; the progress line adds them up, --programs counts
+ * all jobs' programs, and Ctrl-C stops every job after its current program.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bug } from '../findings/bugs.js';
 import { FindingStore } from '../findings/store.js';
+import { cpus, freemem } from 'node:os';
+import { defaultJobs, jobSeed, jobStateDir, summedRates, sumStats } from '../fuzz/jobs.js';
 import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
 import { RULES, type KernelProfile } from '../model/index.js';
 import { plotSteps } from '../coverage/plot.js';
@@ -40,6 +46,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       'uacce-src': { type: 'string' },
       'no-feedback': { type: 'boolean' },
       reset: { type: 'string' },
+      jobs: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -47,6 +54,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const deviceSetup = values.reset ?? 'reset';
   if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
+  const jobsGiven = parseIntOption('jobs', values.jobs, 1, 64);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
@@ -60,7 +68,14 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   }
   const profile = profileOf(setup.kernel);
   const store = await FindingStore.open(setup.outDir);
+  const auto = defaultJobs(cpus().length, Math.floor(freemem() / 2 ** 20));
+  const jobs = jobsGiven ?? auto.jobs;
   info(`fuzzing ${kernel.spec} (${kernel.release}) for ${fmtDuration(timeMs)}, seed ${seed}, findings in ${join(setup.outDir, 'findings')}`);
+  info(
+    jobs === 1 && jobsGiven !== undefined
+      ? 'jobs: 1'
+      : `jobs: ${jobs} (${jobsGiven !== undefined ? 'from --jobs' : `the default here, limited by ${auto.why}`}), seeds ${Array.from({ length: Math.min(jobs, 4) }, (_, j) => jobSeed(seed, j)).join(', ')}${jobs > 4 ? ', …' : ''}; each job is one guest`,
+  );
   if (setup.kernel.uacce?.custom) info(setup.kernel.uacce.text);
 
   let stop = 0;
@@ -76,41 +91,68 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   process.on('SIGTERM', onSigint);
 
   const status = new StatusLine(15_000);
-  const line = (s: FuzzStats) => {
-    const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
-    return `[${fmtDuration(s.elapsedMs)}] programs ${s.programs} (${(s.programs / secs).toFixed(2)}/s), checked ops ${s.checkedOps} (${(s.checkedOps / secs).toFixed(0)}/s), rules ${s.coverage.rules.size}, bugs ${store.bugs().length} (${s.bugs} first seen this run, ${s.newBugs} not known; ${store.list().length} titles), reboots ${s.reboots}`;
+  const line = (all: readonly FuzzStats[]) => {
+    const s = sumStats(all);
+    const r = summedRates(all);
+    return `[${fmtDuration(s.elapsedMs)}] ${jobs > 1 ? `${jobs} jobs, ` : ''}programs ${s.programs} (${r.programsPerS.toFixed(2)}/s), checked ops ${s.checkedOps} (${r.checkedOpsPerS.toFixed(0)}/s), rules ${s.coverage.rules.size}, bugs ${store.bugs().length} (${s.bugs} first seen this run, ${s.newBugs} not known; ${store.list().length} titles), reboots ${s.reboots}`;
   };
-  let stats: FuzzStats;
-  try {
-    stats = await fuzzLoop(
+  // --programs counts the programs of all jobs: each job takes one before it runs it
+  let taken = 0;
+  const latest: (FuzzStats | undefined)[] = Array.from({ length: jobs }, () => undefined);
+  const progress = () => {
+    const have = latest.filter((x): x is FuzzStats => x !== undefined);
+    if (have.length > 0) status.update(line(have));
+  };
+  const runJob = (j: number) => {
+    const tag = jobs > 1 ? `[job ${j}] ` : '';
+    return fuzzLoop(
       {
-        seed,
+        seed: jobSeed(seed, j),
         timeMs,
-        ...(maxPrograms !== undefined ? { maxPrograms } : {}),
         outDir: setup.outDir,
+        stateDir: jobStateDir(setup.outDir, j),
         kernel,
         profile,
         store,
         fresh: values.fresh ?? false,
         feedback: !values['no-feedback'],
         deviceSetup,
-        shouldStop: () => stop > 0,
+        shouldStop: () => stop > 0 || (maxPrograms !== undefined && taken++ >= maxPrograms),
       },
       {
-        boot: () => bootGuest(setup, 'fuzz'),
-        onProgress: (s) => status.update(line(s)),
-        onFinding: (id, title, rec) => {
-          if (rec.newBug) status.update(`bug${rec.bugKnown ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);
-          else if (rec.isNew) status.update(`another title of bug ${rec.bug}${rec.bugKnown ? ' (known issue)' : ''}: ${safeLine(title, 160)}`, true);
+        boot: () => bootGuest(setup, jobs > 1 ? `fuzz-job${j}` : 'fuzz'),
+        onProgress: (s) => {
+          latest[j] = s;
+          progress();
         },
-        onAnomaly: (index, message) => warn(`program ${index}: the agent reported something impossible (${safeLine(message, 200)}); rebooting`),
+        onFinding: (id, title, rec) => {
+          if (rec.newBug) status.update(`${tag}bug${rec.bugKnown ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);
+          else if (rec.isNew) status.update(`${tag}another title of bug ${rec.bug}${rec.bugKnown ? ' (known issue)' : ''}: ${safeLine(title, 160)}`, true);
+        },
+        onAnomaly: (index, message) => warn(`${tag}program ${index}: the agent reported something impossible (${safeLine(message, 200)}); rebooting`),
       },
     );
+  };
+  let all: FuzzStats[];
+  try {
+    // a job that fails (its guest will not boot) stops the others, which save what they have
+    const settled = await Promise.allSettled(
+      Array.from({ length: jobs }, (_, j) =>
+        runJob(j).catch((e: unknown) => {
+          stop++;
+          throw e;
+        }),
+      ),
+    );
+    const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
+    all = settled.map((x) => (x as PromiseFulfilledResult<FuzzStats>).value);
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
-  status.done(line(stats));
+  const stats = sumStats(all);
+  status.done(line(all));
   await fs.mkdir(setup.outDir, { recursive: true });
   process.stdout.write(summary(store, stats, setup.outDir, profile));
   return 0;

@@ -15,9 +15,12 @@ import { childrenOf, killLeft, waitGone, type ProcInfo } from '../unit/process-s
 
 const CLI = join(process.cwd(), 'bin', 'svadiff.js');
 
-/** `svadiff fuzz --seed 1` into out, and a promise that resolves when it reports its first finding. */
-function startFuzz(out: string) {
-  const child = execa('node', [CLI, 'fuzz', '--kernel', 'debian:6.12', '--time', '10m', '--seed', '1', '--out', out], {
+/**
+ * `svadiff fuzz --seed 1` into out (one job unless given), and a promise that resolves when it
+ * reports its first finding (with jobs: job 0 has, and every other job has saved its position).
+ */
+function startFuzz(out: string, jobs = 1) {
+  const child = execa('node', [CLI, 'fuzz', '--kernel', 'debian:6.12', '--time', '10m', '--seed', '1', '--out', out, '--jobs', String(jobs)], {
     reject: false,
     all: false,
     stdin: 'ignore',
@@ -27,10 +30,19 @@ function startFuzz(out: string) {
   const found = new Promise<void>((resolve) => {
     child.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString();
-      if (/^bug \((NEW|known issue)\): /m.test(stderr)) resolve();
+      if (jobs === 1 && /^bug \((NEW|known issue)\): /m.test(stderr)) resolve();
+      // with jobs: job 0 found something and every other job has saved a position
+      const saved = (j: number) => {
+        try {
+          return (JSON.parse(readFileSync(join(out, 'jobs', String(j), 'fuzz-state.json'), 'utf8')) as { nextIndex: number }).nextIndex > 0;
+        } catch {
+          return false;
+        }
+      };
+      if (jobs > 1 && /^\[job 0\] (bug|another title of bug)/m.test(stderr) && Array.from({ length: jobs - 1 }, (_, j) => j + 1).every(saved)) resolve();
     });
   });
-  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 240_000));
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), jobs > 1 ? 360_000 : 240_000));
   const first = Promise.race([found.then(() => 'found' as const), timeout, child.then(() => 'exited' as const)]);
   return { child, first, stderr: () => stderr };
 }
@@ -57,7 +69,7 @@ async function checkResumes(out: string): Promise<void> {
   const state = JSON.parse(readFileSync(join(out, 'fuzz-state.json'), 'utf8')) as { nextIndex: number; seed: number };
   expect(state.seed).toBe(1);
   expect(state.nextIndex).toBeGreaterThan(0);
-  const again = await execa('node', [CLI, 'fuzz', '--kernel', 'debian:6.12', '--seed', '1', '--out', out, '--programs', '2'], {
+  const again = await execa('node', [CLI, 'fuzz', '--kernel', 'debian:6.12', '--seed', '1', '--out', out, '--programs', '2', '--jobs', '1'], {
     reject: false,
     stdin: 'ignore',
   });
@@ -108,4 +120,41 @@ describe('svadiff fuzz, interrupted', () => {
     const after = checkFindings(out);
     for (const [id, n] of Object.entries(before)) expect(after[id]).toBeGreaterThanOrEqual(n);
   }, 400_000);
+
+  it("with --jobs 2, killed with SIGKILL: both QEMUs die with it, every job's findings and both positions stay", async () => {
+    const out = mkdtempSync(join(tmpdir(), 'svadiff-fuzz-jobs-'));
+    const run = startFuzz(out, 2);
+    let qemu: ProcInfo[] = [];
+    try {
+      expect(await run.first, run.stderr().slice(-3000)).toBe('found');
+      expect(run.stderr()).toMatch(/^svadiff: jobs: 2 \(from --jobs\), seeds 1, \d+; each job is one guest$/m);
+      expect(run.stderr()).toMatch(/2 jobs, programs \d+ \(/);
+      for (let t = Date.now(); Date.now() - t < 90_000; await new Promise((r) => setTimeout(r, 200))) {
+        qemu = childrenOf(run.child.pid!).filter((p) => p.comm.startsWith('qemu-system'));
+        if (qemu.length === 2) break;
+      }
+      expect(qemu.length, 'not two QEMU children of the harness').toBe(2);
+      run.child.kill('SIGKILL');
+      expect(await waitGone(qemu, 10_000), 'a QEMU still runs 10 s after its harness was killed').toBeDefined();
+      expect((await run.child).signal).toBe('SIGKILL');
+    } finally {
+      killLeft(qemu);
+    }
+    checkFindings(out);
+    // every title a job announced is on disk with that job's program (named by its seed)
+    const seeds = new Set<string>();
+    for (const d of readdirSync(join(out, 'findings')).filter((x) => !x.startsWith('.'))) {
+      const p = JSON.parse(readFileSync(join(out, 'findings', d, 'program.json'), 'utf8')) as { comment?: string };
+      const m = /seed (\d+)/.exec(p.comment ?? '');
+      if (m) seeds.add(m[1]!);
+    }
+    const job1Seed = /seeds 1, (\d+);/.exec(run.stderr())![1]!;
+    const announced = ['1', ...(/^\[job 1\] bug/m.test(run.stderr()) ? [job1Seed] : [])];
+    for (const seed of announced) expect([...seeds]).toContain(seed);
+    // both positions were saved with the findings
+    for (const dir of [out, join(out, 'jobs', '1')]) {
+      const st = JSON.parse(readFileSync(join(dir, 'fuzz-state.json'), 'utf8')) as { nextIndex: number; seed: number };
+      expect(st.nextIndex).toBeGreaterThan(0);
+    }
+  }, 600_000);
 });
