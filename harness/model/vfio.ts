@@ -299,7 +299,7 @@ function groupOf(d: Draft, task: Task, fd: string): { key: number; vg: VGroup } 
 }
 
 function doSetContainer(d: Draft, task: Task, op: OpOf<'vfio_set_container'>): OpResult {
-  const x = groupOf(d, task, op.group);
+  const x = groupOf(d, task, op.vgroup);
   if (isResult(x)) return x;
   const ckey = vfioFile(d.s, task.name, op.container);
   // fdget(): a closed descriptor -> -EBADF, before any group check
@@ -318,7 +318,7 @@ function doSetContainer(d: Draft, task: Task, op: OpOf<'vfio_set_container'>): O
 }
 
 function doUnsetContainer(d: Draft, task: Task, op: OpOf<'vfio_unset_container'>): OpResult {
-  const x = groupOf(d, task, op.group);
+  const x = groupOf(d, task, op.vgroup);
   if (isResult(x)) return x;
   if (x.vg.container === null) return res(err('EINVAL'), 'unsetc.none');
   if (x.vg.containerUsers !== 1) return res(err('EBUSY'), 'unsetc.busy');
@@ -338,7 +338,7 @@ function doSetIommu(d: Draft, task: Task, op: OpOf<'vfio_set_iommu'>): OpResult 
 }
 
 function doGetDevice(d: Draft, task: Task, op: OpOf<'vfio_device'>): OpResult {
-  const x = groupOf(d, task, op.group);
+  const x = groupOf(d, task, op.vgroup);
   if (isResult(x)) return x;
   const v0 = d.s.vfio!;
   const inGroup = x.vg.alive && v0.groupOf[op.dev] === x.vg.iommuGroup && v0.drivers[op.dev] === 'vfio';
@@ -354,7 +354,7 @@ function doGetDevice(d: Draft, task: Task, op: OpOf<'vfio_device'>): OpResult {
 }
 
 function doStatus(d: Draft, task: Task, op: OpOf<'vfio_status'>): OpResult {
-  const x = groupOf(d, task, op.group);
+  const x = groupOf(d, task, op.vgroup);
   if (isResult(x)) return x;
   if (!x.vg.alive) return res(err('ENODEV'), 'status.gone');
   const flags = x.vg.container !== null ? 0x3 : dmaUsers(d.s.vfio!, x.vg.iommuGroup) === 0 ? 0x1 : 0x0;
