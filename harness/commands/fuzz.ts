@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--family uacce|vfio]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -10,6 +10,8 @@
  * --no-feedback runs the plain program stream (no corpus, no mutations). --reset reload gives
  * every program a freshly loaded test module (rmmod, insmod) instead of resetting it in place
  * through its control file (the default; a program the kernel reported on is followed by a reload).
+ * --family vfio fuzzes DMA ownership through vfio's group path (harness/ops/vfio.ts) on the
+ * x86_64-vtd-groups machine, with the kernel's vfio modules in the guest.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +26,9 @@ import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
+import { withVfioModules } from '../../kernels/vfio-modules.js';
+import { prepareGuestImage } from '../vm/guest.js';
+import { X86_64_VTD_GROUPS } from '../vm/machine.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -40,6 +45,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       'uacce-src': { type: 'string' },
       'no-feedback': { type: 'boolean' },
       reset: { type: 'string' },
+      family: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -47,7 +53,15 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const deviceSetup = values.reset ?? 'reset';
   if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
+  const family = values.family ?? 'uacce';
+  if (family !== 'uacce' && family !== 'vfio') throw new UserError(`--family ${family}: the op families are uacce and vfio`);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  // vfio programs need vfio in the guest and the machine with their IOMMU groups
+  if (family === 'vfio') {
+    setup.kernel = await withVfioModules(setup.kernel);
+    setup.image = await prepareGuestImage(setup.kernel);
+  }
+  const machine = family === 'vfio' ? { machine: X86_64_VTD_GROUPS.name } : {};
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
@@ -95,9 +109,10 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         feedback: !values['no-feedback'],
         deviceSetup,
         shouldStop: () => stop > 0,
+        ...(family === 'vfio' ? { generator: { family } } : {}),
       },
       {
-        boot: () => bootGuest(setup, 'fuzz'),
+        boot: () => bootGuest(setup, 'fuzz', machine),
         onProgress: (s) => status.update(line(s)),
         onFinding: (id, title, rec) => {
           if (rec.newBug) status.update(`bug${rec.bugKnown ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);

@@ -59,7 +59,7 @@ export const VFIO_RULES = {
   'vdup.ok': 'dup() shares the open vfio file',
 } as const;
 
-type Driver = 'test' | 'vfio' | 'none';
+export type Driver = 'test' | 'vfio' | 'none';
 
 interface VGroup {
   /** index into VfioState.groups */
@@ -375,6 +375,45 @@ export const VFIO_MODEL: ModelOps<
   vfio_device: { check: doGetDevice },
   vfio_status: { check: doStatus },
 };
+
+/** What the generator sees of a vfio descriptor. */
+export interface VfioFdInfo {
+  name: string;
+  kind: VFile['kind'];
+  /** a group's or device's IOMMU group */
+  iommuGroup?: number;
+  /** a group: it is in a container; a container: it has a group */
+  attached: boolean;
+  /** the container (of a group, or itself) has its backend */
+  iommu: boolean;
+}
+
+/** A task's vfio descriptors (for the generator). */
+export function vfioFdsOf(s: ModelState, task: string): VfioFdInfo[] {
+  const v = s.vfio;
+  const m = v?.fds.get(task);
+  if (!v || !m) return [];
+  return [...m].map(([name, key]) => {
+    const f = v.files.get(key)!;
+    if (f.kind === 'container') {
+      const c = v.containers.get(f.container)!;
+      return { name, kind: f.kind, attached: c.groups > 0, iommu: c.iommu };
+    }
+    const vg = v.vgroups.get(f.vgroup)!;
+    const iommu = vg.container !== null && v.containers.get(vg.container)!.iommu;
+    return { name, kind: f.kind, iommuGroup: vg.iommuGroup, attached: vg.container !== null, iommu };
+  });
+}
+
+/** Each endpoint's driver (for the generator). */
+export function endpointDrivers(s: ModelState): readonly Driver[] {
+  return s.vfio?.drivers ?? [];
+}
+
+/** Would unbinding endpoint ep block (a device fd of it is open)? */
+export function unbindBlocks(s: ModelState, ep: number): boolean {
+  return [...(s.vfio?.files.values() ?? [])].some((f) => f.kind === 'device' && f.ep === ep);
+}
 
 /** Who owns each IOMMU group's DMA, for reports: "{0}: DMA API; {1,2}: user". */
 export function describeOwnership(v: VfioState): string {

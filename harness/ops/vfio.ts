@@ -33,7 +33,7 @@ export const pciBind = defineOp({
   describe: (op) => `bind endpoint ${op.dev} to ${op.driver === 'test' ? 'svadiff_test' : 'vfio-pci'} (driver_override, then bind)`,
   title: (op) => `pci_bind ${op.driver}`,
   sheet: 'Binding drivers (sysfs)',
-  weight: 6,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const pciUnbind = defineOp({
@@ -49,7 +49,7 @@ export const pciUnbind = defineOp({
   comment: (op) => `unbind endpoint ${op.dev} from its driver (a DMA API driver drops its count of the group's owner)`,
   describe: (op) => `unbind endpoint ${op.dev} from its driver`,
   sheet: 'Binding drivers (sysfs)',
-  weight: 5,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioGroup = defineOp({
@@ -65,7 +65,7 @@ export const vfioGroup = defineOp({
   comment: (op) => `open the vfio group of endpoint ${op.dev}: vfio_group_fops_open() (one open file per group)`,
   describe: (op) => `open the vfio group of endpoint ${op.dev} -> ${op.fd}`,
   sheet: 'The vfio group path',
-  weight: 6,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioContainer = defineOp({
@@ -81,7 +81,7 @@ export const vfioContainer = defineOp({
   comment: () => 'a new, empty vfio container',
   describe: (op) => `open /dev/vfio/vfio -> ${op.fd}`,
   sheet: 'The vfio group path',
-  weight: 4,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioSetContainer = defineOp({
@@ -97,7 +97,7 @@ export const vfioSetContainer = defineOp({
   comment: (op) => `put group ${op.vgroup} in container ${op.container}: iommu_group_claim_dma_owner() (EPERM while a kernel driver uses the group)`,
   describe: (op) => `VFIO_GROUP_SET_CONTAINER ${op.vgroup} -> ${op.container}`,
   sheet: 'The vfio group path',
-  weight: 6,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioUnsetContainer = defineOp({
@@ -113,7 +113,7 @@ export const vfioUnsetContainer = defineOp({
   comment: (op) => `take group ${op.vgroup} out of its container: the DMA ownership is released (EBUSY while device fds are open)`,
   describe: (op) => `VFIO_GROUP_UNSET_CONTAINER ${op.vgroup}`,
   sheet: 'The vfio group path',
-  weight: 2,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioSetIommu = defineOp({
@@ -129,7 +129,7 @@ export const vfioSetIommu = defineOp({
   comment: (op) => `give container ${op.container} its type1 backend (EINVAL without a group or with one already)`,
   describe: (op) => `VFIO_SET_IOMMU type1v2 on ${op.container}`,
   sheet: 'The vfio group path',
-  weight: 4,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioDevice = defineOp({
@@ -145,7 +145,7 @@ export const vfioDevice = defineOp({
   comment: (op) => `a device fd of endpoint ${op.dev} from group ${op.vgroup}: it holds the group file and a container user`,
   describe: (op) => `VFIO_GROUP_GET_DEVICE_FD endpoint ${op.dev} from ${op.vgroup} -> ${op.fd}`,
   sheet: 'The vfio group path',
-  weight: 5,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
 
 export const vfioStatus = defineOp({
@@ -161,5 +161,5 @@ export const vfioStatus = defineOp({
   comment: (op) => `the status of group ${op.vgroup}: VIABLE while no kernel driver owns its DMA, CONTAINER_SET`,
   describe: (op) => `VFIO_GROUP_GET_STATUS ${op.vgroup}`,
   sheet: 'The vfio group path',
-  weight: 4,
+  weight: 0, // drawn only in vfio programs (generator/vfio.ts VFIO_WEIGHTS)
 });
