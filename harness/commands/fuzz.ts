@@ -29,6 +29,7 @@ import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileO
 import { withVfioModules } from '../../kernels/vfio-modules.js';
 import { prepareGuestImage } from '../vm/guest.js';
 import { X86_64_VTD_GROUPS } from '../vm/machine.js';
+import { VFIO_WEIGHTS } from '../generator/vfio.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -109,7 +110,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         feedback: !values['no-feedback'],
         deviceSetup,
         shouldStop: () => stop > 0,
-        ...(family === 'vfio' ? { generator: { family } } : {}),
+        ...(family === 'vfio' ? { generator: { family, weights: VFIO_WEIGHTS } } : {}),
       },
       {
         boot: () => bootGuest(setup, 'fuzz', machine),

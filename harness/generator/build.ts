@@ -127,7 +127,8 @@ class Builder {
     const grouped = r.chance(this.o.groupPct);
     const invalid = r.chance(this.o.invalidPct);
     if (grouped && this.group(r)) return;
-    let kind = d.kind;
+    // a kind the family never draws (a mutation drew it by other weights): one it draws
+    let kind = (this.o.weights[d.kind] ?? 0) > 0 ? d.kind : kindFor(this.o.weights, r.next());
     for (let tries = 0; tries < 4; tries++) {
       if (this.make(kind, r, invalid, 0)) return;
       kind = kindFor(this.o.weights, r.next());

@@ -8,7 +8,8 @@ import { formatPredictions, initialState, predict, profileFor, type ModelState }
 import type { Program } from '../../harness/program/types.js';
 import { SHARED, SHARED_WANT, SINGLE, SINGLE_WANT, program } from './vfio-programs.js';
 import { runOnModel } from '../../harness/coverage/model-run.js';
-import { generateProgram } from '../../harness/generator/index.js';
+import { build, generateProgram } from '../../harness/generator/index.js';
+import { VFIO_DEVICE } from '../../harness/generator/vfio.js';
 import { VFIO_RULES } from '../../harness/model/vfio.js';
 import { descOf } from '../../harness/ops/index.js';
 
@@ -90,5 +91,13 @@ describe('vfio programs of the generator', () => {
     const missing = Object.keys(VFIO_RULES).filter((r) => !NOT_MADE.includes(r) && !reached.has(r));
     expect(missing).toEqual([]);
     expect(NOT_MADE.filter((r) => reached.has(r))).toEqual([]);
+  });
+});
+
+describe('vfio programs from mutated decisions', () => {
+  it('a decision of a kind the family never draws (a uacce open) becomes one of its kinds', () => {
+    const b = build({ device: VFIO_DEVICE, steps: [{ kind: 'open', r: [1, 2, 3, 4, 5, 6, 7, 8] }, { kind: 'mmap', r: [9, 9, 9, 9, 9, 9, 9, 9] }] }, { family: 'vfio' });
+    expect(b.program.ops.length).toBeGreaterThan(0);
+    expect(b.program.ops.filter((op) => descOf(op.op).family === 'uacce')).toEqual([]);
   });
 });
