@@ -322,6 +322,39 @@ static void program_reset(void)
 	P.abort = 0;
 }
 
+
+/*
+ * After a program on the PCI endpoints (every task gone, so no vfio file is open): each
+ * endpoint's driver_override cleared and one left on vfio-pci unbound, so that the next
+ * program's test module binds them all again (the vfio ops, harness/ops/vfio.ts, move them).
+ */
+static void release_endpoints(void)
+{
+	int dev;
+
+	for (dev = 0; dev < MAX_DEVS * 8; dev++) {
+		char a[64], p[PATH_LEN], link[PATH_LEN];
+		const char *drv;
+		ssize_t l;
+
+		snprintf(a, sizeof(a), "%s", ep_addr(dev));
+		if (!a[0])
+			break;
+		snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver_override", a);
+		write_file(p, "\n");
+		snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver", a);
+		l = readlink(p, link, sizeof(link) - 1);
+		if (l < 0)
+			continue;
+		link[l] = '\0';
+		drv = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+		if (strcmp(drv, VFIO_PCI_DRIVER) == 0) {
+			snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver/unbind", a);
+			write_file(p, a);
+		}
+	}
+}
+
 /* Kill every task, wait for them, unload the module, send F. extra: why the program ended early. */
 static void teardown(const char *extra)
 {
@@ -361,6 +394,8 @@ static void teardown(const char *extra)
 		status = 1;
 	}
 	unlink_mknods();
+	if (P.sva)
+		release_endpoints();
 	program_reset();
 	if (!opt_no_module) {
 		char why[MSG_MAX / 2];

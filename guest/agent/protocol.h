@@ -33,6 +33,55 @@ static int parse_op(char **tok, int ntok, struct op *o, char *err, size_t errlen
 	return check_args(o, err, errlen);	/* each op's own ranges (svt_ops.gen.h) */
 }
 
+static int is_dir(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A directory reads as its entry names (without . and ..), sorted, one a line, as much as fits
+ * in len: how the host reads /sys/kernel/iommu_groups and a group's devices. Closes fd.
+ */
+static size_t list_dir(int fd, char *buf, size_t len)
+{
+	static char names[256][64];
+	char *sorted[256];
+	DIR *d = fdopendir(fd);
+	struct dirent *ent;
+	size_t n = 0, got = 0, i;
+
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while (n < 256 && (ent = readdir(d)) != NULL) {
+		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0 || strlen(ent->d_name) >= sizeof(names[0]))
+			continue;
+		strcpy(names[n], ent->d_name);
+		sorted[n] = names[n];
+		n++;
+	}
+	closedir(d);
+	qsort(sorted, n, sizeof(sorted[0]), cmp_names);
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(sorted[i]);
+
+		if (got + l + 1 > len)
+			break;
+		memcpy(buf + got, sorted[i], l);
+		got += l;
+		buf[got++] = '\n';
+	}
+	return got;
+}
+
 static void cmd_C(char **tok, int ntok)
 {
 	char path[MAX_LINE];
@@ -51,6 +100,8 @@ static void cmd_C(char **tok, int ntok)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		err = errno;
+	} else if (is_dir(fd)) {
+		got = list_dir(fd, buf, sizeof(buf));	/* closes fd */
 	} else {
 		while (got < sizeof(buf)) {
 			ssize_t n = read(fd, buf + got, sizeof(buf) - got);

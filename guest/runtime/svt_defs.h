@@ -29,6 +29,12 @@
 #define KILL_DEADLINE_MS	5000
 #define PATH_LEN		200
 #define DATA_MAX		1024	/* bytes of a result (what was read, the path opened) */
+#define PCI_DEVICES		"/sys/bus/pci/devices"
+#define PCI_DRIVERS		"/sys/bus/pci/drivers"
+#define EP_PCI_VENDOR		"0x1234"	/* svadiff-sva's PCI ids as sysfs shows them (svt_endpoint.h) */
+#define EP_PCI_DEVICE		"0x5356"
+#define VFIO_PCI_DRIVER		"vfio-pci"
+#define VFIO_DIR		"/dev/vfio"
 #define PLAIN_CHARS		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -"	/* a value of these is shown unquoted */
 
 #endif /* SVT_DEFS_H */

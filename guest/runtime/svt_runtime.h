@@ -16,7 +16,7 @@ static long long mapped(struct res *r, void *got, uint64_t want)
 }
 #endif
 
-#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE || SVT_PCI_BIND || SVT_PCI_UNBIND
 /* one write(2) of out, or read(2) into in, on a file opened for it (sysfs, bind/unbind) */
 static long long file_io(const char *path, const char *out, char *in, size_t len)
 {
@@ -34,7 +34,7 @@ static long long file_io(const char *path, const char *out, char *in, size_t len
 }
 #endif
 
-#if SVT_AGENT || SVT_WRITE_FILE
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_PCI_BIND || SVT_PCI_UNBIND
 static long long write_file(const char *path, const char *s)
 {
 	return file_io(path, s, NULL, strlen(s));
@@ -413,5 +413,161 @@ static void task_start(void)
 	me = 0;
 	task_loop();
 	_exit(0);
+}
+#endif
+
+#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE
+#include <dirent.h>
+static int ep_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* a PCI device's sysfs file, its first line, or "" */
+static void pci_attr(const char *dev, const char *attr, char *out, size_t len)
+{
+	char p[PATH_LEN];
+	FILE *f;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/%s", dev, attr);
+	out[0] = '\0';
+	f = fopen(p, "re");
+	if (f) {
+		if (!fgets(out, (int)len, f))
+			out[0] = '\0';
+		fclose(f);
+	}
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/*
+ * The PCI address of svadiff-sva endpoint dev: the dev-th one in PCI address order (every
+ * machine gives its endpoints their indexes in that order: harness/vm/machine.ts), "" if none.
+ */
+static const char *ep_addr(int dev)
+{
+	static char addr[64];
+	struct dirent **ents;
+	int n, i, k = 0;
+
+	addr[0] = '\0';
+	n = scandir(PCI_DEVICES, &ents, NULL, ep_cmp);
+	for (i = 0; i < n; i++) {
+		char v[16], d[16];
+
+		pci_attr(ents[i]->d_name, "vendor", v, sizeof(v));
+		pci_attr(ents[i]->d_name, "device", d, sizeof(d));
+		if (strcmp(v, EP_PCI_VENDOR) == 0 && strcmp(d, EP_PCI_DEVICE) == 0 && k++ == dev &&
+		    strlen(ents[i]->d_name) < sizeof(addr))
+			strcpy(addr, ents[i]->d_name);
+		free(ents[i]);
+	}
+	if (n >= 0)
+		free(ents);
+	return addr;
+}
+#endif
+
+#if SVT_AGENT || SVT_PCI_BIND
+/*
+ * Bind endpoint dev to driver drv: driver_override names it (the only driver that may then
+ * match), then the driver's bind file takes the address; the errno is the bind's.
+ */
+static long long pci_bind(int dev, const char *drv)
+{
+	char p[PATH_LEN], a[64];
+
+	snprintf(a, sizeof(a), "%s", ep_addr(dev));
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver_override", a);
+	if (write_file(p, drv) < 0)
+		return -1;
+	snprintf(p, sizeof(p), PCI_DRIVERS "/%s/bind", drv);
+	return write_file(p, a) < 0 ? -1 : 0;
+}
+#endif
+
+#if SVT_AGENT || SVT_PCI_UNBIND
+/* Unbind endpoint dev from its driver (ENOENT: it has none) */
+static long long pci_unbind(int dev)
+{
+	char p[PATH_LEN], a[64];
+
+	snprintf(a, sizeof(a), "%s", ep_addr(dev));
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver/unbind", a);
+	return write_file(p, a) < 0 ? -1 : 0;
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_GROUP_OPEN
+/* Open the vfio group of endpoint dev's IOMMU group, /dev/vfio/<n> (ENOENT: there is none) */
+static long long vfio_group_open(int dev)
+{
+	char p[PATH_LEN], link[128];
+	const char *n;
+	ssize_t l;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/iommu_group", ep_addr(dev));
+	l = readlink(p, link, sizeof(link) - 1);
+	if (l < 0)
+		return -1;
+	link[l] = '\0';
+	n = strrchr(link, '/');
+	snprintf(p, sizeof(p), VFIO_DIR "/%s", n ? n + 1 : link);
+	return open(p, O_RDWR | O_CLOEXEC);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_SET_CONTAINER
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+static long long vfio_set_container(int group, int container)
+{
+	return ioctl(group, VFIO_GROUP_SET_CONTAINER, &container);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_UNSET_CONTAINER
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+static long long vfio_unset_container(int group)
+{
+	return ioctl(group, VFIO_GROUP_UNSET_CONTAINER);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_SET_IOMMU
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+static long long vfio_set_iommu(int container)
+{
+	return ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_GET_DEVICE
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+/* VFIO_GROUP_GET_DEVICE_FD of endpoint dev (by its PCI address): a new descriptor */
+static long long vfio_get_device(int group, int dev)
+{
+	char a[64];
+
+	snprintf(a, sizeof(a), "%s", ep_addr(dev));
+	return ioctl(group, VFIO_GROUP_GET_DEVICE_FD, a);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_GROUP_STATUS
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+/* VFIO_GROUP_GET_STATUS; r->data: its flags (0x1 VIABLE, 0x2 CONTAINER_SET) */
+static long long vfio_group_status(struct res *r, int group)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	long long ret = ioctl(group, VFIO_GROUP_GET_STATUS, &st);
+
+	if (ret == 0)
+		DATAF(r, "0x%x", st.flags);
+	return ret;
 }
 #endif

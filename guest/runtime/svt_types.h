@@ -99,14 +99,41 @@ static pid_t fork_task(void);
 #if SVT_AGENT || SVT_MAPPED
 static long long mapped(struct res *r, void *got, uint64_t want);
 #endif
-#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_READ_FILE || SVT_PCI_BIND || SVT_PCI_UNBIND
 static long long file_io(const char *path, const char *out, char *in, size_t len);
 #endif
-#if SVT_AGENT || SVT_WRITE_FILE
+#if SVT_AGENT || SVT_WRITE_FILE || SVT_PCI_BIND || SVT_PCI_UNBIND
 static long long write_file(const char *path, const char *s);
 #endif
 #if SVT_AGENT || SVT_READ_FILE
 static long long read_file(struct res *r, const char *path);
+#endif
+#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE
+static const char *ep_addr(int dev);
+#endif
+#if SVT_AGENT || SVT_PCI_BIND
+static long long pci_bind(int dev, const char *drv);
+#endif
+#if SVT_AGENT || SVT_PCI_UNBIND
+static long long pci_unbind(int dev);
+#endif
+#if SVT_AGENT || SVT_VFIO_GROUP_OPEN
+static long long vfio_group_open(int dev);
+#endif
+#if SVT_AGENT || SVT_VFIO_SET_CONTAINER
+static long long vfio_set_container(int group, int container);
+#endif
+#if SVT_AGENT || SVT_VFIO_UNSET_CONTAINER
+static long long vfio_unset_container(int group);
+#endif
+#if SVT_AGENT || SVT_VFIO_SET_IOMMU
+static long long vfio_set_iommu(int container);
+#endif
+#if SVT_AGENT || SVT_VFIO_GET_DEVICE
+static long long vfio_get_device(int group, int dev);
+#endif
+#if SVT_AGENT || SVT_VFIO_GROUP_STATUS
+static long long vfio_group_status(struct res *r, int group);
 #endif
 #if SVT_AGENT || SVT_SUBMIT
 static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32_t opcode, uint64_t addr,

@@ -9,6 +9,9 @@ import { parseConsole, type KmsgRecord } from '../oracle/report.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
 import { info, warn } from '../util/log.js';
+import { withVfioModules } from '../../kernels/vfio-modules.js';
+import { descOf } from '../ops/index.js';
+import type { Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';
 
 export const DEFAULT_KERNEL = 'debian:6.12';
@@ -28,6 +31,16 @@ export async function prepare(kernelSpec: string | undefined, accel: string | un
   const outDir = resolve(out ?? DEFAULT_OUT);
   await fs.mkdir(join(outDir, 'logs'), { recursive: true });
   return { kernel, image, accel: parseAccel(accel), outDir };
+}
+
+/**
+ * The setup a program needs: with vfio ops, the kernel's vfio modules in the guest (Debian
+ * builds vfio as modules: kernels/vfio-modules.ts) and so another initramfs; else unchanged.
+ */
+export async function setupFor(s: GuestSetup, program: Program): Promise<GuestSetup> {
+  if (!program.ops.some((op) => descOf(op.op).family === 'vfio')) return s;
+  const kernel = await withVfioModules(s.kernel);
+  return { ...s, kernel, image: await prepareGuestImage(kernel) };
 }
 
 /** Who a finding was seen on: the exact kernel and, when known, where its uacce came from. */

@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N] [--family uacce|vfio]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -14,6 +14,8 @@
  * each with its own program stream (seeds derived from --seed: harness/fuzz/jobs.ts) and saved
  * position, all writing one findings store; the progress line adds them up, --programs counts
  * all jobs' programs, and Ctrl-C stops every job after its current program.
+ * --family vfio fuzzes DMA ownership through vfio's group path (harness/ops/vfio.ts) on the
+ * x86_64-vtd-groups machine, with the kernel's vfio modules in the guest.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +32,10 @@ import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
+import { withVfioModules } from '../../kernels/vfio-modules.js';
+import { prepareGuestImage } from '../vm/guest.js';
+import { X86_64_VTD_GROUPS } from '../vm/machine.js';
+import { VFIO_WEIGHTS } from '../generator/vfio.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -47,6 +53,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       'no-feedback': { type: 'boolean' },
       reset: { type: 'string' },
       jobs: { type: 'string' },
+      family: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -55,7 +62,15 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
   const jobsGiven = parseIntOption('jobs', values.jobs, 1, 64);
+  const family = values.family ?? 'uacce';
+  if (family !== 'uacce' && family !== 'vfio') throw new UserError(`--family ${family}: the op families are uacce and vfio`);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  // vfio programs need vfio in the guest and the machine with their IOMMU groups
+  if (family === 'vfio') {
+    setup.kernel = await withVfioModules(setup.kernel);
+    setup.image = await prepareGuestImage(setup.kernel);
+  }
+  const machine = family === 'vfio' ? { machine: X86_64_VTD_GROUPS.name } : {};
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
@@ -117,10 +132,11 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         fresh: values.fresh ?? false,
         feedback: !values['no-feedback'],
         deviceSetup,
+        ...(family === 'vfio' ? { generator: { family, weights: VFIO_WEIGHTS } } : {}),
         shouldStop: () => stop > 0 || (maxPrograms !== undefined && taken++ >= maxPrograms),
       },
       {
-        boot: () => bootGuest(setup, jobs > 1 ? `fuzz-job${j}` : 'fuzz'),
+        boot: () => bootGuest(setup, jobs > 1 ? `fuzz-job${j}` : 'fuzz', machine),
         onProgress: (s) => {
           latest[j] = s;
           progress();

@@ -39,7 +39,7 @@ import { cacheDir } from '../util/paths.js';
 import { safeLine } from '../util/sanitize.js';
 import { machineForDevice } from '../vm/machine.js';
 import { readFinding } from './known.js';
-import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, type GuestSetup } from './common.js';
+import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, setupFor, type GuestSetup } from './common.js';
 
 export const REPRO_FORMAT = 'svadiff-repro';
 export const REPRO_VERSION = 1;
@@ -175,7 +175,7 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
   // logs of the guests go where the fuzzing run keeps its logs (<out>/logs), else next to the finding
   const inStore = basename(dirname(dir)) === 'findings';
   const outDir = inStore ? dirname(dirname(dir)) : dir;
-  const setup = await prepare(o.kernel ?? finding.kernel.spec, o.accel, outDir, o.uacceSrc);
+  const setup = await setupFor(await prepare(o.kernel ?? finding.kernel.spec, o.accel, outDir, o.uacceSrc), program);
   const profile = profileOf(setup.kernel);
   const kernelId = kernelIdOf(setup.kernel);
   const sig = findingSignature(finding, program);

@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.js';
 import { safeLine } from '../util/sanitize.js';
 import type { KernelId } from '../findings/store.js';
 import { machineForDevice } from '../vm/machine.js';
-import { bootGuest, kernelIdOf, prepare, profileOf } from './common.js';
+import { bootGuest, kernelIdOf, prepare, profileOf, setupFor } from './common.js';
 
 export async function loadProgram(path: string): Promise<Program> {
   let text: string;
@@ -33,7 +33,7 @@ export async function cmdRun(args: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UserError('usage: svadiff run <program.json> [--kernel debian:6.12] [--uacce-src S] [--json]');
   const program = await loadProgram(positionals[0]!);
-  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  const setup = await setupFor(await prepare(values.kernel, values.accel, values.out, values['uacce-src']), program);
   const profile = profileOf(setup.kernel);
   const guest = await bootGuest(setup, 'run', { machine: machineForDevice(setup.kernel.arch, program.device).name });
   let r: ExecResult;

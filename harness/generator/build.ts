@@ -18,6 +18,7 @@ import { PROGRAM_FORMAT, PROGRAM_VERSION, type DeviceParams, type Program } from
 import { Rand, type FamilyGen, type GenCtx, type Intent, type KindGen, type Made } from './context.js';
 import { CORE_GEN } from './core.js';
 import { UACCE_GEN } from './uacce.js';
+import { VFIO_GEN } from './vfio.js';
 import { StateView } from './view.js';
 
 /** One step: the op kind asked for, and the random numbers its generator draws from first. */
@@ -46,7 +47,7 @@ export interface Built {
   intents: Intent[];
 }
 
-const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN];
+const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, VFIO_GEN];
 
 const KIND_GEN = Object.fromEntries(FAMILIES.flatMap((f) => Object.entries(f.kinds))) as Record<OpKind, KindGen>;
 for (const k of OP_KINDS) if (KIND_GEN[k] === undefined) throw new Error(`generator: no arguments for ${k}`);
@@ -126,7 +127,8 @@ class Builder {
     const grouped = r.chance(this.o.groupPct);
     const invalid = r.chance(this.o.invalidPct);
     if (grouped && this.group(r)) return;
-    let kind = d.kind;
+    // a kind the family never draws (a mutation drew it by other weights): one it draws
+    let kind = (this.o.weights[d.kind] ?? 0) > 0 ? d.kind : kindFor(this.o.weights, r.next());
     for (let tries = 0; tries < 4; tries++) {
       if (this.make(kind, r, invalid, 0)) return;
       kind = kindFor(this.o.weights, r.next());

@@ -6,7 +6,8 @@
  */
 import type { Task } from '../model/index.js';
 import { hex64 } from '../device/memory.js';
-import type { Op } from '../ops/index.js';
+import type { Op, OpKind } from '../ops/index.js';
+import { vfioFdsOf } from '../model/vfio.js';
 import { LIMITS } from '../program/limits.js';
 import type { Prot } from '../program/types.js';
 import type { FamilyGen, Gen, GenCtx, Made } from './context.js';
@@ -19,7 +20,8 @@ export const invalid = (op: Op): Made => ({ op, intent: 'invalid' });
 
 /** A descriptor name some task has or had that `t` does not have (for EBADF on purpose). */
 export function missingFd(c: GenCtx, t: Task): string | undefined {
-  return c.r.pick(c.fdNames().filter((n) => !t.fds.has(n)));
+  const vfio = new Set(vfioFdsOf(c.view.s, t.name).map((f) => f.name));
+  return c.r.pick(c.fdNames().filter((n) => !t.fds.has(n) && !vfio.has(n)));
 }
 
 /** A mapping name with nothing mapped in t's window of it (for SIGSEGV, EFAULT, ENOMEM on purpose). */
@@ -79,15 +81,20 @@ function onPiece(c: GenCtx, mk: (t: Task, p: Piece) => Gen, mkMissing: (t: Task,
   return mk(tp.t, (split.length > 0 && c.r.chance(40) ? c.r.pick(split) : c.r.pick(tp.ps))!);
 }
 
+/** A task's descriptor names: its queues, then its vfio files (vfio programs). */
+const fdNamesOf = (c: GenCtx, t: Task): string[] => [...t.fds.keys(), ...vfioFdsOf(c.view.s, t.name).map((f) => f.name)];
+/** What makes a first descriptor: an open, or in a vfio program a container (the families stay apart). */
+const firstFd = (c: GenCtx): OpKind => (c.view.s.vfio !== undefined ? 'vfio_container' : 'open');
+
 const close = (c: GenCtx): Gen => {
   if (c.invalid) {
     const t = c.pickTask(c.view.tasks());
     const fd = t === undefined ? undefined : missingFd(c, t);
     if (t !== undefined && fd !== undefined) return invalid({ op: 'close', task: t.name, fd });
   }
-  const t = c.pickTask(c.view.tasks().filter((x) => x.fds.size > 0));
-  if (t === undefined) return { need: 'open' };
-  return valid({ op: 'close', task: t.name, fd: c.r.pick([...t.fds.keys()])! });
+  const t = c.pickTask(c.view.tasks().filter((x) => fdNamesOf(c, x).length > 0));
+  if (t === undefined) return { need: firstFd(c) };
+  return valid({ op: 'close', task: t.name, fd: c.r.pick(fdNamesOf(c, t))! });
 };
 
 const dup = (c: GenCtx): Gen => {
@@ -96,9 +103,9 @@ const dup = (c: GenCtx): Gen => {
     const fd = t === undefined ? undefined : missingFd(c, t);
     if (t !== undefined && fd !== undefined) return invalid({ op: 'dup', task: t.name, fd, as: c.fdName() });
   }
-  const t = c.pickTask(c.view.tasks().filter((x) => x.fds.size > 0));
-  if (t === undefined) return { need: 'open' };
-  return valid({ op: 'dup', task: t.name, fd: c.r.pick([...t.fds.keys()])!, as: c.fdName() });
+  const t = c.pickTask(c.view.tasks().filter((x) => fdNamesOf(c, x).length > 0));
+  if (t === undefined) return { need: firstFd(c) };
+  return valid({ op: 'dup', task: t.name, fd: c.r.pick(fdNamesOf(c, t))!, as: c.fdName() });
 };
 
 const alloc = (c: GenCtx): Gen => {

@@ -16,6 +16,7 @@ import { OP_DESCS } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type IsolateOps, type Program } from '../program/types.js';
 import { buildProgram, kindFor, type Built, type Decision, type Weights } from './build.js';
 import type { Intent } from './context.js';
+import { VFIO_DEVICE, VFIO_WEIGHTS } from './vfio.js';
 
 export { buildProgram, kindFor, type Built, type Decision, type Weights } from './build.js';
 export type { Intent } from './context.js';
@@ -41,6 +42,11 @@ export interface GeneratorOptions {
   groupPct: number;
   /** ops per program at most */
   maxProgramOps: number;
+  /**
+   * The op family of the programs: uacce (the default: the device and the core ops) or vfio (DMA
+   * ownership on the IOMMU-group machine: generator/vfio.ts, its device and weights).
+   */
+  family?: 'uacce' | 'vfio';
 }
 
 export const DEFAULT_GENERATOR: GeneratorOptions = {
@@ -93,6 +99,9 @@ export interface Decisions {
 }
 
 function options(opts: Partial<GeneratorOptions>): GeneratorOptions {
+  // a vfio program has its fixed layout and its family's kinds whatever else is asked
+  // (no concurrent groups: the races are the uacce family's)
+  if (opts.family === 'vfio') return { ...DEFAULT_GENERATOR, ...opts, device: VFIO_DEVICE, weights: opts.weights ?? VFIO_WEIGHTS, groupPct: 0 };
   return { ...DEFAULT_GENERATOR, ...opts };
 }
 
@@ -107,7 +116,7 @@ export function decisionsArbitrary(opts: Partial<GeneratorOptions> = {}): fc.Arb
 /** Build the program of a set of decisions. */
 export function build(d: Decisions, opts: Partial<GeneratorOptions> = {}): Built {
   const o = options(opts);
-  return buildProgram(d.device, d.steps, o);
+  return buildProgram(o.family === 'vfio' ? VFIO_DEVICE : d.device, d.steps, o);
 }
 
 /** The arbitrary of programs (usable in fast-check properties and for sampling). */

@@ -25,6 +25,7 @@ import {
 import { res, sigResult, type ModelOps, type OpResult } from './result.js';
 import type { KernelProfile } from './profile.js';
 import type { AnonVma, Draft, Task, Vma } from './state.js';
+import { vfioClose, vfioDup, vfioExit, vfioFile, vfioFork } from './vfio.js';
 
 /** The rules of these ops, with where each comes from (rules.ts says how sources are cited). */
 export const CORE_RULES = {
@@ -77,6 +78,7 @@ export const CORE_RULES = {
 
 function doClose(d: Draft, task: Task, op: OpClose): OpResult {
   const qid = task.fds.get(op.fd);
+  if (qid === undefined && vfioFile(d.s, task.name, op.fd) !== undefined) return vfioClose(d, task, op.fd);
   if (qid === undefined) return res(err('EBADF'), 'fd.ebadf');
   d.taskFds(task.name).delete(op.fd);
   dropRef(d, qid);
@@ -85,8 +87,10 @@ function doClose(d: Draft, task: Task, op: OpClose): OpResult {
 
 function doDup(d: Draft, task: Task, op: OpDup): OpResult {
   const qid = task.fds.get(op.fd);
-  if (qid === undefined) return res(err('EBADF'), 'fd.ebadf');
-  if (task.fds.has(op.as)) return res(err('EINVAL'), 'program.malformed');
+  const vfile = vfioFile(d.s, task.name, op.fd);
+  if (qid === undefined && vfile === undefined) return res(err('EBADF'), 'fd.ebadf');
+  if (task.fds.has(op.as) || vfioFile(d.s, task.name, op.as) !== undefined) return res(err('EINVAL'), 'program.malformed');
+  if (qid === undefined) return vfioDup(d, task, op.fd, op.as);
   d.taskFds(task.name).set(op.as, qid);
   addRef(d, qid);
   return res(ok(), 'dup.ok');
@@ -383,6 +387,7 @@ function doFork(d: Draft, task: Task, op: OpFork): OpResult {
   d.put('mms', mmId, { id: mmId, alive: true, vmas, pages });
   d.put('tasks', op.child, { name: op.child, alive: true, mm: mmId, fds: new Map(task.fds) });
   for (const qid of task.fds.values()) addRef(d, qid);
+  vfioFork(d, task.name, op.child);
   return res(ok(), 'fork.ok');
 }
 
@@ -394,6 +399,7 @@ function doExit(d: Draft, task: Task): OpResult {
   const fds = [...task.fds.values()];
   d.taskFds(task.name).clear();
   for (const qid of fds) dropRef(d, qid);
+  vfioExit(d, task.name);
   d.task(task.name).alive = false;
   return res(ok(), 'exit.ok');
 }

@@ -18,6 +18,7 @@ import { nodeName } from '../device/testdev.js';
 import { slotOfPage } from './kernel.js';
 import { applyOp, opStatesDuring, probe } from './ops.js';
 import { openAcrossRemove, sysfsReadAcrossRemove } from './uacce.js';
+import { describeOwnership, initialVfio } from './vfio.js';
 import type { KernelProfile } from './profile.js';
 import { Chooser, Draft, type ModelState } from './state.js';
 
@@ -53,6 +54,8 @@ export function initialState(device: DeviceParams, profile: KernelProfile): Mode
     nextKey: 1,
     ops: 0,
   };
+  const vfio = initialVfio(device);
+  if (vfio) empty.vfio = vfio;
   const d = new Draft(empty);
   // platform devices svadiff_test.0..N-1 are probed in order at module load: uacce ids 0..N-1
   for (let i = 0; i < device.devices; i++) probe(d, i);
@@ -150,6 +153,7 @@ export function describeState(s: ModelState): string {
     });
     lines.push(`${t.name}: fds {${fds}} maps [${maps.join(', ')}]`);
   }
+  if (s.vfio) lines.push(`IOMMU groups: ${describeOwnership(s.vfio)}`);
   return lines.join('\n');
 }
 

@@ -13,11 +13,12 @@ import { CORE_MODEL } from './core.js';
 import { res, type ModelOp, type ModelOps, type OpResult } from './result.js';
 import type { Chooser, Draft, ModelState } from './state.js';
 import { UACCE_MODEL } from './uacce.js';
+import { VFIO_MODEL } from './vfio.js';
 
 export type { OpResult } from './result.js';
 
 /** Every op kind's model (a kind without one does not compile). */
-const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL };
+const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...VFIO_MODEL };
 
 export function applyOp(d: Draft, op: Op, ch: Chooser): OpResult {
   // mapping names get slots in order of first creation (the host's slot table, wire.ts)

@@ -9,6 +9,7 @@ import type { DeviceParams, Prot } from '../program/types.js';
 import { clonePage, emptyPage, type Page, type Word } from '../device/memory.js';
 import type { DriverCounters } from '../device/testdev.js';
 import type { KernelProfile } from './profile.js';
+import type { VfioState } from './vfio.js';
 
 /** uacce's view of a queue (enum uacce_q_state), plus RELEASED while uacce_fops_release frees it
  * (a released queue is then dropped from the state). */
@@ -165,6 +166,8 @@ export interface ModelState {
   nextKey: number;
   /** operations predicted so far */
   ops: number;
+  /** endpoints, IOMMU groups and vfio files (harness/model/vfio.ts); only with device.groups */
+  vfio?: VfioState;
 }
 
 /** Copy-on-write successor of a state. */

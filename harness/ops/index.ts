@@ -6,6 +6,7 @@
 import * as core from './core.js';
 import type { Fields, HandleKind, OpDesc, OpValue } from './describe.js';
 import * as uacce from './uacce.js';
+import * as vfio from './vfio.js';
 
 const ALL = [
   uacce.open,
@@ -27,6 +28,15 @@ const ALL = [
   uacce.sysfsRead,
   uacce.sysfsWrite,
   core.mprotect,
+  vfio.pciBind,
+  vfio.pciUnbind,
+  vfio.vfioGroup,
+  vfio.vfioContainer,
+  vfio.vfioSetContainer,
+  vfio.vfioUnsetContainer,
+  vfio.vfioSetIommu,
+  vfio.vfioDevice,
+  vfio.vfioStatus,
 ] as const;
 
 type AnyDesc = (typeof ALL)[number];

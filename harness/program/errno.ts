@@ -41,6 +41,7 @@ export const ERRNO_NAMES: Record<number, string> = {
   36: 'ENAMETOOLONG',
   38: 'ENOSYS',
   75: 'EOVERFLOW',
+  77: 'EBADFD',
   95: 'EOPNOTSUPP',
   110: 'ETIMEDOUT',
 };

@@ -72,6 +72,10 @@ export function checkProgram(raw: unknown, source = 'program'): Program {
       throw e;
     }
   });
+  const vfioOp = ops.findIndex((op) => descOf(op.op).family === 'vfio');
+  if (vfioOp >= 0 && !placesEvery(device)) {
+    fail(`ops[${vfioOp}] (${ops[vfioOp]!.op})`, 'the vfio ops need "sva": true and device.groups placing every endpoint 0..devices-1 in an IOMMU group, e.g. "groups": [[0], [1, 2]]');
+  }
   const prog: Program = { format: PROGRAM_FORMAT, version, device, ops };
   if (typeof raw.comment === 'string') prog.comment = raw.comment;
   return prog;
@@ -129,7 +133,7 @@ function noExtra(o: Obj, allowed: string[]): void {
 function checkDevice(v: unknown): DeviceParams {
   if (v === undefined) return { ...DEFAULT_DEVICE, algorithms: [...DEFAULT_DEVICE.algorithms] };
   if (!isObj(v)) throw new FieldError('must be an object');
-  noExtra(v, Object.keys(DEFAULT_DEVICE));
+  noExtra(v, [...Object.keys(DEFAULT_DEVICE), 'groups']);
   const d = DEFAULT_DEVICE;
   const api = v.api === undefined ? d.api : v.api;
   if (typeof api !== 'string' || !STRING_RE.test(api) || api.length > LIMITS.maxString) {
@@ -144,18 +148,43 @@ function checkDevice(v: unknown): DeviceParams {
   ) {
     throw new FieldError(`field "algorithms": must be 1..8 names matching [A-Za-z0-9._-]+, got ${JSON.stringify(algs)}`);
   }
+  const devices = int(v, 'devices', 1, LIMITS.maxDevices, d.devices);
+  const sva = bool(v, 'sva', d.sva);
+  const groups = v.groups === undefined ? undefined : checkGroups(v.groups, devices, sva);
   return {
-    devices: int(v, 'devices', 1, LIMITS.maxDevices, d.devices),
+    devices,
     mmio_pages: int(v, 'mmio_pages', 0, LIMITS.maxRegionPages, d.mmio_pages),
     dus_pages: int(v, 'dus_pages', 0, LIMITS.maxRegionPages, d.dus_pages),
     queue_limit: int(v, 'queue_limit', 1, LIMITS.maxQueueLimit, d.queue_limit),
-    sva: bool(v, 'sva', d.sva),
+    sva,
     isolate_ops: oneOf(v, 'isolate_ops', ['none', 'read', 'write', 'both'] as const, d.isolate_ops),
     isolate_state: bool(v, 'isolate_state', d.isolate_state),
     ioctl: bool(v, 'ioctl', d.ioctl),
     api,
     algorithms: [...(algs as string[])],
+    ...(groups ? { groups } : {}),
   };
+}
+
+/** Does device.groups place every endpoint (what the vfio model needs to know the layout)? */
+function placesEvery(d: DeviceParams): boolean {
+  return d.sva && d.groups !== undefined && d.groups.flat().length === d.devices;
+}
+
+/** device.groups: disjoint, non-empty sets of existing endpoint indexes, sorted (sva only). */
+function checkGroups(v: unknown, devices: number, sva: boolean): number[][] {
+  const want = `1..${LIMITS.maxDevices} lists of distinct device indexes below devices (${devices}), each index in one list only`;
+  if (!sva) throw new FieldError('field "groups": IOMMU groups are those of the PCI endpoints; set "sva": true');
+  if (!Array.isArray(v) || v.length === 0 || v.length > LIMITS.maxDevices) throw new FieldError(`field "groups": must be ${want}, got ${JSON.stringify(v)}`);
+  const seen = new Set<number>();
+  return v.map((g) => {
+    if (!Array.isArray(g) || g.length === 0) throw new FieldError(`field "groups": must be ${want}, got ${JSON.stringify(v)}`);
+    for (const x of g) {
+      if (!Number.isInteger(x) || x < 0 || x >= devices || seen.has(x)) throw new FieldError(`field "groups": must be ${want}, got ${JSON.stringify(v)}`);
+      seen.add(x);
+    }
+    return [...(g as number[])].sort((a, b) => a - b);
+  });
 }
 
 /** One field of an op, checked (the field's default when absent and it has one). */

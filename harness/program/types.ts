@@ -40,6 +40,13 @@ export interface DeviceParams {
   api: string;
   /** algorithm names */
   algorithms: string[];
+  /**
+   * The IOMMU groups the program needs (sva only): each list is a set of endpoint indexes that
+   * must form one IOMMU group of the guest, with no other listed endpoint in it. Absent: any
+   * layout. The machine is chosen by it (harness/vm/machine.ts machineForDevice) and the
+   * harness checks it against the guest's sysfs before the program runs (harness/vm/groups.ts).
+   */
+  groups?: number[][];
 }
 
 export const DEFAULT_DEVICE: DeviceParams = {

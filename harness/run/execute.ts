@@ -12,6 +12,7 @@ import { checkProgram, type CheckResult } from '../oracle/check.js';
 import type { CrashReport } from '../oracle/report.js';
 import type { Program } from '../program/types.js';
 import type { Guest } from '../vm/guest.js';
+import { checkGroupLayout } from '../vm/groups.js';
 import { sleep } from '../vm/qemu.js';
 import { awaitHangReport, guarded, requestReports, type GuardOptions } from './guard.js';
 
@@ -55,6 +56,8 @@ export async function executeProgram(
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   const t0 = Date.now();
+  // a program written for an IOMMU group layout runs only where the guest has it
+  await checkGroupLayout(guest, (p) => guest.readFile(p), guest.machine, program.device.groups);
   const g = await guarded(guest, () => guest.session.runProgram(progId, program, { ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}), ...(opts.setup ? { setup: opts.setup } : {}) }), opts);
   const run = g.value;
   let hang: ExecResult['hang'] = g.hang !== undefined ? { reason: g.hang } : undefined;

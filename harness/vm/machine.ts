@@ -4,6 +4,7 @@
  * SMMUv3, an SVA-capable endpoint built from QEMU sources) is a new entry here, not new `if`s.
  */
 import type { Arch } from '../../kernels/types.js';
+import { UserError } from '../util/errors.js';
 
 /** Where a profile's QEMU comes from. */
 export type QemuSource =
@@ -32,6 +33,14 @@ export interface MachineProfile {
   kernelFile: string;
   /** test devices the machine has for the PCI backend (sva=1), 0 for none */
   svaEndpoints: number;
+  /**
+   * The IOMMU groups of its endpoints as the machine is built (endpoint indexes): what a
+   * program's device.groups is matched against to choose the machine. The guest's real layout
+   * is read from sysfs before a program that names groups runs (harness/vm/groups.ts).
+   */
+  endpointGroups: readonly (readonly number[])[];
+  /** the PCI address of each endpoint by index (in PCI address order: guest/runtime ep_addr()) */
+  endpointAddresses: readonly string[];
 }
 
 /** A profile whose QEMU is there: the host package installed or svadiff's build done. */
@@ -66,6 +75,8 @@ export const X86_64_VTD: MachineProfile = {
   cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,la57=off'),
   kernelFile: 'bzImage',
   svaEndpoints: 0,
+  endpointGroups: [],
+  endpointAddresses: [],
 };
 
 /** Endpoints of the SVA machine: as many as a program may ask for (the module's `devices` limit). */
@@ -108,11 +119,51 @@ export const X86_64_VTD_SVA: MachineProfile = {
   cpu: (accel) => (accel === 'kvm' ? 'host,la57=off' : 'max,la57=off'),
   kernelFile: 'bzImage',
   svaEndpoints: SVA_ENDPOINTS,
+  endpointGroups: Array.from({ length: SVA_ENDPOINTS }, (_, i) => [i]),
+  endpointAddresses: Array.from({ length: SVA_ENDPOINTS }, (_, i) => svaEndpointAddress(i)),
 };
+
+/**
+ * The IOMMU-group machine: the SVA machine's QEMU, VT-d and options with three svadiff-sva
+ * endpoints in two IOMMU groups. Endpoint 0 sits alone behind root port 0 (0000:01:00.0, a
+ * group of its own: QEMU's root ports have ACS). Endpoints 1 and 2 are functions 0 and 1 of one
+ * multifunction device behind root port 1 (0000:02:00.0 and 0000:02:00.1): the endpoint has no
+ * ACS capability, so Linux puts both functions in one group (drivers/iommu/iommu.c
+ * get_pci_function_alias_group(): a multifunction device without ACS isolation). The DMA
+ * ownership rules of a group with several devices (docs/ownership-semantics.md) need this.
+ * A conventional PCI bridge would be the other way to share a group; svadiff's QEMU build has
+ * no pci-bridge device.
+ */
+export const X86_64_VTD_GROUPS: MachineProfile = {
+  ...X86_64_VTD_SVA,
+  name: 'x86_64-vtd-groups',
+  iommu: 'Intel VT-d (scalable mode) with svadiff-sva endpoints in IOMMU groups of one and of two',
+  machineArgs: () => [
+    '-M',
+    'q35',
+    '-device',
+    'intel-iommu,intremap=on,x-scalable-mode=on,x-flts=on,x-pasid-mode=on,device-iotlb=on,svm=on',
+    '-device',
+    'pcie-root-port,id=svarp0,chassis=1,slot=1,bus=pcie.0,addr=0x10',
+    '-device',
+    'svadiff-sva,bus=svarp0,index=0',
+    '-device',
+    'pcie-root-port,id=svarp1,chassis=2,slot=2,bus=pcie.0,addr=0x11',
+    '-device',
+    'svadiff-sva,bus=svarp1,addr=0x0.0,multifunction=on,index=1',
+    '-device',
+    'svadiff-sva,bus=svarp1,addr=0x0.1,index=2',
+  ],
+  svaEndpoints: 3,
+  endpointGroups: [[0], [1, 2]],
+  endpointAddresses: ['0000:01:00.0', '0000:02:00.0', '0000:02:00.1'],
+};
+
 
 export const MACHINES: Record<string, MachineProfile> = {
   [X86_64_VTD.name]: X86_64_VTD,
   [X86_64_VTD_SVA.name]: X86_64_VTD_SVA,
+  [X86_64_VTD_GROUPS.name]: X86_64_VTD_GROUPS,
 };
 
 export function machineFor(arch: Arch, name?: string): MachineProfile {
@@ -130,11 +181,27 @@ export function machineFor(arch: Arch, name?: string): MachineProfile {
  * The machine a program needs: device.sva=true programs run on the PCI backend, which only
  * the SVA machine has; the others on the plain machine of the architecture.
  */
-export function machineForDevice(arch: Arch, device: { sva: boolean }): MachineProfile {
+export function machineForDevice(arch: Arch, device: { sva: boolean; groups?: readonly (readonly number[])[] }): MachineProfile {
   if (!device.sva) return machineFor(arch);
-  const m = Object.values(MACHINES).find((x) => x.arch === arch && x.svaEndpoints > 0);
-  if (!m) throw new Error(`no SVA machine profile for ${arch} yet`);
+  const want = device.groups;
+  const m = Object.values(MACHINES).find((x) => x.arch === arch && x.svaEndpoints > 0 && (want === undefined || hasGroups(x.endpointGroups, want)));
+  if (!m) {
+    if (want === undefined) throw new Error(`no SVA machine profile for ${arch} yet`);
+    throw new UserError(`no ${arch} machine has the IOMMU groups ${groupsText(want)}; machines have ${Object.values(MACHINES).filter((x) => x.svaEndpoints > 0).map((x) => `${x.name} ${groupsText(x.endpointGroups)}`).join(', ')}`);
+  }
   return m;
+}
+
+/** Does a layout have every wanted group exactly (other groups may exist)? */
+export function hasGroups(have: readonly (readonly number[])[], want: readonly (readonly number[])[]): boolean {
+  const key = (g: readonly number[]) => [...g].sort((a, b) => a - b).join(',');
+  const keys = new Set(have.map(key));
+  return want.every((g) => keys.has(key(g)));
+}
+
+/** A layout as messages write it: "{0} {1,2}". */
+export function groupsText(groups: readonly (readonly number[])[]): string {
+  return groups.map((g) => `{${g.join(',')}}`).join(' ');
 }
 
 /** A host-package machine with its binary on PATH (what ensureMachine makes of it). */

@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateProgram } from '../../harness/generator/index.js';
+import { VFIO_DEVICE } from '../../harness/generator/vfio.js';
+import { descOf } from '../../harness/ops/index.js';
 import { profileFor } from '../../harness/model/index.js';
 import { divergenceTitle } from '../../harness/oracle/check.js';
 import { err, formatOutcomeSet, ok, sig, type Outcome } from '../../harness/program/outcome.js';
@@ -55,6 +57,20 @@ function mainOf(source: string): string[] {
   const start = lines.indexOf('int main(int argc, char **argv)');
   return lines.slice(start, lines.indexOf('}', start) + 1);
 }
+
+/** Every vfio op in one task (the group of two: test/unit/vfio-programs.ts has their outcomes). */
+const VFIO_SINGLE_TASK_OPS: Op[] = [
+  { op: 'pci_unbind', task: 't0', dev: 1 },
+  { op: 'pci_bind', task: 't0', dev: 1, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 1 },
+  { op: 'vfio_status', task: 't0', vgroup: 'g' },
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' },
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 1 },
+  { op: 'close', task: 't0', fd: 'd' },
+  { op: 'vfio_unset_container', task: 't0', vgroup: 'g' },
+];
 
 describe('which form', () => {
   const single = program([{ op: 'alloc', task: 't0', map: 'b', pages: 1 }, { op: 'touch', task: 't0', map: 'b', page: 0, offset: 0, access: 'read' }]);
@@ -134,7 +150,8 @@ describe('what a compact reproducer holds', () => {
 
   it('holds what a program of every single-task op needs, and compiles with and without the watcher', { timeout: 120_000 }, async () => {
     const p = program(EVERY_SINGLE_TASK_OP, { ...DEFAULT_DEVICE, devices: 2, ioctl: true });
-    expect([...new Set(p.ops.map((o) => o.op))].sort()).toEqual(OP_KINDS.filter((k) => k !== 'fork' && k !== 'exit').sort());
+    // the vfio ops need device.groups: their compact reproducer is compiled below
+    expect([...new Set(p.ops.map((o) => o.op))].sort()).toEqual(OP_KINDS.filter((k) => k !== 'fork' && k !== 'exit' && descOf(k).family !== 'vfio').sort());
     const a = reproForProgram(p, PROFILE_612, { title: 'a title with */ in it', kernel: 'k (debian:6.12)', watch: false });
     const b = reproForProgram(p, PROFILE_612, { title: 'x', kernel: 'k (debian:6.12)', watch: true });
     for (const s of [a, b]) {
@@ -146,7 +163,8 @@ describe('what a compact reproducer holds', () => {
     expect(b).toContain('run->ms = SUBMIT_DEADLINE_MS;');
     expect(a).not.toContain('run->ms');
     expect(reproForProgram(p, PROFILE_612, {})).toBe(reproForProgram(p, PROFILE_612, {})); // deterministic
-    await Promise.all([compile(a), compile(b), compile(generateC(p, none(p)))]);
+    const v = program(VFIO_SINGLE_TASK_OPS, { ...VFIO_DEVICE });
+    await Promise.all([compile(a), compile(b), compile(generateC(p, none(p))), compile(reproForProgram(v, PROFILE_612, { watch: true }))]);
     // every line printable ASCII
     expect(a.split('\n').every((l) => !/[^\x09\x20-\x7e]/.test(l))).toBe(true);
   });

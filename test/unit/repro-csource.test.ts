@@ -15,6 +15,7 @@ import { divergenceTitle } from '../../harness/oracle/check.js';
 import { err, formatOutcomeSet, ok, sig, type Outcome } from '../../harness/program/outcome.js';
 import { formatProgram, parseProgram } from '../../harness/program/parse.js';
 import { DEFAULT_DEVICE, OP_KINDS, type Op, type Program } from '../../harness/program/types.js';
+import { descOf } from '../../harness/ops/index.js';
 import {
   cString,
   generateC,
@@ -90,7 +91,8 @@ const EVERY_OP: Op[] = [
 
 describe('generateC', () => {
   it('the hand-written program covers every op kind', () => {
-    expect([...new Set(EVERY_OP.map((o) => o.op))].sort()).toEqual([...OP_KINDS].sort());
+    // the vfio ops need the IOMMU-group machine: their C compiles in test/integration/vfio.test.ts (-Werror) and runs there
+    expect([...new Set(EVERY_OP.map((o) => o.op))].sort()).toEqual(OP_KINDS.filter((k) => descOf(k).family !== 'vfio').sort());
   });
 
   it('compiles without warnings for programs covering every op, with and without expectations', { timeout: 120_000 }, async () => {

@@ -146,7 +146,8 @@ describe('the program in words', () => {
   it('describes every op kind on one line', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 300 && seen.size < OP_KINDS.length; i++) {
-      for (const op of generateProgram(11, i).ops) {
+      // the vfio family's programs are their own stream (generator/vfio.ts)
+      for (const op of [...generateProgram(11, i).ops, ...generateProgram(11, i, { family: 'vfio' }).ops]) {
         const s = describeStep(op);
         expect(s).toMatch(new RegExp(`^${op.task}: \\S`));
         expect(s).not.toMatch(/\n|undefined|\[object/);

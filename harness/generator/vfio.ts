@@ -1,0 +1,150 @@
+/**
+ * Arguments of the vfio ops (harness/ops/vfio.ts) from the model's state: endpoints to bind and
+ * unbind (never vfio-pci under an open device fd: that unbind waits for the fd, a hang the
+ * model predicts and a fuzz run cannot use), group, container and device descriptors of the
+ * right kind, devices of the group or of another one. Invalid on purpose: a descriptor the
+ * task does not have (EBADF). vfio programs run on the fixed layout VFIO_DEVICE with the
+ * family's weights (VFIO_WEIGHTS): the vfio ops and the core ops on descriptors and tasks.
+ */
+import { endpointDrivers, unbindBlocks, vfioFdsOf, type VfioFdInfo } from '../model/vfio.js';
+import type { Task } from '../model/index.js';
+import { OP_KINDS, type Op, type OpKind } from '../ops/index.js';
+import { DEFAULT_DEVICE, type DeviceParams } from '../program/types.js';
+import type { FamilyGen, Gen, GenCtx } from './context.js';
+import { invalid, valid } from './core.js';
+
+/** The device of vfio programs: three endpoints, IOMMU groups {0} and {1,2} (machine x86_64-vtd-groups). */
+export const VFIO_DEVICE: DeviceParams = { ...DEFAULT_DEVICE, algorithms: [...DEFAULT_DEVICE.algorithms], sva: true, devices: 3, mmio_pages: 1, dus_pages: 1, groups: [[0], [1, 2]] };
+
+/** How often each op kind is drawn in a vfio program (kinds not listed: never). */
+const FAMILY: Partial<Record<OpKind, number>> = {
+  pci_bind: 8,
+  pci_unbind: 7,
+  vfio_group: 8,
+  vfio_container: 4,
+  vfio_set_container: 8,
+  vfio_unset_container: 3,
+  vfio_set_iommu: 5,
+  vfio_device: 7,
+  vfio_status: 4,
+  close: 6,
+  dup: 2,
+  fork: 2,
+  exit: 1,
+};
+export const VFIO_WEIGHTS = Object.fromEntries(OP_KINDS.map((k) => [k, FAMILY[k] ?? 0])) as Record<OpKind, number>;
+
+const fdsOf = (c: GenCtx, t: Task, kind: 'group' | 'container' | 'device') => vfioFdsOf(c.view.s, t.name).filter((f) => f.kind === kind);
+
+/** A descriptor name some task had that t does not have now (EBADF on purpose). */
+function missing(c: GenCtx, t: Task): string | undefined {
+  const has = new Set([...t.fds.keys(), ...vfioFdsOf(c.view.s, t.name).map((f) => f.name)]);
+  return c.r.pick(c.fdNames().filter((n) => !has.has(n)));
+}
+
+/**
+ * A task that has a descriptor of `kind` and one of it (mostly one `want` holds for, when any
+ * does), or what to make first.
+ */
+function withFd(c: GenCtx, kind: 'group' | 'container' | 'device', want: (f: VfioFdInfo) => boolean = () => true): { t: Task; name: string; group?: number } | { need: OpKind } {
+  const t = c.pickTask(c.view.tasks().filter((x) => fdsOf(c, x, kind).length > 0));
+  if (t === undefined) return { need: kind === 'group' ? 'vfio_group' : kind === 'container' ? 'vfio_container' : 'vfio_device' };
+  const all = fdsOf(c, t, kind);
+  const good = all.filter(want);
+  const f = (good.length > 0 && c.r.chance(80) ? c.r.pick(good) : c.r.pick(all))!;
+  return { t, name: f.name, ...(f.iommuGroup !== undefined ? { group: f.iommuGroup } : {}) };
+}
+
+const dev = (c: GenCtx) => c.r.int(c.device.devices);
+
+const eps = (c: GenCtx) => Array.from({ length: c.device.devices }, (_, i) => i);
+
+const pciBind = (c: GenCtx): Gen => {
+  const t = c.pickTask(c.view.tasks());
+  if (t === undefined) return undefined;
+  // mostly an endpoint without a driver (a bound one gives EBUSY before anything else)
+  const free = eps(c).filter((e) => endpointDrivers(c.view.s)[e] === 'none');
+  if (free.length === 0 && c.r.chance(75)) return { need: 'pci_unbind' };
+  const d = free.length > 0 && c.r.chance(85) ? c.r.pick(free)! : dev(c);
+  return valid({ op: 'pci_bind', task: t.name, dev: d, driver: c.r.chance(30) ? 'test' : 'vfio' });
+};
+
+const pciUnbind = (c: GenCtx): Gen => {
+  const t = c.pickTask(c.view.tasks());
+  const ok = eps(c).filter((e) => !unbindBlocks(c.view.s, e));
+  if (t === undefined || ok.length === 0) return undefined;
+  const bound = ok.filter((e) => endpointDrivers(c.view.s)[e] !== 'none');
+  return valid({ op: 'pci_unbind', task: t.name, dev: (bound.length > 0 && c.r.chance(85) ? c.r.pick(bound) : c.r.pick(ok))! });
+};
+
+const vfioGroup = (c: GenCtx): Gen => {
+  const t = c.pickTask(c.view.tasks());
+  const v = c.view.s.vfio;
+  if (t === undefined || v === undefined) return undefined;
+  // mostly an endpoint whose group has a vfio group (else ENOENT)
+  const live = Array.from({ length: c.device.devices }, (_, i) => i).filter((e) => v.groups[v.groupOf[e]!]!.vgroup !== null);
+  if (live.length === 0 && !c.r.chance(20)) return { need: 'pci_bind' };
+  return valid({ op: 'vfio_group', task: t.name, fd: c.fdName(), dev: live.length > 0 && c.r.chance(85) ? c.r.pick(live)! : dev(c) });
+};
+
+const vfioContainer = (c: GenCtx): Gen => {
+  const t = c.pickTask(c.view.tasks());
+  return t === undefined ? undefined : valid({ op: 'vfio_container', task: t.name, fd: c.fdName() });
+};
+
+/** An op on one descriptor of `kind`; invalid on purpose: a name the task lacks. */
+function onFd(c: GenCtx, kind: 'group' | 'container', mk: (t: Task, name: string, group?: number) => Op, want?: (f: VfioFdInfo) => boolean): Gen {
+  if (c.invalid) {
+    const t = c.pickTask(c.view.tasks());
+    const name = t === undefined ? undefined : missing(c, t);
+    if (t !== undefined && name !== undefined) return invalid(mk(t, name));
+  }
+  const x = withFd(c, kind, want);
+  return 'need' in x ? x : valid(mk(x.t, x.name, x.group));
+}
+
+const setContainer = (c: GenCtx): Gen => {
+  const x = withFd(c, 'group', (f) => !f.attached);
+  if ('need' in x) return x;
+  const cs = fdsOf(c, x.t, 'container');
+  if (cs.length === 0) return { need: 'vfio_container' };
+  if (c.invalid) {
+    const name = missing(c, x.t);
+    if (name !== undefined) return invalid({ op: 'vfio_set_container', task: x.t.name, vgroup: x.name, container: name });
+  }
+  return valid({ op: 'vfio_set_container', task: x.t.name, vgroup: x.name, container: c.r.pick(cs)!.name });
+};
+
+const unsetContainer = (c: GenCtx): Gen => onFd(c, 'group', (t, name) => ({ op: 'vfio_unset_container', task: t.name, vgroup: name }));
+const setIommu = (c: GenCtx): Gen => {
+  const ready = c.view.tasks().some((t) => fdsOf(c, t, 'container').some((f) => f.attached && !f.iommu));
+  if (!ready && c.r.chance(60)) return { need: 'vfio_set_container' };
+  return onFd(c, 'container', (t, name) => ({ op: 'vfio_set_iommu', task: t.name, container: name }), (f) => f.attached && !f.iommu);
+};
+const status = (c: GenCtx): Gen => onFd(c, 'group', (t, name) => ({ op: 'vfio_status', task: t.name, vgroup: name }));
+
+const getDevice = (c: GenCtx): Gen => {
+  const groups = c.view.tasks().flatMap((t) => fdsOf(c, t, 'group'));
+  if (groups.length > 0 && !groups.some((f) => f.iommu) && c.r.chance(60)) return { need: groups.some((f) => f.attached) ? 'vfio_set_iommu' : 'vfio_set_container' };
+  return onFd(c, 'group', (t, name, group) => {
+    const v = c.view.s.vfio!;
+    // mostly an endpoint of the group (else ENODEV)
+    const own = group === undefined ? [] : v.groups[group]!.eps;
+    const d = own.length > 0 && c.r.chance(85) ? c.r.pick(own)! : dev(c);
+    return { op: 'vfio_device', task: t.name, fd: c.fdName(), vgroup: name, dev: d };
+  }, (f) => f.iommu);
+};
+
+export const VFIO_GEN: FamilyGen = {
+  kinds: {
+    pci_bind: pciBind,
+    pci_unbind: pciUnbind,
+    vfio_group: vfioGroup,
+    vfio_container: vfioContainer,
+    vfio_set_container: setContainer,
+    vfio_unset_container: unsetContainer,
+    vfio_set_iommu: setIommu,
+    vfio_device: getDevice,
+    vfio_status: status,
+  },
+};

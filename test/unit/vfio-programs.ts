@@ -1,0 +1,94 @@
+/**
+ * Programs of the vfio family with the outcomes docs/ownership-semantics.md says they have, op
+ * by op: the model must predict exactly these (test/unit/model-vfio.test.ts) and Debian's 6.12
+ * must give them (test/integration/vfio.test.ts).
+ */
+import { parseProgram } from '../../harness/program/parse.js';
+
+export const DEVICE = { sva: true, devices: 3, mmio_pages: 1, dus_pages: 1, groups: [[0], [1, 2]] };
+
+export function program(ops: unknown[], device: Record<string, unknown> = DEVICE) {
+  return parseProgram(JSON.stringify({ format: 'svadiff-program', version: 1, device, ops }), 'vfio-test');
+}
+
+
+/** The single-device group (endpoint 0): open, container, backend, device fds, close in any order, fork. */
+export const SINGLE = program([
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' }, // 0: it has the test driver
+  { op: 'vfio_group', task: 't0', fd: 'g0', dev: 0 }, // 1: no vfio group yet
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_unbind', task: 't0', dev: 0 }, // 3: no driver
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 }, // 5
+  { op: 'vfio_group', task: 't0', fd: 'g2', dev: 0 }, // 6: one open file per group
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 7: viable
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' }, // 9: no group in it
+  { op: 'vfio_device', task: 't0', fd: 'd0', vgroup: 'g', dev: 0 }, // 10: no container
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 11
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 12: container set
+  { op: 'vfio_device', task: 't0', fd: 'd1', vgroup: 'g', dev: 0 }, // 13: no backend
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' }, // 14
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' }, // 15: one already
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 }, // 16
+  { op: 'vfio_device', task: 't0', fd: 'd2', vgroup: 'g', dev: 0 }, // 17: the group path opens a device again
+  { op: 'vfio_unset_container', task: 't0', vgroup: 'g' }, // 18: device fds open
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 19: has one
+  { op: 'close', task: 't0', fd: 'g' }, // 20: the device fds hold the group file
+  { op: 'close', task: 't0', fd: 'c' }, // 21: the group holds the container
+  { op: 'fork', task: 't0', child: 't1' }, // 22: t1 shares d and d2
+  { op: 'close', task: 't0', fd: 'd' },
+  { op: 'close', task: 't0', fd: 'd2' },
+  { op: 'vfio_group', task: 't0', fd: 'g3', dev: 0 }, // 25: still open (t1's device fds)
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'test' }, // 26: it has vfio-pci
+  { op: 'exit', task: 't1' }, // 27: the last files go: ownership returns
+  { op: 'vfio_group', task: 't0', fd: 'g4', dev: 0 }, // 28: free again
+  { op: 'vfio_status', task: 't0', vgroup: 'g4' }, // 29: viable, no container
+  { op: 'close', task: 't0', fd: 'g4' },
+  { op: 'pci_unbind', task: 't0', dev: 0 }, // 31: the last vfio device: the vfio group goes
+  { op: 'vfio_group', task: 't0', fd: 'g5', dev: 0 }, // 32: no vfio group
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'test' }, // 33: unowned: the DMA API may have it
+]);
+export const SINGLE_WANT = [
+  'EBUSY', 'ENOENT', 'ok', 'ENOENT', 'ok', 'ok', 'EBUSY', 'ok(0x1)', 'ok', 'EINVAL', 'EINVAL', 'ok', 'ok(0x3)', 'EINVAL', 'ok', 'EINVAL',
+  'ok', 'ok', 'EBUSY', 'EINVAL', 'ok', 'ok', 'ok', 'ok', 'ok', 'EBUSY', 'EBUSY', 'ok', 'ok', 'ok(0x1)', 'ok', 'ok', 'ENOENT', 'ok',
+];
+
+/** The group of two endpoints: a kernel driver on one keeps user space out, and the other way round. */
+export const SHARED = program([
+  { op: 'pci_unbind', task: 't0', dev: 1 },
+  { op: 'pci_bind', task: 't0', dev: 1, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 1 },
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 3: endpoint 2 has the test driver: not viable
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 5: DMA-API owned
+  { op: 'vfio_device', task: 't0', fd: 'd6', vgroup: 'g', dev: 2 }, // 6: endpoint 2 is no vfio device
+  { op: 'pci_unbind', task: 't0', dev: 2 },
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 8: viable now
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 9: user owned
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
+  { op: 'pci_bind', task: 't0', dev: 2, driver: 'test' }, // 11: a kernel driver in a user-owned group
+  { op: 'pci_bind', task: 't0', dev: 2, driver: 'vfio' }, // 12: vfio-pci manages its DMA itself
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 2 },
+  { op: 'vfio_device', task: 't0', fd: 'd0', vgroup: 'g', dev: 0 }, // 14: another group's endpoint
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'g' }, // 15: has a container already
+  { op: 'pci_unbind', task: 't0', dev: 1 }, // 16: no device fd of endpoint 1; endpoint 2 keeps the vfio group
+  { op: 'pci_bind', task: 't0', dev: 1, driver: 'test' }, // 17: still user owned
+  { op: 'close', task: 't0', fd: 'd' },
+  { op: 'vfio_unset_container', task: 't0', vgroup: 'g' }, // 19: ownership released
+  { op: 'pci_bind', task: 't0', dev: 1, driver: 'test' }, // 20
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 21: DMA-API owned again
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 22
+  { op: 'pci_unbind', task: 't0', dev: 2 }, // 23: the group's last vfio device
+  { op: 'vfio_status', task: 't0', vgroup: 'g' }, // 24: the open file's group is gone
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 25
+  { op: 'vfio_device', task: 't0', fd: 'd26', vgroup: 'g', dev: 2 }, // 26
+  { op: 'pci_bind', task: 't0', dev: 2, driver: 'vfio' }, // 27: a new vfio group
+  { op: 'vfio_group', task: 't0', fd: 'g2', dev: 2 }, // 28: opens though the old file is open
+  { op: 'vfio_status', task: 't0', vgroup: 'g2' }, // 29: endpoint 1 has the test driver
+]);
+export const SHARED_WANT = [
+  'ok', 'ok', 'ok', 'ok(0x0)', 'ok', 'EPERM', 'ENODEV', 'ok', 'ok(0x1)', 'ok', 'ok', 'EBUSY', 'ok', 'ok', 'ENODEV', 'EINVAL',
+  'ok', 'EBUSY', 'ok', 'ok', 'ok', 'EPERM', 'ok(0x0)', 'ok', 'ENODEV', 'ENODEV', 'ENODEV', 'ok', 'ok', 'ok(0x0)',
+];
+
