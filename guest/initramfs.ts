@@ -16,9 +16,9 @@ import { basename, join } from 'node:path';
 import type { Arch, KernelArtifacts } from '../kernels/types.js';
 import { UserError } from '../harness/util/errors.js';
 import { atomicWrite, exists, sha256 } from '../harness/util/fsx.js';
-import { ensureHostTools, which } from '../harness/util/host.js';
 import { cacheDir } from '../harness/util/paths.js';
 import { AGENT_BINARY_NAME, staticElfProblem } from './build.js';
+import { guestBusybox } from './busybox.js';
 
 // ---------------------------------------------------------------------------------------------
 // cpio "newc" (the format the kernel unpacks: Documentation/driver-api/early-userspace/
@@ -178,10 +178,13 @@ export function readCpio(archive: Uint8Array): CpioMember[] {
 // ---------------------------------------------------------------------------------------------
 // the svadiff initramfs
 
-/** Per guest architecture: which serial port carries the agent's channel. */
-const GUEST_ARCH: Readonly<Record<Arch, { agentTty: string; consoleTty: string } | undefined>> = {
+/**
+ * Per guest architecture: the agent's channel and the console, as the machine profiles give
+ * them (harness/vm/machine.ts: x86_64's second 16550, arm64's virtio console).
+ */
+const GUEST_ARCH: Readonly<Record<Arch, { agentTty: string; consoleTty: string }>> = {
   x86_64: { agentTty: '/dev/ttyS1', consoleTty: '/dev/ttyS0' },
-  arm64: undefined, // needs busybox for arm64 and the PL011 names (ttyAMA0/1): not done yet
+  arm64: { agentTty: '/dev/hvc0', consoleTty: '/dev/ttyAMA0' },
 };
 
 /** busybox applets linked into /bin: what /init uses plus a few for a debug shell */
@@ -265,18 +268,6 @@ export function initScript(agentTty: string, consoleTty: string, debugShell: boo
   ].join('\n');
 }
 
-async function hostBusybox(arch: Arch): Promise<{ path: string; data: Buffer }> {
-  await ensureHostTools([{ cmd: 'busybox', pkg: 'busybox-static', why: 'the guest initramfs' }]);
-  const path = which('busybox');
-  if (path === undefined) throw new UserError('busybox not found after installing busybox-static; run: apt-get install busybox-static');
-  const data = await fs.readFile(path);
-  const problem = staticElfProblem(data, arch);
-  if (problem) {
-    throw new UserError(`${path} cannot run in the guest (${problem}); install the static one: apt-get install busybox-static`);
-  }
-  return { path, data };
-}
-
 async function readModule(path: string, what: string): Promise<Buffer> {
   try {
     return await fs.readFile(path);
@@ -292,7 +283,6 @@ async function readModule(path: string, what: string): Promise<Buffer> {
 export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   const { kernel, agent } = input;
   const archInfo = GUEST_ARCH[kernel.arch];
-  if (archInfo === undefined) throw new UserError(`cannot build an initramfs for ${kernel.arch} guests yet; use an x86_64 kernel`);
   const debugShell = input.debugShell ?? false;
 
   const agentData = await fs.readFile(agent).catch((e: NodeJS.ErrnoException) => {
@@ -300,7 +290,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   });
   const agentProblem = staticElfProblem(agentData, kernel.arch);
   if (agentProblem) throw new Error(`guest agent ${agent}: ${agentProblem}`);
-  const busybox = await hostBusybox(kernel.arch);
+  const busybox = await guestBusybox(kernel.arch);
 
   // modules: extra ones first (their order is the kernel's dependency order), then uacce
   const boot: { name: string; data: Buffer }[] = [];
