@@ -30,11 +30,11 @@ export async function cmdBoot(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' }, 'uacce-src': { type: 'string' } },
+    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' }, 'uacce-src': { type: 'string' }, arch: { type: 'string' } },
   });
   if (positionals.length > 1) throw new UserError('svadiff boot takes one kernel, e.g. svadiff boot debian:6.12');
   const spec = positionals[0] ?? values.kernel;
-  const setup = await prepare(spec, values.accel, values.out, values['uacce-src']);
+  const setup = await prepare(spec, values.accel, values.out, values['uacce-src'], values.arch);
   const iommuLog: string[] = [];
   const onKmsg = (r: KmsgRecord) => {
     if (/^(DMAR|DMAR-IR|iommu|AMD-Vi|arm-smmu)/i.test(r.text) && iommuLog.length < 40) iommuLog.push(r.text.split('\n')[0]!);

@@ -47,6 +47,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       'no-feedback': { type: 'boolean' },
       reset: { type: 'string' },
       jobs: { type: 'string' },
+      arch: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -55,7 +56,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
   const jobsGiven = parseIntOption('jobs', values.jobs, 1, 64);
-  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch);
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
