@@ -194,6 +194,8 @@ export const BUSYBOX_APPLETS = [
 ] as const;
 
 export const MODULE_DIR = 'lib/modules/svadiff';
+/** Where the channel's modules are (loaded by /init, not by the agent). */
+export const CHANNEL_MODULE_DIR = `${MODULE_DIR}/channel`;
 
 export interface InitramfsInput {
   kernel: KernelArtifacts;
@@ -251,7 +253,7 @@ export function extraEntries(standard: readonly CpioEntry[], extra: readonly Ext
   return out;
 }
 
-export function initScript(agentTty: string, consoleTty: string, debugShell: boolean): string {
+export function initScript(agentTty: string, consoleTty: string, debugShell: boolean, channelModules: readonly string[] = []): string {
   return [
     '#!/bin/sh',
     '# svadiff guest init (guest/initramfs.ts): pseudo filesystems, then the agent as PID 1.',
@@ -260,6 +262,8 @@ export function initScript(agentTty: string, consoleTty: string, debugShell: boo
     '# the kernel does not mount devtmpfs by itself on an initramfs root',
     'mount -t devtmpfs devtmpfs /dev',
     'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+    ...(channelModules.length > 0 ? ['# the drivers of the agent channel (kernels/profiles.ts CHANNEL_MODULES)'] : []),
+    ...channelModules.map((m) => `insmod /${CHANNEL_MODULE_DIR}/${m}`),
     ...(debugShell ? [`/bin/sh <${consoleTty} >${consoleTty} 2>&1 &`] : []),
     `exec /bin/${AGENT_BINARY_NAME} --tty ${agentTty}`,
     `echo "svadiff: cannot start /bin/${AGENT_BINARY_NAME}" >/dev/kmsg`,
@@ -304,7 +308,9 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   }
   const testModule = await readModule(kernel.modules.svadiffTest, 'test module');
   const loadOrder = boot.map((m) => m.name).join('\n') + '\n';
-  const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell);
+  const channel: { name: string; data: Buffer }[] = [];
+  for (const p of kernel.channelModules ?? []) channel.push({ name: basename(p), data: await readModule(p, 'channel module') });
+  const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell, channel.map((m) => m.name));
   const extra = input.extraFiles ?? [];
 
   const key = sha256(
@@ -317,6 +323,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
       testModule: sha256(testModule),
       init,
       applets: BUSYBOX_APPLETS,
+      ...(channel.length > 0 ? { channel: channel.map((m) => [m.name, sha256(m.data)]) } : {}),
       // only when there are any, so that the key of a plain initramfs stays what it was
       ...(extra.length > 0 ? { extra: extra.map((f) => [f.path.replace(/^\/+/, ''), f.mode ?? 0o755, sha256(f.data)]) } : {}),
     }),
@@ -336,6 +343,8 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
     ...boot.map((m): CpioEntry => ({ kind: 'file', path: `${MODULE_DIR}/${m.name}`, data: m.data })),
     { kind: 'file', path: `${MODULE_DIR}/svadiff_test.ko`, data: testModule },
     { kind: 'file', path: `${MODULE_DIR}/load-order`, data: Buffer.from(loadOrder, 'utf8') },
+    ...(channel.length > 0 ? [{ kind: 'dir', path: CHANNEL_MODULE_DIR } as CpioEntry] : []),
+    ...channel.map((m): CpioEntry => ({ kind: 'file', path: `${CHANNEL_MODULE_DIR}/${m.name}`, data: m.data })),
     // the kernel opens /dev/console for init's stdio before anything is mounted
     { kind: 'dir', path: 'dev' },
     { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },

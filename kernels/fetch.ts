@@ -39,7 +39,7 @@ import { ensureHostTools, isRoot } from '../harness/util/host.js';
 import { buildCatalog, exactSpecOf, parseAptShow, relevantPackageName, resolveSpec, type KernelBuild, type PackageRef, type SeriesCatalog } from './catalog.js';
 import { withLock } from './lock.js';
 import { checkVermagic } from './modinfo.js';
-import { ARCH_PROFILES, buildEnvFor, crossMakeVars, seriesProfile, selectCompiler, type BuildEnv, type SeriesProfile } from './profiles.js';
+import { ARCH_PROFILES, buildEnvFor, channelModules, crossMakeVars, seriesProfile, selectCompiler, type BuildEnv, type SeriesProfile } from './profiles.js';
 import { resolveDebianMirrors } from './sources.js';
 import { FRAGMENT_NAMES } from './kconfig.js';
 import { buildSourceKernel } from './kbuild.js';
@@ -95,6 +95,8 @@ export interface Manifest {
     release: string;
     packages: PackageRef[];
     paths: PathsRel;
+    /** modules of the image package the agent's channel needs (relative to the entry, in load order), when any */
+    channelModules?: string[];
     /** Debian ships a one-line placeholder System.map; the real one is in the -dbg package */
     systemMapIsPlaceholder: boolean;
     configHash: string;
@@ -142,8 +144,17 @@ export async function hashModuleSources(src: ModuleSources): Promise<{ hash: str
   return { hash, moduleFiles, includeFiles };
 }
 
-function kernelInputsHash(build: KernelBuild, profile: SeriesProfile, packages: PackageRef[]): string {
-  return sha256(JSON.stringify({ recipe: KERNEL_RECIPE, release: build.release, layout: profile.layout, packages: packages.map((p) => `${p.name}=${p.version}`) }));
+function kernelInputsHash(build: KernelBuild, profile: SeriesProfile, packages: PackageRef[], channel: readonly string[]): string {
+  return sha256(
+    JSON.stringify({
+      recipe: KERNEL_RECIPE,
+      release: build.release,
+      layout: profile.layout,
+      packages: packages.map((p) => `${p.name}=${p.version}`),
+      // only when there are any, so that the entries of every other kernel keep their hash
+      ...(channel.length > 0 ? { channel } : {}),
+    }),
+  );
 }
 
 function moduleInputsHash(m: Manifest['kernel'], buildEnv: string, testModuleHash: string): string {
@@ -175,6 +186,7 @@ function artifactsOf(dir: string, spec: string, man: Manifest): KernelArtifacts 
     },
     distro: 'debian',
     extraModules: [],
+    ...(man.kernel.channelModules?.length ? { channelModules: man.kernel.channelModules.map((p) => join(dir, p)) } : {}),
     dir,
   };
 }
@@ -260,7 +272,8 @@ async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: Modu
   const dir = join(kernelsDir(), entryName(exactSpec, arch));
   if (exactSpec !== spec.text) info(`${spec.text} is ${exactSpec} (${build.release}, Debian ${build.debianVersion})`);
   const packages = packagesOf(build, profile);
-  const inputs = kernelInputsHash(build, profile, packages);
+  const channel = channelModules(arch, build.series);
+  const inputs = kernelInputsHash(build, profile, packages, channel);
 
   return withEntryLock(dir, async () => {
     const man = await readManifest(dir);
@@ -269,7 +282,7 @@ async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: Modu
     }
     const t0 = Date.now();
     // The kernel part may be complete from a run whose module build failed: keep it.
-    const kernel = (await readKernelPart(dir, inputs)) ?? (await fetchKernelPart(dir, build, profile, packages, inputs, apt, arch));
+    const kernel = (await readKernelPart(dir, inputs)) ?? (await fetchKernelPart(dir, build, profile, packages, inputs, apt, arch, channel));
     const modules = await buildModules(dir, exactSpec, arch, kernel, src, testModule.hash);
     const full: Manifest = { schema: 1, exactSpec, arch, kernel, modules };
     await writeManifest(dir, full);
@@ -363,6 +376,7 @@ async function fetchKernelPart(
   inputsHash: string,
   apt: PrivateApt,
   arch: Arch,
+  channel: readonly string[],
 ): Promise<Manifest['kernel']> {
   await ensureHostTools(UNPACK_TOOLS);
   // Whatever is here is incomplete or outdated (no manifest, or other inputs): start clean.
@@ -400,8 +414,10 @@ async function fetchKernelPart(
       ),
       step(`unpacking the kernel image, config, System.map, headers and kbuild of ${R}`, async () => {
         if (profile.layout === 'boot') {
-          await extractDebMembers(deb(image), join(dir, 'kernel'), [`./boot/vmlinuz-${R}`, `./boot/config-${R}`, `./boot/System.map-${R}`]);
+          const modules = channel.map((m) => `./lib/modules/${R}/${m}`);
+          await extractDebMembers(deb(image), join(dir, 'kernel'), [`./boot/vmlinuz-${R}`, `./boot/config-${R}`, `./boot/System.map-${R}`, ...modules]);
         } else {
+          if (channel.length > 0) throw new Error(`internal: channel modules of the split layout (${R}) are not extracted`);
           await extractDebMembers(deb(image), join(dir, 'kernel'), [`./${mod}/vmlinuz.unsigned`]);
           await extractDebMembers(deb(build.base), join(dir, 'kernel'), [`./${mod}/config`, `./${mod}/System.map`]);
         }
@@ -429,6 +445,7 @@ async function fetchKernelPart(
       fetchedAt: new Date().toISOString(),
     };
     if (versionText !== undefined) kernel.ccVersionText = versionText;
+    if (channel.length > 0) kernel.channelModules = channel.map((m) => `kernel/lib/modules/${R}/${m}`);
     if (build.compilerHint && build.compilerHint !== compiler) {
       info(`note: ${build.headers.name} depends on ${build.compilerHint}, the config says ${compiler}; using ${compiler}`);
     }

@@ -142,6 +142,32 @@ export const ARCH_PROFILES: Readonly<Record<Arch, ArchProfile>> = {
   },
 };
 
+/**
+ * Modules of a kernel package the guest loads in /init, before its agent starts, because the
+ * agent's channel needs them (harness/vm/machine.ts agentTty): paths under
+ * /lib/modules/<release>/ in the image package, in load order (the `depends` of their
+ * .modinfo). Only Debian's arm64 6.1 needs any: VIRTIO_PCI and VIRTIO_CONSOLE are =m there
+ * (config-6.1.0-57-arm64) and =y in 6.12 and 7.2; virtio_pci depends on
+ * virtio_pci_modern_dev and virtio_pci_legacy_dev (VIRTIO_PCI_LIB, VIRTIO_PCI_LIB_LEGACY =m).
+ */
+export const CHANNEL_MODULES: readonly { arch: Arch; series: string; modules: readonly string[] }[] = [
+  {
+    arch: 'arm64',
+    series: '6.1',
+    modules: [
+      'kernel/drivers/virtio/virtio_pci_modern_dev.ko',
+      'kernel/drivers/virtio/virtio_pci_legacy_dev.ko',
+      'kernel/drivers/virtio/virtio_pci.ko',
+      'kernel/drivers/char/virtio_console.ko',
+    ],
+  },
+];
+
+/** The channel modules of a kernel of this architecture and series (none for most). */
+export function channelModules(arch: Arch, series: string): readonly string[] {
+  return CHANNEL_MODULES.find((c) => c.arch === arch && c.series === series)?.modules ?? [];
+}
+
 /** The suites of the private apt state, and which mirror serves each. */
 export const APT_SUITES: readonly { suite: string; mirror: 'archive' | 'security' }[] = [
   { suite: 'bookworm', mirror: 'archive' },

@@ -69,6 +69,9 @@ async function collect(g: Guest, iommuLog: string[]): Promise<BootInfo> {
     }
     units.push(u);
   }
+  for (const name of g.machine.iommuUnits ?? []) {
+    if ((await g.readFile(`/sys/class/iommu/${name}/uevent`)) !== undefined) units.push({ name });
+  }
   const defaultDomain = (await g.readFile('/sys/kernel/iommu_groups/0/type'))?.trim();
 
   // The test device with default parameters: open it (to learn its node) and read every attribute.
@@ -117,6 +120,10 @@ function render(b: BootInfo): string {
   L.push(`boot time    ${(b.bootMs / 1000).toFixed(2)} s (QEMU start to agent ready)`);
   if (b.iommu.units.length === 0) L.push('IOMMU        none found in /sys/class/iommu');
   for (const u of b.iommu.units) {
+    if (u.version === undefined) {
+      L.push(`IOMMU        ${u.name}`);
+      continue;
+    }
     const sm = u.scalableMode === undefined ? '?' : u.scalableMode ? 'yes' : 'no';
     const pasid = u.pasid === undefined ? '?' : u.pasid ? 'yes' : 'no';
     L.push(`IOMMU        ${u.name}: VT-d ${u.version ?? '?'}, scalable mode ${sm}, PASID ${pasid} (cap ${u.cap ?? '?'}, ecap ${u.ecap ?? '?'})`);

@@ -37,6 +37,8 @@ export interface MachineProfile {
    * as /dev/<agentTty>). Default: a second serial port.
    */
   agentChannelArgs?(id: string): string[];
+  /** IOMMU units by their name in /sys/class/iommu, when it is fixed (svadiff boot lists them; VT-d's dmarN are probed) */
+  iommuUnits?: readonly string[];
 }
 
 /** A profile whose QEMU is there: the host package installed or svadiff's build done. */
@@ -140,6 +142,8 @@ export const ARM64_SMMUV3: MachineProfile = {
   kernelFile: 'Image',
   svaEndpoints: 0,
   agentChannelArgs: (id) => ['-device', 'virtio-serial-pci,id=agentser', '-device', `virtconsole,bus=agentser.0,chardev=${id}`],
+  // arm_smmu_device_probe() names it "smmu3.%pa" of its base, 0x09050000 on virt (VIRT_SMMU)
+  iommuUnits: ['smmu3.0x0000000009050000'],
 };
 
 export const MACHINES: Record<string, MachineProfile> = {
