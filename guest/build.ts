@@ -33,15 +33,30 @@ const TOOLCHAINS: Readonly<Record<Arch, AgentToolchain>> = {
     tools: [{ cmd: 'gcc', pkg: 'gcc', why: 'building the guest agent' }],
     staticLibc: { path: '/usr/lib/x86_64-linux-gnu/libc.a', pkg: 'libc6-dev' },
   },
-  // Slots in once guest/initramfs.ts and the VM layer handle arm64 guests: the cross compiler
-  // from bookworm and its static glibc.
+  // bookworm's cross compiler and its static glibc (the C reproducers of arm64 findings are
+  // built with the same, harness/repro)
   arm64: {
     cc: 'aarch64-linux-gnu-gcc',
     tools: [{ cmd: 'aarch64-linux-gnu-gcc', pkg: 'gcc-aarch64-linux-gnu', why: 'building the arm64 guest agent' }],
     staticLibc: { path: '/usr/aarch64-linux-gnu/lib/libc.a', pkg: 'libc6-dev-arm64-cross' },
-    unsupported: 'arm64 guests are not supported yet (the agent, busybox and the VM launcher are x86_64 only)',
   },
 };
+
+/** The C compiler of static binaries for guests of arch (the agent, C reproducers). */
+export function guestCompiler(arch: Arch): string {
+  return TOOLCHAINS[arch].cc;
+}
+
+/**
+ * Install (root) or ask for the compiler and static C library of guests of arch; reproducers
+ * are built with the same toolchain as the agent.
+ */
+export async function ensureGuestToolchain(arch: Arch): Promise<void> {
+  const tc = TOOLCHAINS[arch];
+  if (tc.unsupported) throw new UserError(`cannot build for ${arch} guests: ${tc.unsupported}; use an x86_64 kernel`);
+  await ensureHostTools(tc.tools);
+  await ensureStaticLibc(tc);
+}
 
 /** Flags are part of the cache key; -Werror keeps warnings from reaching a cached binary. */
 export const AGENT_CFLAGS = ['-static', '-O2', '-g0', '-Wall', '-Wextra', '-Werror', '-std=gnu11'] as const;
@@ -131,9 +146,7 @@ export async function agentHash(arch: Arch): Promise<string> {
  */
 export async function buildAgent(arch: Arch): Promise<string> {
   const tc = TOOLCHAINS[arch];
-  if (tc.unsupported) throw new UserError(`cannot build the guest agent: ${tc.unsupported}; use an x86_64 kernel`);
-  await ensureHostTools(tc.tools);
-  await ensureStaticLibc(tc);
+  await ensureGuestToolchain(arch);
   const hash = await agentHash(arch);
   const dir = join(cacheDir(), 'agent', hash);
   const out = join(dir, AGENT_BINARY_NAME);

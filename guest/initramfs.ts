@@ -16,9 +16,9 @@ import { basename, join } from 'node:path';
 import type { Arch, KernelArtifacts } from '../kernels/types.js';
 import { UserError } from '../harness/util/errors.js';
 import { atomicWrite, exists, sha256 } from '../harness/util/fsx.js';
-import { ensureHostTools, which } from '../harness/util/host.js';
 import { cacheDir } from '../harness/util/paths.js';
 import { AGENT_BINARY_NAME, staticElfProblem } from './build.js';
+import { guestBusybox } from './busybox.js';
 
 // ---------------------------------------------------------------------------------------------
 // cpio "newc" (the format the kernel unpacks: Documentation/driver-api/early-userspace/
@@ -178,10 +178,13 @@ export function readCpio(archive: Uint8Array): CpioMember[] {
 // ---------------------------------------------------------------------------------------------
 // the svadiff initramfs
 
-/** Per guest architecture: which serial port carries the agent's channel. */
-const GUEST_ARCH: Readonly<Record<Arch, { agentTty: string; consoleTty: string } | undefined>> = {
+/**
+ * Per guest architecture: the agent's channel and the console, as the machine profiles give
+ * them (harness/vm/machine.ts: x86_64's second 16550, arm64's virtio console).
+ */
+const GUEST_ARCH: Readonly<Record<Arch, { agentTty: string; consoleTty: string }>> = {
   x86_64: { agentTty: '/dev/ttyS1', consoleTty: '/dev/ttyS0' },
-  arm64: undefined, // needs busybox for arm64 and the PL011 names (ttyAMA0/1): not done yet
+  arm64: { agentTty: '/dev/hvc0', consoleTty: '/dev/ttyAMA0' },
 };
 
 /** busybox applets linked into /bin: what /init uses plus a few for a debug shell */
@@ -191,6 +194,8 @@ export const BUSYBOX_APPLETS = [
 ] as const;
 
 export const MODULE_DIR = 'lib/modules/svadiff';
+/** Where the channel's modules are (loaded by /init, not by the agent). */
+export const CHANNEL_MODULE_DIR = `${MODULE_DIR}/channel`;
 
 export interface InitramfsInput {
   kernel: KernelArtifacts;
@@ -248,7 +253,7 @@ export function extraEntries(standard: readonly CpioEntry[], extra: readonly Ext
   return out;
 }
 
-export function initScript(agentTty: string, consoleTty: string, debugShell: boolean): string {
+export function initScript(agentTty: string, consoleTty: string, debugShell: boolean, channelModules: readonly string[] = []): string {
   return [
     '#!/bin/sh',
     '# svadiff guest init (guest/initramfs.ts): pseudo filesystems, then the agent as PID 1.',
@@ -257,24 +262,14 @@ export function initScript(agentTty: string, consoleTty: string, debugShell: boo
     '# the kernel does not mount devtmpfs by itself on an initramfs root',
     'mount -t devtmpfs devtmpfs /dev',
     'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+    ...(channelModules.length > 0 ? ['# the drivers of the agent channel (kernels/profiles.ts CHANNEL_MODULES)'] : []),
+    ...channelModules.map((m) => `insmod /${CHANNEL_MODULE_DIR}/${m}`),
     ...(debugShell ? [`/bin/sh <${consoleTty} >${consoleTty} 2>&1 &`] : []),
     `exec /bin/${AGENT_BINARY_NAME} --tty ${agentTty}`,
     `echo "svadiff: cannot start /bin/${AGENT_BINARY_NAME}" >/dev/kmsg`,
     'poweroff -f',
     '',
   ].join('\n');
-}
-
-async function hostBusybox(arch: Arch): Promise<{ path: string; data: Buffer }> {
-  await ensureHostTools([{ cmd: 'busybox', pkg: 'busybox-static', why: 'the guest initramfs' }]);
-  const path = which('busybox');
-  if (path === undefined) throw new UserError('busybox not found after installing busybox-static; run: apt-get install busybox-static');
-  const data = await fs.readFile(path);
-  const problem = staticElfProblem(data, arch);
-  if (problem) {
-    throw new UserError(`${path} cannot run in the guest (${problem}); install the static one: apt-get install busybox-static`);
-  }
-  return { path, data };
 }
 
 async function readModule(path: string, what: string): Promise<Buffer> {
@@ -292,7 +287,6 @@ async function readModule(path: string, what: string): Promise<Buffer> {
 export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   const { kernel, agent } = input;
   const archInfo = GUEST_ARCH[kernel.arch];
-  if (archInfo === undefined) throw new UserError(`cannot build an initramfs for ${kernel.arch} guests yet; use an x86_64 kernel`);
   const debugShell = input.debugShell ?? false;
 
   const agentData = await fs.readFile(agent).catch((e: NodeJS.ErrnoException) => {
@@ -300,7 +294,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   });
   const agentProblem = staticElfProblem(agentData, kernel.arch);
   if (agentProblem) throw new Error(`guest agent ${agent}: ${agentProblem}`);
-  const busybox = await hostBusybox(kernel.arch);
+  const busybox = await guestBusybox(kernel.arch);
 
   // modules: extra ones first (their order is the kernel's dependency order), then uacce
   const boot: { name: string; data: Buffer }[] = [];
@@ -314,7 +308,9 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
   }
   const testModule = await readModule(kernel.modules.svadiffTest, 'test module');
   const loadOrder = boot.map((m) => m.name).join('\n') + '\n';
-  const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell);
+  const channel: { name: string; data: Buffer }[] = [];
+  for (const p of kernel.channelModules ?? []) channel.push({ name: basename(p), data: await readModule(p, 'channel module') });
+  const init = initScript(archInfo.agentTty, archInfo.consoleTty, debugShell, channel.map((m) => m.name));
   const extra = input.extraFiles ?? [];
 
   const key = sha256(
@@ -327,6 +323,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
       testModule: sha256(testModule),
       init,
       applets: BUSYBOX_APPLETS,
+      ...(channel.length > 0 ? { channel: channel.map((m) => [m.name, sha256(m.data)]) } : {}),
       // only when there are any, so that the key of a plain initramfs stays what it was
       ...(extra.length > 0 ? { extra: extra.map((f) => [f.path.replace(/^\/+/, ''), f.mode ?? 0o755, sha256(f.data)]) } : {}),
     }),
@@ -346,6 +343,8 @@ export async function buildInitramfs(input: InitramfsInput): Promise<string> {
     ...boot.map((m): CpioEntry => ({ kind: 'file', path: `${MODULE_DIR}/${m.name}`, data: m.data })),
     { kind: 'file', path: `${MODULE_DIR}/svadiff_test.ko`, data: testModule },
     { kind: 'file', path: `${MODULE_DIR}/load-order`, data: Buffer.from(loadOrder, 'utf8') },
+    ...(channel.length > 0 ? [{ kind: 'dir', path: CHANNEL_MODULE_DIR } as CpioEntry] : []),
+    ...channel.map((m): CpioEntry => ({ kind: 'file', path: `${CHANNEL_MODULE_DIR}/${m.name}`, data: m.data })),
     // the kernel opens /dev/console for init's stdio before anything is mounted
     { kind: 'dir', path: 'dev' },
     { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },

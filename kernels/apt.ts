@@ -20,7 +20,8 @@ import { StatusLine, fmtBytes, fmtDuration, info, warn } from '../harness/util/l
 import { cacheDir } from '../harness/util/paths.js';
 import { execaTiedToParent } from '../harness/util/proc.js';
 import { safeLine } from '../harness/util/sanitize.js';
-import type { PackageRef } from './catalog.js';
+import { parseAptShow, type PackageRef } from './catalog.js';
+import { compareDebVersions } from './debversion.js';
 import { withLock } from './lock.js';
 import { APT_LISTS_MAX_AGE_MS, APT_SUITES, ARCH_PROFILES, DEBIAN_ARCHIVE_KEYRING } from './profiles.js';
 import { resolveDebianMirrors, type DebianMirrors } from './sources.js';
@@ -232,6 +233,23 @@ export class PrivateApt {
     return this.aptCache(['show', ...names]);
   }
 
+  /**
+   * The newest version of a binary package in one of the given suites (`apt-cache madison`),
+   * with its download size; undefined when none of them has it.
+   */
+  async newestIn(name: string, suites: readonly string[]): Promise<PackageRef | undefined> {
+    const versions = parseMadison(await this.aptCache(['madison', name]))
+      .filter((r) => r.name === name && suites.includes(r.suite))
+      .map((r) => r.version);
+    if (versions.length === 0) return undefined;
+    const records = parseAptShow(await this.show([name])).filter((r) => versions.includes(r.version));
+    const best = records.sort((x, y) => compareDebVersions(y.version, x.version))[0];
+    if (!best) return undefined;
+    const ref: PackageRef = { name, version: best.version, size: best.size };
+    if (best.sha256) ref.sha256 = best.sha256;
+    return ref;
+  }
+
   /** `apt-cache showsrc` of a source package (every version the deb-src lines have), raw text. */
   async showSource(name: string): Promise<string> {
     return this.aptCache(['showsrc', name]);
@@ -323,4 +341,15 @@ async function dirBytes(dir: string): Promise<number> {
     }
   }
   return n;
+}
+
+/** `apt-cache madison` lines ("pkg | version | URI suite/component arch Packages") as records. */
+export function parseMadison(text: string): { name: string; version: string; suite: string }[] {
+  const out: { name: string; version: string; suite: string }[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split('|').map((x) => x.trim());
+    const suite = /\s([a-z0-9-]+)\/[a-z-]+\s+\S+\s+Packages$/.exec(f[2] ?? '')?.[1];
+    if (f.length === 3 && f[0] && f[1] && suite) out.push({ name: f[0], version: f[1], suite });
+  }
+  return out;
 }

@@ -26,7 +26,7 @@ export function buildTools(env: BuildEnv): HostTool[] {
   if (env.kind === 'host') {
     return [
       { cmd: 'make', pkg: 'make', why: 'building kernel modules' },
-      { cmd: env.hostPackage, pkg: env.hostPackage, why: 'the compiler the kernel was built with' },
+      { cmd: env.cmd ?? env.hostPackage, pkg: env.hostPackage, why: 'the compiler the kernel was built with' },
       { cmd: 'pahole', pkg: 'dwarves', why: 'BTF for kernel modules' },
     ];
   }
@@ -147,10 +147,12 @@ export interface BuildContext {
   headersDir?: string;
   /** spec to name in messages ("debian:7.2.13") */
   spec: string;
+  /** make variables of every module (ARCH and CROSS_COMPILE of a cross build, profiles.ts crossMakeVars) */
+  makeVars?: Record<string, string>;
 }
 
-function makeArgs(headersDir: string, m: { dir: string; vars: Record<string, string> }): string[] {
-  return ['-C', headersDir, `M=${m.dir}`, ...Object.entries(m.vars).map(([k, v]) => `${k}=${v}`), 'modules'];
+function makeArgs(headersDir: string, m: { dir: string; vars: Record<string, string> }, common: Record<string, string> = {}): string[] {
+  return ['-C', headersDir, `M=${m.dir}`, ...Object.entries({ ...common, ...m.vars }).map(([k, v]) => `${k}=${v}`), 'modules'];
 }
 
 /** The lines of a failed build that say why: compiler and modpost errors, else the tail. */
@@ -181,7 +183,7 @@ async function runMake(cmd: string, args: string[], label: string, logPath: stri
 /** Build the modules in order on the host (their dirs are final locations). */
 export async function buildOnHost(ctx: BuildContext, modules: ModuleBuild[]): Promise<void> {
   const headersDir = ctx.headersDir ?? join(ctx.headersRoot, 'usr', 'src', `linux-headers-${ctx.release}`);
-  for (const m of modules) await runMake('make', makeArgs(headersDir, m), m.label, m.log);
+  for (const m of modules) await runMake('make', makeArgs(headersDir, m, ctx.makeVars), m.label, m.log);
 }
 
 interface BuildRootStamp {
@@ -191,8 +193,8 @@ interface BuildRootStamp {
   mirror: string;
 }
 
-export function buildRootDir(suite: string): string {
-  return join(cacheDir(), 'buildroots', suite);
+export function buildRootDir(name: string): string {
+  return join(cacheDir(), 'buildroots', name);
 }
 
 function debootstrapArgs(env: Extract<BuildEnv, { kind: 'chroot' }>, dir: string, mirror: string): string[] {
@@ -207,7 +209,8 @@ export function needsRootMessage(ctx: { release: string; spec: string }, env: Ex
 
 /** Create the build root for env once (cached, ~30 s and ~550 MB for sid). */
 export async function ensureBuildRoot(env: Extract<BuildEnv, { kind: 'chroot' }>, mirror: string): Promise<string> {
-  const dir = buildRootDir(env.suite);
+  const rootName = env.root ?? env.suite;
+  const dir = buildRootDir(rootName);
   const stampPath = join(dir, '.svadiff-buildroot.json');
   const ok = async () => {
     const stamp = await readJsonIfExists<BuildRootStamp>(stampPath).catch(() => undefined);
@@ -216,7 +219,7 @@ export async function ensureBuildRoot(env: Extract<BuildEnv, { kind: 'chroot' }>
   if (await ok()) return dir;
   return withLock(`${dir}.lock`, { what: `creating the ${env.suite} build root` }, async () => {
     if (await ok()) return dir;
-    const partial = join(cacheDir(), 'buildroots', `.${env.suite}.partial`);
+    const partial = join(cacheDir(), 'buildroots', `.${rootName}.partial`);
     await unmountUnder(partial);
     await fs.rm(partial, { recursive: true, force: true });
     if (await exists(dir)) {
@@ -315,7 +318,7 @@ export async function buildInChroot(
       await ensureDevNodes(root);
       for (const mod of modules) {
         const inside = { dir: `/build/${id}/${relative(tree, mod.dir)}`, vars: rewriteVars(mod.vars, tree, `/build/${id}`) };
-        await runMake('chroot', [root, 'make', ...makeArgs(`/usr/src/linux-headers-${ctx.release}`, inside)], mod.label, mod.log);
+        await runMake('chroot', [root, 'make', ...makeArgs(`/usr/src/linux-headers-${ctx.release}`, inside, ctx.makeVars)], mod.label, mod.log);
       }
     } finally {
       for (const target of mounted.reverse()) {
@@ -352,5 +355,6 @@ async function ensureDevNodes(root: string): Promise<void> {
 }
 
 export function buildEnvLabel(env: BuildEnv): string {
-  return env.kind === 'host' ? 'host' : `chroot:${env.suite}`;
+  if (env.kind === 'host') return env.cmd ? `host:${env.cmd}` : 'host';
+  return `chroot:${env.root ?? env.suite}`;
 }

@@ -18,6 +18,7 @@ import {
 } from './debversion.js';
 import { seriesProfile, type SeriesProfile } from './profiles.js';
 import { formatKernelSpec, type KernelSpec } from './spec.js';
+import type { Arch } from './types.js';
 
 export interface PackageRecord {
   package: string;
@@ -306,10 +307,10 @@ export function isFetchable(b: KernelBuild): boolean {
  * The canonical spec of a build: the version alone when that is what `debian:<version>` picks,
  * with the ABI tag otherwise (e.g. 6.12.107+deb13 when a +deb12 build of 6.12.107 exists).
  */
-export function exactSpecOf(sc: SeriesCatalog, b: KernelBuild): string {
+export function exactSpecOf(sc: SeriesCatalog, b: KernelBuild, arch?: Arch): string {
   const chosen = sc.versions.find((v) => v.version === b.version);
   const needTag = chosen !== undefined && chosen.release !== b.release;
-  return formatKernelSpec({ series: b.series, version: b.version, abiTag: needTag ? b.abiTag : undefined });
+  return formatKernelSpec({ series: b.series, version: b.version, abiTag: needTag ? b.abiTag : undefined, arch });
 }
 
 /** Pick the build a spec means, or throw a UserError that lists what is available. */

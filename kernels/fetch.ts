@@ -39,7 +39,7 @@ import { ensureHostTools, isRoot } from '../harness/util/host.js';
 import { buildCatalog, exactSpecOf, parseAptShow, relevantPackageName, resolveSpec, type KernelBuild, type PackageRef, type SeriesCatalog } from './catalog.js';
 import { withLock } from './lock.js';
 import { checkVermagic } from './modinfo.js';
-import { ARCH_PROFILES, buildEnvFor, seriesProfile, selectCompiler, type BuildEnv, type SeriesProfile } from './profiles.js';
+import { ARCH_PROFILES, buildEnvFor, channelModules, crossMakeVars, seriesProfile, selectCompiler, type BuildEnv, type SeriesProfile } from './profiles.js';
 import { resolveDebianMirrors } from './sources.js';
 import { FRAGMENT_NAMES } from './kconfig.js';
 import { buildSourceKernel } from './kbuild.js';
@@ -95,6 +95,8 @@ export interface Manifest {
     release: string;
     packages: PackageRef[];
     paths: PathsRel;
+    /** modules of the image package the agent's channel needs (relative to the entry, in load order), when any */
+    channelModules?: string[];
     /** Debian ships a one-line placeholder System.map; the real one is in the -dbg package */
     systemMapIsPlaceholder: boolean;
     configHash: string;
@@ -122,7 +124,8 @@ export function kernelsDir(): string {
 }
 
 export function entryName(exactSpec: string, arch: Arch): string {
-  return `${exactSpec.replace(/^debian:/, 'debian-')}-${arch}`;
+  // the /arm64 of a spec is the -arm64 of the name
+  return `${exactSpec.replace(/^debian:/, 'debian-').replace(/\/[a-z0-9_]+$/, '')}-${arch}`;
 }
 
 export function defaultModuleSources(): ModuleSources {
@@ -141,8 +144,17 @@ export async function hashModuleSources(src: ModuleSources): Promise<{ hash: str
   return { hash, moduleFiles, includeFiles };
 }
 
-function kernelInputsHash(build: KernelBuild, profile: SeriesProfile, packages: PackageRef[]): string {
-  return sha256(JSON.stringify({ recipe: KERNEL_RECIPE, release: build.release, layout: profile.layout, packages: packages.map((p) => `${p.name}=${p.version}`) }));
+function kernelInputsHash(build: KernelBuild, profile: SeriesProfile, packages: PackageRef[], channel: readonly string[]): string {
+  return sha256(
+    JSON.stringify({
+      recipe: KERNEL_RECIPE,
+      release: build.release,
+      layout: profile.layout,
+      packages: packages.map((p) => `${p.name}=${p.version}`),
+      // only when there are any, so that the entries of every other kernel keep their hash
+      ...(channel.length > 0 ? { channel } : {}),
+    }),
+  );
 }
 
 function moduleInputsHash(m: Manifest['kernel'], buildEnv: string, testModuleHash: string): string {
@@ -174,6 +186,7 @@ function artifactsOf(dir: string, spec: string, man: Manifest): KernelArtifacts 
     },
     distro: 'debian',
     extraModules: [],
+    ...(man.kernel.channelModules?.length ? { channelModules: man.kernel.channelModules.map((p) => join(dir, p)) } : {}),
     dir,
   };
 }
@@ -201,10 +214,7 @@ function packagesOf(build: KernelBuild, profile: SeriesProfile): PackageRef[] {
   return need.filter((p): p is PackageRef => p !== undefined);
 }
 
-function ensureFetchSupported(arch: Arch, profile: SeriesProfile): void {
-  if (!ARCH_PROFILES[arch].moduleBuild) {
-    throw new UserError(`fetching ${arch} kernels is not supported yet (modules would need a cross compiler); use --arch x86_64`);
-  }
+function ensureFetchSupported(profile: SeriesProfile): void {
   if (profile.extraModules.length > 0) {
     // Kept honest: the profile asks for modules this code does not extract yet.
     throw new Error(`series ${profile.fromSeries} lists extraModules, but extracting kernel modules is not implemented (kernels/fetch.ts)`);
@@ -233,7 +243,10 @@ export async function fetchKernel(specText: string, opts: FetchOptions = {}): Pr
 }
 
 async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: ModuleSources): Promise<KernelArtifacts> {
-  const arch = opts.arch ?? 'x86_64';
+  if (spec.arch !== undefined && opts.arch !== undefined && spec.arch !== opts.arch) {
+    throw new UserError(`kernel spec ${spec.text} names ${spec.arch} but --arch is ${opts.arch}; drop one of them`);
+  }
+  const arch = spec.arch ?? opts.arch ?? 'x86_64';
   const testModule = await hashModuleSources(src);
 
   // An exact version already in the cache needs no package lists at all.
@@ -254,12 +267,13 @@ async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: Modu
   const sc = catalog.find((s) => s.series === build.series);
   const profile = seriesProfile(build.series);
   if (!sc || !profile) throw new Error(`internal: resolved ${build.release} without a series profile`);
-  ensureFetchSupported(arch, profile);
-  const exactSpec = exactSpecOf(sc, build);
+  ensureFetchSupported(profile);
+  const exactSpec = exactSpecOf(sc, build, arch);
   const dir = join(kernelsDir(), entryName(exactSpec, arch));
   if (exactSpec !== spec.text) info(`${spec.text} is ${exactSpec} (${build.release}, Debian ${build.debianVersion})`);
   const packages = packagesOf(build, profile);
-  const inputs = kernelInputsHash(build, profile, packages);
+  const channel = channelModules(arch, build.series);
+  const inputs = kernelInputsHash(build, profile, packages, channel);
 
   return withEntryLock(dir, async () => {
     const man = await readManifest(dir);
@@ -268,8 +282,8 @@ async function fetchDebianKernel(spec: KernelSpec, opts: FetchOptions, src: Modu
     }
     const t0 = Date.now();
     // The kernel part may be complete from a run whose module build failed: keep it.
-    const kernel = (await readKernelPart(dir, inputs)) ?? (await fetchKernelPart(dir, build, profile, packages, inputs, apt));
-    const modules = await buildModules(dir, exactSpec, kernel, src, testModule.hash);
+    const kernel = (await readKernelPart(dir, inputs)) ?? (await fetchKernelPart(dir, build, profile, packages, inputs, apt, arch, channel));
+    const modules = await buildModules(dir, exactSpec, arch, kernel, src, testModule.hash);
     const full: Manifest = { schema: 1, exactSpec, arch, kernel, modules };
     await writeManifest(dir, full);
     info(`${exactSpec} ready in ${fmtDuration(Date.now() - t0)}: ${dir} (${fmtBytes(await duBytes(dir))})`);
@@ -333,7 +347,7 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
 async function finishFromCache(dir: string, spec: KernelSpec, cached: Manifest, src: ModuleSources, testModuleHash: string): Promise<KernelArtifacts> {
   // re-read under the lock: another process may have rebuilt the modules meanwhile
   const man = (await readManifest(dir)) ?? cached;
-  const env = buildEnvFor(man.kernel.compiler);
+  const env = buildEnvFor(man.kernel.compiler, man.arch);
   if (!env) throw new UserError(`${man.exactSpec} was built with ${man.kernel.compiler}, for which svadiff has no build environment (kernels/profiles.ts)`);
   const want = moduleInputsHash(man.kernel, buildEnvLabel(env), testModuleHash);
   // the manifest's own build, else one kept from earlier with these inputs (a checkout switch)
@@ -347,7 +361,7 @@ async function finishFromCache(dir: string, spec: KernelSpec, cached: Manifest, 
     return artifactsOf(dir, spec.text, full);
   }
   info(`${man.exactSpec}: the module sources changed; rebuilding the modules`);
-  const modules = await buildModules(dir, man.exactSpec, man.kernel, src, testModuleHash);
+  const modules = await buildModules(dir, man.exactSpec, man.arch, man.kernel, src, testModuleHash);
   const full: Manifest = { ...man, modules };
   await writeManifest(dir, full);
   return artifactsOf(dir, spec.text, full);
@@ -361,6 +375,8 @@ async function fetchKernelPart(
   packages: PackageRef[],
   inputsHash: string,
   apt: PrivateApt,
+  arch: Arch,
+  channel: readonly string[],
 ): Promise<Manifest['kernel']> {
   await ensureHostTools(UNPACK_TOOLS);
   // Whatever is here is incomplete or outdated (no manifest, or other inputs): start clean.
@@ -372,7 +388,15 @@ async function fetchKernelPart(
   const source = build.source;
   if (!image || !source || !build.headers) throw new Error(`internal: ${R} is not fetchable`);
   try {
-    const debs = await apt.download(packages, debsDir);
+    // A cross build runs the kbuild tools (fixdep, modpost) here: the host architecture's
+    // linux-kbuild of the same version (Multi-Arch: foreign), from the host's private apt state.
+    const hostKbuild = ARCH_PROFILES[arch].cross !== undefined ? build.kbuild : undefined;
+    const debs = await apt.download(packages.filter((p) => p !== hostKbuild), debsDir);
+    if (hostKbuild) {
+      const hostApt = new PrivateApt('x86_64');
+      await hostApt.ensureFresh();
+      for (const [name, path] of await hostApt.download([hostKbuild], join(debsDir, 'host'))) debs.set(name, path);
+    }
     const deb = (p: PackageRef | undefined): string => {
       const path = p ? debs.get(p.name) : undefined;
       if (!path) throw new Error(`internal: ${p?.name ?? 'a package'} was not downloaded`);
@@ -390,8 +414,10 @@ async function fetchKernelPart(
       ),
       step(`unpacking the kernel image, config, System.map, headers and kbuild of ${R}`, async () => {
         if (profile.layout === 'boot') {
-          await extractDebMembers(deb(image), join(dir, 'kernel'), [`./boot/vmlinuz-${R}`, `./boot/config-${R}`, `./boot/System.map-${R}`]);
+          const modules = channel.map((m) => `./lib/modules/${R}/${m}`);
+          await extractDebMembers(deb(image), join(dir, 'kernel'), [`./boot/vmlinuz-${R}`, `./boot/config-${R}`, `./boot/System.map-${R}`, ...modules]);
         } else {
+          if (channel.length > 0) throw new Error(`internal: channel modules of the split layout (${R}) are not extracted`);
           await extractDebMembers(deb(image), join(dir, 'kernel'), [`./${mod}/vmlinuz.unsigned`]);
           await extractDebMembers(deb(build.base), join(dir, 'kernel'), [`./${mod}/config`, `./${mod}/System.map`]);
         }
@@ -419,6 +445,7 @@ async function fetchKernelPart(
       fetchedAt: new Date().toISOString(),
     };
     if (versionText !== undefined) kernel.ccVersionText = versionText;
+    if (channel.length > 0) kernel.channelModules = channel.map((m) => `kernel/lib/modules/${R}/${m}`);
     if (build.compilerHint && build.compilerHint !== compiler) {
       info(`note: ${build.headers.name} depends on ${build.compilerHint}, the config says ${compiler}; using ${compiler}`);
     }
@@ -431,10 +458,10 @@ async function fetchKernelPart(
 }
 
 /** Build uacce.ko and the test module into a fresh modules-<hash>/ directory. */
-async function buildModules(dir: string, exactSpec: string, kernel: Manifest['kernel'], src: ModuleSources, testModuleHash: string): Promise<Manifest['modules']> {
-  const env = buildEnvFor(kernel.compiler);
+async function buildModules(dir: string, exactSpec: string, arch: Arch, kernel: Manifest['kernel'], src: ModuleSources, testModuleHash: string): Promise<Manifest['modules']> {
+  const env = buildEnvFor(kernel.compiler, arch);
   if (!env) {
-    throw new UserError(`${exactSpec} was built with ${kernel.ccVersionText ?? kernel.compiler}; svadiff has no build environment for ${kernel.compiler} (add one to COMPILER_PROFILES in kernels/profiles.ts)`);
+    throw new UserError(`${exactSpec} was built with ${kernel.ccVersionText ?? kernel.compiler}; svadiff has no build environment for ${kernel.compiler} on ${arch} (add one to COMPILER_PROFILES or ARCH_PROFILES in kernels/profiles.ts)`);
   }
   const envLabel = buildEnvLabel(env);
   const inputsHash = moduleInputsHash(kernel, envLabel, testModuleHash);
@@ -443,7 +470,7 @@ async function buildModules(dir: string, exactSpec: string, kernel: Manifest['ke
   await fs.rm(tree, { recursive: true, force: true });
   const log = join(dir, 'module-build-failure.log');
   const { modules, uacceKo, testDir } = await layoutModules(tree, join(dir, 'src', 'uacce'), src, log, `uacce.ko for ${kernel.release} (${kernel.compiler}, ${envLabel})`, `the test module for ${kernel.release}`);
-  const ctx = { release: kernel.release, env, headersRoot: join(dir, 'headers'), spec: exactSpec };
+  const ctx = { release: kernel.release, env, headersRoot: join(dir, 'headers'), spec: exactSpec, makeVars: crossMakeVars(arch) };
   let vermagic: string;
   let testKo: string;
   try {

@@ -60,7 +60,7 @@ export async function listAvailable(opts: { arch?: Arch; refresh?: boolean } = {
     const versions = sc.versions.map((b: KernelBuild): AvailableVersion => {
       const v: AvailableVersion = {
         version: b.version,
-        exactSpec: exactSpecOf(sc, b),
+        exactSpec: exactSpecOf(sc, b, arch),
         release: b.release,
         debianVersion: b.debianVersion,
         fetchable: isFetchable(b),
@@ -130,7 +130,7 @@ export async function cmdKernelsList(args: string[]): Promise<void> {
         `  ${v.exactSpec}`,
         v.release,
         v.debianVersion,
-        v.fetchable ? `fetchable (${fmtBytes(v.downloadBytes)}, ${v.compiler ?? '?'}${v.compiler && !buildEnvFor(v.compiler) ? ': no build environment' : ''})` : `missing ${v.missing.join(', ')}`,
+        v.fetchable ? `fetchable (${fmtBytes(v.downloadBytes)}, ${v.compiler ?? '?'}${v.compiler && !buildEnvFor(v.compiler, arch) ? ': no build environment' : ''})` : `missing ${v.missing.join(', ')}`,
       ]);
       out.push(table(rows), '');
     }
@@ -181,7 +181,9 @@ function describe(k: KernelArtifacts): string {
 }
 
 function fetchOptions(values: ReturnType<typeof parse>['values']): FetchOptions {
-  const opts: FetchOptions = { arch: parseArch(values.arch), refresh: values.refresh ?? false };
+  const opts: FetchOptions = { refresh: values.refresh ?? false };
+  // no --arch: each spec's own (debian:6.12/arm64), x86_64 when it names none
+  if (values.arch !== undefined) opts.arch = parseArch(values.arch);
   if (values['uacce-src'] !== undefined) opts.uacceSrc = values['uacce-src'];
   if (values.jobs !== undefined) {
     const n = Number(values.jobs);

@@ -63,13 +63,20 @@ export const SERIES_PROFILES: readonly SeriesProfile[] = [
 
 /** Where a compiler version is available: on the host, or in a Debian build root made once. */
 export type BuildEnv =
-  | { kind: 'host'; hostPackage: string }
+  | {
+      kind: 'host';
+      hostPackage: string;
+      /** the compiler command when it is not the package name (cross compilers) */
+      cmd?: string;
+    }
   | {
       kind: 'chroot';
       /** the Debian suite debootstrap installs; also the directory name under buildroots/ */
       suite: string;
       /** packages for `debootstrap --include=` */
       packages: string[];
+      /** directory name under buildroots/ when it is not the suite (a root with other packages) */
+      root?: string;
     };
 
 /**
@@ -85,20 +92,81 @@ export const COMPILER_PROFILES: Readonly<Record<string, BuildEnv>> = {
   'gcc-16': { kind: 'chroot', suite: 'sid', packages: ['gcc-16', 'make', 'libelf-dev', 'libssl-dev', 'bc', 'pahole'] },
 };
 
+/**
+ * How modules for another architecture's kernel are built on this x86_64 host: Debian's
+ * cross compilers and its headers packages, which are made for cross builds (the
+ * linux-kbuild-* package is Multi-Arch: foreign, so the host architecture's kbuild tools serve
+ * the other architecture's headers).
+ */
+export interface CrossBuild {
+  /** ARCH= for kbuild */
+  kernelArch: string;
+  /** CROSS_COMPILE= for kbuild (Debian's headers Makefile prefixes its gcc-N with it) */
+  prefix: string;
+  /** kernel compiler (gcc-<major>) to the environment that has its cross version */
+  compilers: Readonly<Record<string, BuildEnv>>;
+}
+
 export interface ArchProfile {
   /** Debian architecture name (dpkg --print-architecture) */
   debArch: string;
   /** Debian kernel flavour in package names (linux-image-<abi>-<flavour>) */
   flavour: string;
-  /** whether fetchKernel can build modules for it on this (x86_64) host yet */
-  moduleBuild: boolean;
+  /** undefined: modules are built natively (COMPILER_PROFILES) */
+  cross?: CrossBuild;
 }
 
-export const ARCH_PROFILES: Readonly<Record<Arch, ArchProfile>> = {
-  x86_64: { debArch: 'amd64', flavour: 'amd64', moduleBuild: true },
-  // Listing works; building needs a cross compiler (gcc-aarch64-linux-gnu) and is not done yet.
-  arm64: { debArch: 'arm64', flavour: 'arm64', moduleBuild: false },
+// The sid build root for arm64 7.2 is its own (buildroots/sid-arm64): adding the cross compiler
+// to the shared sid root would make every x86 build wait for a new debootstrap.
+const SID_CROSS_ARM64: BuildEnv = {
+  kind: 'chroot',
+  suite: 'sid',
+  root: 'sid-arm64',
+  packages: ['gcc-16', 'gcc-16-aarch64-linux-gnu', 'make', 'libelf-dev', 'libssl-dev', 'bc', 'pahole'],
 };
+
+export const ARCH_PROFILES: Readonly<Record<Arch, ArchProfile>> = {
+  x86_64: { debArch: 'amd64', flavour: 'amd64' },
+  arm64: {
+    debArch: 'arm64',
+    flavour: 'arm64',
+    cross: {
+      kernelArch: 'arm64',
+      prefix: 'aarch64-linux-gnu-',
+      compilers: {
+        // bookworm's cross gcc-12 (12.2.0-14cross1) is the compiler of Debian's arm64 6.1 and 6.12+deb12
+        'gcc-12': { kind: 'host', hostPackage: 'gcc-12-aarch64-linux-gnu', cmd: 'aarch64-linux-gnu-gcc-12' },
+        'gcc-16': SID_CROSS_ARM64,
+      },
+    },
+  },
+};
+
+/**
+ * Modules of a kernel package the guest loads in /init, before its agent starts, because the
+ * agent's channel needs them (harness/vm/machine.ts agentTty): paths under
+ * /lib/modules/<release>/ in the image package, in load order (the `depends` of their
+ * .modinfo). Only Debian's arm64 6.1 needs any: VIRTIO_PCI and VIRTIO_CONSOLE are =m there
+ * (config-6.1.0-57-arm64) and =y in 6.12 and 7.2; virtio_pci depends on
+ * virtio_pci_modern_dev and virtio_pci_legacy_dev (VIRTIO_PCI_LIB, VIRTIO_PCI_LIB_LEGACY =m).
+ */
+export const CHANNEL_MODULES: readonly { arch: Arch; series: string; modules: readonly string[] }[] = [
+  {
+    arch: 'arm64',
+    series: '6.1',
+    modules: [
+      'kernel/drivers/virtio/virtio_pci_modern_dev.ko',
+      'kernel/drivers/virtio/virtio_pci_legacy_dev.ko',
+      'kernel/drivers/virtio/virtio_pci.ko',
+      'kernel/drivers/char/virtio_console.ko',
+    ],
+  },
+];
+
+/** The channel modules of a kernel of this architecture and series (none for most). */
+export function channelModules(arch: Arch, series: string): readonly string[] {
+  return CHANNEL_MODULES.find((c) => c.arch === arch && c.series === series)?.modules ?? [];
+}
 
 /** The suites of the private apt state, and which mirror serves each. */
 export const APT_SUITES: readonly { suite: string; mirror: 'archive' | 'security' }[] = [
@@ -147,7 +215,14 @@ export function selectCompiler(config: string, profile: SeriesProfile): { compil
   return { compiler: fromText ?? profile.fallbackCompiler, versionText: text };
 }
 
-/** The build environment for a compiler, or undefined when svadiff has none for it. */
-export function buildEnvFor(compiler: string): BuildEnv | undefined {
-  return COMPILER_PROFILES[compiler];
+/** The build environment for a compiler (of a kernel of arch), or undefined when svadiff has none for it. */
+export function buildEnvFor(compiler: string, arch: Arch = 'x86_64'): BuildEnv | undefined {
+  const cross = ARCH_PROFILES[arch].cross;
+  return cross ? cross.compilers[compiler] : COMPILER_PROFILES[compiler];
+}
+
+/** make variables a module build for a kernel of arch needs (none for native builds). */
+export function crossMakeVars(arch: Arch): Record<string, string> {
+  const cross = ARCH_PROFILES[arch].cross;
+  return cross ? { ARCH: cross.kernelArch, CROSS_COMPILE: cross.prefix } : {};
 }

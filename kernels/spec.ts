@@ -1,11 +1,13 @@
 import { resolve as resolvePath } from 'node:path';
 import { UserError } from '../harness/util/errors.js';
+import type { Arch } from './types.js';
 
 /**
  * A Debian kernel the user asks for (kernels built from source: SourceKernelSpec below):
  *   debian:6.12          the newest fetchable 6.12.x
  *   debian:6.12.117      exactly 6.12.117 (the preferred build of it, see SeriesProfile.preferredAbiTags)
  *   debian:6.12.107+deb13  that version from one particular build (ABI tag)
+ *   debian:6.12/arm64    any of these for another architecture (x86_64 when none is given)
  */
 export interface KernelSpec {
   distro: 'debian';
@@ -15,15 +17,33 @@ export interface KernelSpec {
   version?: string;
   /** "+deb13" when a build tag was asked for */
   abiTag?: string;
+  /** "arm64" when written as debian:…/arm64; absent: x86_64 (or the command's --arch) */
+  arch?: Arch;
   /** the spec as the user wrote it (trimmed) */
   text: string;
 }
 
-const SPEC_HELP = 'use debian:<series> (e.g. debian:6.12) or debian:<version> (e.g. debian:6.12.117)';
+const SPEC_HELP = 'use debian:<series> (e.g. debian:6.12) or debian:<version> (e.g. debian:6.12.117), optionally with /arm64 or /x86_64';
+
+/** The guest architecture a spec suffix names ("arm64", "aarch64", "x86_64", "amd64"). */
+export function archOfSuffix(s: string, shown: string): Arch {
+  const a = s.toLowerCase();
+  if (a === 'x86_64' || a === 'amd64') return 'x86_64';
+  if (a === 'arm64' || a === 'aarch64') return 'arm64';
+  throw new UserError(`unknown architecture ${JSON.stringify(s.slice(0, 20))} in kernel spec ${shown}: write /arm64 or /x86_64`);
+}
+
+/** "debian:6.12/arm64" -> ["debian:6.12", "arm64"]; no suffix -> [text, undefined]. */
+function splitArch(text: string): [string, Arch | undefined] {
+  const m = /^(.*)\/([A-Za-z0-9_]{1,20})$/.exec(text);
+  if (!m || m[1] === undefined || m[2] === undefined) return [text, undefined];
+  return [m[1], archOfSuffix(m[2], JSON.stringify(text.slice(0, 80)))];
+}
 
 export function parseKernelSpec(s: string): KernelSpec {
   const text = s.trim();
-  const m = /^debian:(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4})(\+deb\d{1,3})?)?$/.exec(text);
+  const [body, arch] = text.startsWith('debian:') ? splitArch(text) : [text, undefined];
+  const m = /^debian:(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4})(\+deb\d{1,3})?)?$/.exec(body);
   if (!m) {
     const shown = JSON.stringify(text.slice(0, 80));
     if (/^\d/.test(text)) throw new UserError(`kernel spec ${shown} has no distribution: write debian:${text.slice(0, 40)}`);
@@ -33,13 +53,31 @@ export function parseKernelSpec(s: string): KernelSpec {
   const spec: KernelSpec = { distro: 'debian', series, text };
   if (m[3] !== undefined) spec.version = `${series}.${Number(m[3])}`;
   if (m[4] !== undefined) spec.abiTag = m[4];
+  if (arch !== undefined) spec.arch = arch;
   return spec;
 }
 
-/** The canonical text of a spec: "debian:6.12", "debian:6.12.117", "debian:6.12.107+deb13". */
-export function formatKernelSpec(spec: Pick<KernelSpec, 'series' | 'version' | 'abiTag'>): string {
-  if (spec.version === undefined) return `debian:${spec.series}`;
-  return `debian:${spec.version}${spec.abiTag ?? ''}`;
+/**
+ * The canonical text of a spec: "debian:6.12", "debian:6.12.117", "debian:6.12.107+deb13",
+ * "debian:6.12.118/arm64". x86_64 has no suffix (every spec written before arm64 stays valid).
+ */
+export function formatKernelSpec(spec: Pick<KernelSpec, 'series' | 'version' | 'abiTag' | 'arch'>): string {
+  const suffix = spec.arch !== undefined && spec.arch !== 'x86_64' ? `/${spec.arch}` : '';
+  if (spec.version === undefined) return `debian:${spec.series}${suffix}`;
+  return `debian:${spec.version}${spec.abiTag ?? ''}${suffix}`;
+}
+
+/**
+ * A spec with the architecture a command's --arch asks for: the spec's own suffix wins when they
+ * agree, and a conflict is an error. Non-Debian specs are returned as they are.
+ */
+export function withArch(specText: string, arch: Arch | undefined): string {
+  const text = specText.trim();
+  if (arch === undefined || !text.startsWith('debian:')) return text;
+  const own = parseKernelSpec(text).arch;
+  if (own !== undefined && own !== arch) throw new UserError(`kernel spec ${text} names ${own} but --arch is ${arch}; drop one of them`);
+  if (own !== undefined || arch === 'x86_64') return text;
+  return `${text}/${arch}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ export interface KernelArtifacts {
   uacce?: UacceOrigin;
   /** further modules from the kernel package the guest must load before ours (absolute paths, in order) */
   extraModules: string[];
+  /** modules from the kernel package /init loads before the agent starts, for its channel (absolute paths, in order; profiles.ts CHANNEL_MODULES) */
+  channelModules?: string[];
   /** the cache directory of this kernel */
   dir: string;
   /** kernels built from source: the tree and configuration */

@@ -23,7 +23,7 @@ import { compileModules, findTestModule, hashModuleSources, layoutModules, readM
 import { hashUacceTree } from './kbuild.js';
 import { withLock } from './lock.js';
 import { checkVermagic } from './modinfo.js';
-import { buildEnvFor } from './profiles.js';
+import { buildEnvFor, crossMakeVars } from './profiles.js';
 import { git } from './source.js';
 import type { KernelArtifacts, UacceOrigin } from './types.js';
 
@@ -152,9 +152,9 @@ async function buildInto(k: KernelArtifacts, uacceRoot: string, out: string, ori
   try {
     const debian = await readManifest(k.dir);
     if (debian) {
-      const env = buildEnvFor(debian.kernel.compiler);
+      const env = buildEnvFor(debian.kernel.compiler, k.arch);
       if (!env) throw new UserError(`${k.exactSpec} was built with ${debian.kernel.compiler}, for which svadiff has no build environment (kernels/profiles.ts)`);
-      const ctx = { release: k.release, env, headersRoot: join(k.dir, 'headers'), spec: k.exactSpec };
+      const ctx = { release: k.release, env, headersRoot: join(k.dir, 'headers'), spec: k.exactSpec, makeVars: crossMakeVars(k.arch) };
       info(`building uacce.ko from ${what} for ${k.release} (${buildEnvLabel(env)})`);
       await compileModules(k.dir, debian.kernel, env, ctx, modules, partial);
     } else {

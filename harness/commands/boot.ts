@@ -30,11 +30,11 @@ export async function cmdBoot(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' }, 'uacce-src': { type: 'string' } },
+    options: { accel: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, kernel: { type: 'string' }, 'uacce-src': { type: 'string' }, arch: { type: 'string' } },
   });
   if (positionals.length > 1) throw new UserError('svadiff boot takes one kernel, e.g. svadiff boot debian:6.12');
   const spec = positionals[0] ?? values.kernel;
-  const setup = await prepare(spec, values.accel, values.out, values['uacce-src']);
+  const setup = await prepare(spec, values.accel, values.out, values['uacce-src'], values.arch);
   const iommuLog: string[] = [];
   const onKmsg = (r: KmsgRecord) => {
     if (/^(DMAR|DMAR-IR|iommu|AMD-Vi|arm-smmu)/i.test(r.text) && iommuLog.length < 40) iommuLog.push(r.text.split('\n')[0]!);
@@ -68,6 +68,9 @@ async function collect(g: Guest, iommuLog: string[]): Promise<BootInfo> {
       u.pasid = ((e >> ECAP_PASID) & 1n) === 1n;
     }
     units.push(u);
+  }
+  for (const name of g.machine.iommuUnits ?? []) {
+    if ((await g.readFile(`/sys/class/iommu/${name}/uevent`)) !== undefined) units.push({ name });
   }
   const defaultDomain = (await g.readFile('/sys/kernel/iommu_groups/0/type'))?.trim();
 
@@ -117,6 +120,10 @@ function render(b: BootInfo): string {
   L.push(`boot time    ${(b.bootMs / 1000).toFixed(2)} s (QEMU start to agent ready)`);
   if (b.iommu.units.length === 0) L.push('IOMMU        none found in /sys/class/iommu');
   for (const u of b.iommu.units) {
+    if (u.version === undefined) {
+      L.push(`IOMMU        ${u.name}`);
+      continue;
+    }
     const sm = u.scalableMode === undefined ? '?' : u.scalableMode ? 'yes' : 'no';
     const pasid = u.pasid === undefined ? '?' : u.pasid ? 'yes' : 'no';
     L.push(`IOMMU        ${u.name}: VT-d ${u.version ?? '?'}, scalable mode ${sm}, PASID ${pasid} (cap ${u.cap ?? '?'}, ecap ${u.ecap ?? '?'})`);

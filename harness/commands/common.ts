@@ -1,7 +1,8 @@
 /** Pieces shared by the commands that boot guests. */
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fetchKernel } from '../../kernels/index.js';
+import { fetchKernel, parseArch } from '../../kernels/index.js';
+import { withArch } from '../../kernels/spec.js';
 import type { KernelArtifacts } from '../../kernels/types.js';
 import type { KernelId } from '../findings/store.js';
 import { profileFor, type KernelProfile } from '../model/index.js';
@@ -24,9 +25,13 @@ export interface GuestSetup {
   outDir: string;
 }
 
-/** Fetch the kernel (cached; uacce.ko from --uacce-src when given), build agent and initramfs (cached). */
-export async function prepare(kernelSpec: string | undefined, accel: string | undefined, out: string | undefined, uacceSrc?: string): Promise<GuestSetup> {
-  const kernel = await fetchKernel(kernelSpec ?? DEFAULT_KERNEL, uacceSrc !== undefined ? { uacceSrc } : {});
+/**
+ * Fetch the kernel (cached; uacce.ko from --uacce-src when given), build agent and initramfs
+ * (cached). `arch` is the command's --arch: debian:6.12 with --arch arm64 is debian:6.12/arm64.
+ */
+export async function prepare(kernelSpec: string | undefined, accel: string | undefined, out: string | undefined, uacceSrc?: string, arch?: string): Promise<GuestSetup> {
+  const spec = withArch(kernelSpec ?? DEFAULT_KERNEL, arch === undefined ? undefined : parseArch(arch));
+  const kernel = await fetchKernel(spec, uacceSrc !== undefined ? { uacceSrc } : {});
   const image = await prepareGuestImage(kernel);
   const outDir = resolve(out ?? DEFAULT_OUT);
   await fs.mkdir(join(outDir, 'logs'), { recursive: true });
@@ -46,6 +51,7 @@ export async function setupFor(s: GuestSetup, program: Program): Promise<GuestSe
 /** Who a finding was seen on: the exact kernel and, when known, where its uacce came from. */
 export function kernelIdOf(k: KernelArtifacts): KernelId {
   const id: KernelId = { spec: k.exactSpec, release: k.release };
+  if (k.arch !== 'x86_64') id.arch = k.arch;
   if (k.uacce) id.uacce = k.uacce.text;
   if (k.uacce?.src) id.uacce_src = k.uacce.src;
   return id;

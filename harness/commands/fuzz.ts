@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N] [--family uacce|vfio]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N] [--family uacce|vfio] [--arch x86_64|arm64]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -54,6 +54,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       reset: { type: 'string' },
       jobs: { type: 'string' },
       family: { type: 'string' },
+      arch: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -64,7 +65,8 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const jobsGiven = parseIntOption('jobs', values.jobs, 1, 64);
   const family = values.family ?? 'uacce';
   if (family !== 'uacce' && family !== 'vfio') throw new UserError(`--family ${family}: the op families are uacce and vfio`);
-  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src']);
+  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch);
+  if (family === 'vfio' && setup.kernel.arch !== 'x86_64') throw new UserError(`--family vfio needs the x86_64 machine with VT-d groups (x86_64-vtd-groups); ${setup.kernel.arch} has no vfio machine yet: drop --family or use an x86_64 kernel`);
   // vfio programs need vfio in the guest and the machine with their IOMMU groups
   if (family === 'vfio') {
     setup.kernel = await withVfioModules(setup.kernel);

@@ -11,14 +11,15 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currentTitle, FINDING_FORMAT, type Finding } from '../findings/store.js';
-import { KNOWN_FORMAT, KNOWN_VERSION, knownIssuesDir, loadKnownIssues, parseKnownIssues, seriesOf, type KnownIssue } from '../findings/known.js';
+import { parseArch } from '../../kernels/index.js';
+import { KNOWN_ARCHES, KNOWN_FORMAT, KNOWN_VERSION, knownIssuesDir, loadKnownIssues, parseKnownIssues, seriesOf, type KnownIssue } from '../findings/known.js';
 import { UserError } from '../util/errors.js';
 import { atomicWrite } from '../util/fsx.js';
 import { info } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 
 const USAGE =
-  'usage: svadiff known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S]\n' + '       svadiff known list [--series S]';
+  'usage: svadiff known add <finding-dir> (--link URL | --reason TEXT) --note TEXT [--series S] [--arch A]\n' + '       svadiff known list [--series S]';
 
 const SERIES_RE = /^\d{1,3}\.\d{1,3}$/;
 
@@ -83,7 +84,7 @@ async function knownAdd(args: string[], dir: string): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { link: { type: 'string' }, reason: { type: 'string' }, note: { type: 'string' }, series: { type: 'string' } },
+    options: { link: { type: 'string' }, reason: { type: 'string' }, note: { type: 'string' }, series: { type: 'string' }, arch: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new UserError(USAGE);
   const note = oneLine('note', values.note);
@@ -99,7 +100,9 @@ async function knownAdd(args: string[], dir: string): Promise<number> {
   const series = checkSeries(values.series) ?? seriesOf(release) ?? seriesOf(spec);
   if (!series) throw new UserError(`cannot tell the kernel series of ${safeLine(release, 60)}; give --series (e.g. 6.12)`);
 
-  const path = join(dir, `${series}.json`);
+  // --arch: a title only that architecture gives goes into <series>-<arch>.json
+  const arch = values.arch === undefined ? undefined : parseArch(values.arch);
+  const path = join(dir, arch === undefined ? `${series}.json` : `${series}-${arch}.json`);
   let doc: Record<string, unknown>;
   let text: string | undefined;
   try {
@@ -108,7 +111,7 @@ async function knownAdd(args: string[], dir: string): Promise<number> {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
   }
   if (text !== undefined) {
-    const current = parseKnownIssues(text, path, series); // a broken file is reported, never overwritten
+    const current = parseKnownIssues(text, path, series, arch); // a broken file is reported, never overwritten
     const already = current.match(title);
     if (already) {
       info(`already known for ${series}: ${safeLine(title, 120)} (${safeLine(already.note, 80)}); ${path} unchanged`);
@@ -116,14 +119,17 @@ async function knownAdd(args: string[], dir: string): Promise<number> {
     }
     doc = JSON.parse(text) as Record<string, unknown>;
   } else {
-    doc = { format: KNOWN_FORMAT, version: KNOWN_VERSION, series, comment: `Reviewed titles known for ${series} kernels; see README.md.`, issues: [] };
+    doc =
+      arch === undefined
+        ? { format: KNOWN_FORMAT, version: KNOWN_VERSION, series, comment: `Reviewed titles known for ${series} kernels; see README.md.`, issues: [] }
+        : { format: KNOWN_FORMAT, version: KNOWN_VERSION, series, arch, comment: `Reviewed titles known for ${series} kernels on ${arch} only; see README.md.`, issues: [] };
   }
   const entry: KnownIssue = { title, note };
   if (link) entry.link = link;
   if (reason) entry.reason = reason;
   doc.issues = [...((doc.issues as unknown[]) ?? []), entry];
   const out = JSON.stringify(doc, null, 2) + '\n';
-  parseKnownIssues(out, path, series); // the result must be what the store reads
+  parseKnownIssues(out, path, series, arch); // the result must be what the store reads
   await atomicWrite(path, out);
   info(`added to ${path}: ${safeLine(title, 160)}`);
   return 0;
@@ -148,9 +154,18 @@ async function knownList(args: string[], dir: string): Promise<number> {
       .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   }
   const L: string[] = [];
+  const lists: { label: string; issues: readonly KnownIssue[]; source: string }[] = [];
   for (const s of series) {
     const k = await loadKnownIssues(s, dir);
-    L.push(`${s}: ${k.issues.length} known issue${k.issues.length === 1 ? '' : 's'}${k.source ? '' : ' (no file)'}`);
+    lists.push({ label: s, issues: k.issues, source: k.source });
+    for (const a of KNOWN_ARCHES) {
+      const both = await loadKnownIssues(s, dir, a);
+      const own = both.issues.slice(k.issues.length);
+      if (own.length > 0) lists.push({ label: `${s} (${a} only)`, issues: own, source: both.source });
+    }
+  }
+  for (const k of lists) {
+    L.push(`${k.label}: ${k.issues.length} known issue${k.issues.length === 1 ? '' : 's'}${k.source ? '' : ' (no file)'}`);
     for (const i of k.issues) {
       L.push(`  ${i.title !== undefined ? i.title : `/${i.title_regex}/`}`);
       L.push(`      ${i.note}`);

@@ -15,6 +15,8 @@ import { UserError } from '../util/errors.js';
 import { info } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 import { DEFAULT_KERNEL, DEFAULT_OUT, parseIntOption } from './common.js';
+import { parseArch } from '../../kernels/index.js';
+import { withArch } from '../../kernels/spec.js';
 
 export const REPLAY_EXIT = { always: 0, never: 1, flaky: 3 } as const;
 
@@ -30,15 +32,17 @@ export async function cmdReplay(args: string[]): Promise<number> {
       out: { type: 'string' },
       timeout: { type: 'string' },
       'uacce-src': { type: 'string' },
+      arch: { type: 'string' },
     },
   });
   if (positionals.length !== 1) {
-    throw new UserError('usage: svadiff replay <program.json | finding dir | repro.c> [--kernel debian:6.12] [--uacce-src S] [--runs 3] [--expect-title T]');
+    throw new UserError('usage: svadiff replay <program.json | finding dir | repro.c> [--kernel debian:6.12] [--arch arm64] [--uacce-src S] [--runs 3] [--expect-title T]');
   }
   const runs = parseIntOption('runs', values.runs, 1, 1000) ?? 3;
   const timeoutS = parseIntOption('timeout', values.timeout, 1, 600);
   const target = await loadReplayTarget(positionals[0]!);
-  const kernelSpec = values.kernel ?? target.kernel ?? DEFAULT_KERNEL;
+  // a finding's or reproducer's own kernel carries its architecture (debian:6.12.118/arm64)
+  const kernelSpec = withArch(values.kernel ?? target.kernel ?? DEFAULT_KERNEL, values.arch === undefined ? undefined : parseArch(values.arch));
   const logDir = join(resolve(values.out ?? DEFAULT_OUT), 'logs');
   await fs.mkdir(logDir, { recursive: true });
   const expect = values['expect-title'] ?? target.title;

@@ -36,6 +36,8 @@ import { errorMessage, UserError } from '../util/errors.js';
 import { atomicWrite, atomicWriteJson, readJsonIfExists } from '../util/fsx.js';
 import { fmtDuration, info, warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
+import { guestCompiler } from '../../guest/build.js';
+import type { Arch } from '../../kernels/types.js';
 import { safeLine } from '../util/sanitize.js';
 import { machineForDevice } from '../vm/machine.js';
 import { readFinding } from './known.js';
@@ -477,12 +479,25 @@ interface VerifyResult {
   runs: string[];
 }
 
-const HOW_TO_RUN: ReportInput['howToRun'] = {
-  build: [`gcc ${REPRO_CFLAGS.join(' ')} -o repro repro.c`],
-  run: ['./repro', 'rmmod svadiff_test'],
-  note:
-    'Load svadiff_test.ko fresh before every run (node names and queue ids assume it); some reports appear only at rmmod. Exit status 1: a step did not do what the model expects (reproduced); 0: every checked step did; 2: a setup problem.',
-};
+/**
+ * How to build and run repro.c for a kernel of arch: natively with gcc, or for arm64 also from
+ * an x86_64 machine with Debian's cross compiler (what svadiff itself runs, guest/build.ts).
+ */
+function howToRun(arch: Arch): ReportInput['howToRun'] {
+  const build =
+    arch === 'x86_64'
+      ? [`gcc ${REPRO_CFLAGS.join(' ')} -o repro repro.c`]
+      : [
+          `${guestCompiler(arch)} ${REPRO_CFLAGS.join(' ')} -o repro repro.c`,
+          `(on x86_64 Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross; on an ${arch} machine plain gcc)`,
+        ];
+  return {
+    build,
+    run: ['./repro', 'rmmod svadiff_test'],
+    note:
+      'Load svadiff_test.ko fresh before every run (node names and queue ids assume it); some reports appear only at rmmod. Exit status 1: a step did not do what the model expects (reproduced); 0: every checked step did; 2: a setup problem.',
+  };
+}
 
 /** Write repro.c (the model's expectations for every op) and run it on a fresh guest `runs` times. */
 async function verifyReproducer(
@@ -514,11 +529,11 @@ async function verifyReproducer(
         info(safeLine(line, 300));
       },
     });
-    return { reliability: { hits: r.reproduced, runs: r.runs.length, what: 'repro.c on a fresh guest' }, howToRun: HOW_TO_RUN, runs: lines };
+    return { reliability: { hits: r.reproduced, runs: r.runs.length, what: 'repro.c on a fresh guest' }, howToRun: howToRun(setup.kernel.arch), runs: lines };
   } catch (e) {
     const msg = errorMessage(e);
     warn(`repro.c could not be verified: ${safeLine(msg, 300)}`);
-    return { reliability: { hits: 0, runs: 0, what: `repro.c not verified: ${safeLine(msg, 200)}` }, howToRun: HOW_TO_RUN, error: msg, runs: lines };
+    return { reliability: { hits: 0, runs: 0, what: `repro.c not verified: ${safeLine(msg, 200)}` }, howToRun: howToRun(setup.kernel.arch), error: msg, runs: lines };
   }
 }
 

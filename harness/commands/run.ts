@@ -29,11 +29,11 @@ export async function cmdRun(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { kernel: { type: 'string' }, json: { type: 'boolean' }, accel: { type: 'string' }, out: { type: 'string' }, 'uacce-src': { type: 'string' } },
+    options: { kernel: { type: 'string' }, json: { type: 'boolean' }, accel: { type: 'string' }, out: { type: 'string' }, 'uacce-src': { type: 'string' }, arch: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new UserError('usage: svadiff run <program.json> [--kernel debian:6.12] [--uacce-src S] [--json]');
   const program = await loadProgram(positionals[0]!);
-  const setup = await setupFor(await prepare(values.kernel, values.accel, values.out, values['uacce-src']), program);
+  const setup = await setupFor(await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch), program);
   const profile = profileOf(setup.kernel);
   const guest = await bootGuest(setup, 'run', { machine: machineForDevice(setup.kernel.arch, program.device).name });
   let r: ExecResult;

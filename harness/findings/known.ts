@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { currentDivergenceTitle } from '../oracle/check.js';
 import { parseJsonObject, UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
+import type { Arch } from '../../kernels/types.js';
 
 export const KNOWN_FORMAT = 'svadiff-known-issues';
 export const KNOWN_VERSION = 1;
@@ -42,6 +43,14 @@ export function knownIssuesDir(): string {
   return process.env.SVADIFF_KNOWN_DIR || join(projectRoot(), 'corpus', 'known');
 }
 
+/**
+ * The guest architecture of a kernel, from its release ("6.12.118+deb12-arm64") or spec
+ * ("debian:6.12.118/arm64"); x86_64 when neither names arm64 (every kernel before arm64).
+ */
+export function archOfKernel(release: string, spec = ''): Arch {
+  return /-arm64$/.test(release) || /\/(arm64|aarch64)$/.test(spec) ? 'arm64' : 'x86_64';
+}
+
 /** The kernel series ("6.12") of a release ("6.12.117+deb12-amd64") or spec ("debian:6.12.117"). */
 export function seriesOf(kernel: string): string | undefined {
   const m = /(?:^|[^\d.])(\d{1,3})\.(\d{1,3})(?:[.+-]|$)/.exec(kernel);
@@ -52,7 +61,7 @@ export function seriesOf(kernel: string): string | undefined {
  * Check the text of a known-issue file. Every problem is one line naming the file, the entry
  * and the fix.
  */
-export function parseKnownIssues(text: string, source: string, series: string): KnownIssues {
+export function parseKnownIssues(text: string, source: string, series: string, arch?: Arch): KnownIssues {
   const fail = (msg: string): never => {
     throw new UserError(`${source}: ${msg}`);
   };
@@ -60,8 +69,10 @@ export function parseKnownIssues(text: string, source: string, series: string): 
   if (o.format !== KNOWN_FORMAT) fail(`field "format" must be "${KNOWN_FORMAT}"`);
   if (o.version !== KNOWN_VERSION) fail(`field "version" must be ${KNOWN_VERSION}`);
   if (o.series !== series) fail(`field "series" must be "${series}" (the file name), got ${JSON.stringify(o.series)}`);
+  // a list of one architecture (<series>-<arch>.json) says which; the series list names none
+  if (o.arch !== arch) fail(arch === undefined ? 'field "arch" belongs in <series>-<arch>.json files only' : `field "arch" must be "${arch}" (the file name), got ${JSON.stringify(o.arch)}`);
   for (const k of Object.keys(o)) {
-    if (!['format', 'version', 'series', 'comment', 'issues'].includes(k)) fail(`unknown field "${k}"`);
+    if (!['format', 'version', 'series', 'arch', 'comment', 'issues'].includes(k)) fail(`unknown field "${k}"`);
   }
   if (!Array.isArray(o.issues)) return fail('field "issues" must be an array (empty when nothing is known)');
   const issues: KnownIssue[] = [];
@@ -120,19 +131,39 @@ function knownIssues(series: string, source: string, issues: KnownIssue[], regex
   };
 }
 
-/**
- * The known issues of a kernel series, from `<dir>/<series>.json`. A series without a file has
- * no known issues; a file that is there but wrong is an error naming the fix.
- */
-export async function loadKnownIssues(series: string, dir: string = knownIssuesDir()): Promise<KnownIssues> {
-  if (!SERIES_RE.test(series)) throw new UserError(`kernel series ${JSON.stringify(series.slice(0, 40))} is not of the form 6.12`);
-  const path = join(dir, `${series}.json`);
+/** The architectures that may have a list of their own besides the series list. */
+export const KNOWN_ARCHES: readonly Arch[] = ['x86_64', 'arm64'];
+
+async function readKnownFile(path: string, series: string, arch?: Arch): Promise<KnownIssues | undefined> {
   let text: string;
   try {
     text = await fs.readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return knownIssues(series, '', [], []);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  return parseKnownIssues(text, path, series);
+  return parseKnownIssues(text, path, series, arch);
+}
+
+/**
+ * The known issues of a kernel series, from `<dir>/<series>.json`, and for a kernel of one
+ * architecture also `<dir>/<series>-<arch>.json`: what only that architecture shows (the same
+ * use-after-free is "general protection fault in …" on x86_64 and "BUG: unable to handle page
+ * fault in …" on arm64). A series without a file has no known issues; a file that is there but
+ * wrong is an error naming the fix.
+ */
+export async function loadKnownIssues(series: string, dir: string = knownIssuesDir(), arch?: Arch): Promise<KnownIssues> {
+  if (!SERIES_RE.test(series)) throw new UserError(`kernel series ${JSON.stringify(series.slice(0, 40))} is not of the form 6.12`);
+  const common = await readKnownFile(join(dir, `${series}.json`), series);
+  const own = arch === undefined ? undefined : await readKnownFile(join(dir, `${series}-${arch}.json`), series, arch);
+  const lists = [common, own].filter((k): k is KnownIssues => k !== undefined);
+  if (lists.length === 0) return knownIssues(series, '', [], []);
+  if (lists.length === 1) return lists[0]!;
+  const issues = lists.flatMap((k) => k.issues);
+  return {
+    series,
+    source: lists.map((k) => k.source).join(' + '),
+    issues,
+    match: (title) => common?.match(title) ?? own?.match(title),
+  };
 }

@@ -51,7 +51,8 @@ import {
   type Evidence,
   type StoredEvidenceKind,
 } from './bugs.js';
-import { loadKnownIssues, seriesOf, type KnownIssue, type KnownIssues } from './known.js';
+import { archOfKernel, loadKnownIssues, seriesOf, type KnownIssue, type KnownIssues } from './known.js';
+import type { Arch } from '../../kernels/types.js';
 
 export const FINDING_FORMAT = 'svadiff-finding';
 export const FINDING_VERSION = 1;
@@ -69,6 +70,8 @@ export interface KernelId {
   uacce?: string;
   /** the --uacce-src it was built from (absolute path), when not the kernel's own */
   uacce_src?: string;
+  /** the guest's architecture (absent in findings written before arm64: x86_64) */
+  arch?: Arch;
 }
 
 /** What a run hands to the store. */
@@ -205,7 +208,7 @@ export interface StoreOptions {
   /** replace the kept program (and its console and excerpt) by a later one with fewer operations */
   keepShortest?: boolean;
   /** known issues of a series; default: corpus/known/<series>.json */
-  knownIssues?: (series: string) => Promise<KnownIssues>;
+  knownIssues?: (series: string, arch: Arch) => Promise<KnownIssues>;
   /** where problems with existing files go; default: a warning on stderr */
   onProblem?: (message: string) => void;
   /** the id of this run (counts are kept per run); default: the time and a random suffix */
@@ -594,10 +597,12 @@ export class FindingStore {
   private knownFor(release: string, spec: string): Promise<KnownIssues | undefined> {
     const series = seriesOf(release) ?? seriesOf(spec);
     if (!series) return Promise.resolve(undefined);
-    let p = this.knownCache.get(series);
+    const arch = archOfKernel(release, spec);
+    const key = `${series}/${arch}`;
+    let p = this.knownCache.get(key);
     if (!p) {
-      p = (this.opts.knownIssues ?? loadKnownIssues)(series);
-      this.knownCache.set(series, p);
+      p = this.opts.knownIssues ? this.opts.knownIssues(series, arch) : loadKnownIssues(series, undefined, arch);
+      this.knownCache.set(key, p);
     }
     return p;
   }
@@ -907,6 +912,7 @@ function kernelRecord(k: KernelId, spec: string, release: string): KernelId {
   const out: KernelId = { spec, release };
   if (k.uacce) out.uacce = cleanTitle(k.uacce);
   if (k.uacce_src) out.uacce_src = cleanTitle(k.uacce_src);
+  if (k.arch) out.arch = k.arch;
   return out;
 }
 

@@ -34,6 +34,27 @@ export interface KernelProfile {
    */
   svaBindKillSwitch: boolean;
   /**
+   * The kernel can give a device behind its IOMMU SVA: CONFIG_IOMMU_SVA and the IOMMU driver's
+   * SVA part are built (Debian x86_64: IOMMU_SVA=y, INTEL_IOMMU_SVM=y). Debian's arm64 6.1, 6.12
+   * and 7.2 configs have ARM_SMMU_V3=y but IOMMU_SVA and ARM_SMMU_V3_SVA off, so:
+   * - up to 6.15, uacce_enable_sva() -> iommu_dev_enable_feature(parent, IOMMU_DEV_FEAT_IOPF) ->
+   *   arm_smmu_dev_enable_feature() fails with -EINVAL: arm_smmu_master_iopf_supported() is the
+   *   !CONFIG_ARM_SMMU_V3_SVA stub that returns false (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c
+   *   :2820 and arm-smmu-v3.h:796 in 6.1.192; :3465 and :932 in 6.12.118). The flag is cleared
+   *   even for a parent with an IOMMU group (a group-less parent fails earlier with -ENODEV);
+   * - from 6.16 every open binds (sva above): iommu_sva_bind_device() is the !CONFIG_IOMMU_SVA
+   *   stub of include/linux/iommu.h, ERR_PTR(-ENODEV) (7.2.13 line 1671; 6.12.118 line 1534),
+   *   and uacce_bind_queue() returns PTR_ERR(handle): the open fails with ENODEV, group or not.
+   */
+  iommuSva: boolean;
+  /**
+   * Base page size. Every profile has 4096, which the model and the test device's ABI assume
+   * (device/abi.ts SVT_PAGE_SIZE): x86_64 has no other; Debian's arm64 configs choose
+   * CONFIG_ARM64_4K_PAGES=y (config-6.1.0-*-arm64, config-6.12.118+deb12-arm64; the image header
+   * says "4K pages"), so PAGE_SHIFT = CONFIG_PAGE_SHIFT = 12 (arch/arm64/include/asm/page-def.h).
+   */
+  pageSize: number;
+  /**
    * mm/mremap.c from 6.17 ("mm/mremap: permit mremap() move of multiple VMAs" and the rework
    * before it): a MREMAP_FIXED move that keeps the size may span several VMAs (remap_move()),
    * and the VMA checks (check_prep_vma()) run before a shrinking move unmaps the tail. Up to
@@ -78,6 +99,13 @@ const SVA_KILL_SWITCH = [
   { distro: 'debian', arch: 'x86_64', series: [6, 12] },
 ] as const;
 
+/**
+ * Where SVA is not built: (distro, arch) -> the configs that say so. Debian arm64: IOMMU_SVA
+ * and ARM_SMMU_V3_SVA off in 6.1, 6.12 and 7.2 (shared/notes/platform.md; re-read in the
+ * config-* files of debian:6.1.192/arm64 and debian:6.12.118/arm64).
+ */
+const NO_IOMMU_SVA = [{ distro: 'debian', arch: 'arm64' }] as const;
+
 /** The oldest series the model describes (uacce as in the spec; older kernels are not tested). */
 const OLDEST: readonly [number, number] = [6, 1];
 
@@ -117,6 +145,8 @@ export function profileFor(version: string, opts: { arch: string; distro: Distro
     svaBindKillSwitch: SVA_KILL_SWITCH.some(
       (k) => k.distro === opts.distro && k.arch === arch && k.series[0] === series[0] && k.series[1] === series[1],
     ),
+    iommuSva: !NO_IOMMU_SVA.some((k) => k.distro === opts.distro && k.arch === arch),
+    pageSize: 4096,
     mremapMultiVmaMove: has('mremapMultiVmaMove'),
     vfsFsInfoIoctls: has('vfsFsInfoIoctls'),
     mprotectUnaccountsUnfaulted: has('mprotectUnaccountsUnfaulted'),

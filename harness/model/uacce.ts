@@ -80,6 +80,8 @@ export const UACCE_RULES = {
   'open.sva-nogroup':
     'uacce_bind_queue() -> iommu_sva_bind_device(): parent without IOMMU group: ENODEV (drivers/iommu/iommu-sva.c 7.2); Spec "open" 6.16+',
   'open.sva-killswitch': 'Debian x86 6.1/6.12 stable patch: every SVA bind fails with EOPNOTSUPP (profile fact)',
+  'open.sva-unsupported':
+    'uacce_bind_queue() -> iommu_sva_bind_device(): the !CONFIG_IOMMU_SVA stub (include/linux/iommu.h 7.2) returns ERR_PTR(-ENODEV): ENODEV (Debian arm64, profile fact iommuSva)',
   'open.busy': 'TD "get_queue": -EBUSY once queue_limit queues are live; uacce_fops_open() returns it',
   'open.ok': 'uacce_fops_open(): new queue in UACCE_Q_INIT bound to the opener mm; TD get_queue initialises its pages',
   'mmap.region-invalid':
@@ -145,7 +147,8 @@ function boundInstance(s: ModelState, dev: number): Instance | undefined {
 function negotiatedFlags(profile: KernelProfile, device: DeviceParams): number {
   if (!device.sva) return 0;
   if (profile.sva === 'bind-every-open') return SVT_UACCE_DEV_SVA;
-  return parentFacts(device).hasIommuGroup ? SVT_UACCE_DEV_SVA : 0;
+  // without IOMMU SVA (Debian arm64) the IOPF feature cannot be enabled: profile.iommuSva
+  return parentFacts(device).hasIommuGroup && profile.iommuSva ? SVT_UACCE_DEV_SVA : 0;
 }
 
 /**
@@ -337,8 +340,10 @@ function doOpen(d: Draft, task: Task, op: OpOpen): OpResult {
   }
   // uacce_bind_queue(): only with UACCE_DEV_SVA in the negotiated flags
   if ((inst.flags & SVT_UACCE_DEV_SVA) !== 0) {
-    const e = !parentFacts(d.s.device).hasIommuGroup
-      ? res(err('ENODEV'), 'open.sva-nogroup')
+    const e = !d.s.profile.iommuSva
+      ? res(err('ENODEV'), 'open.sva-unsupported')
+      : !parentFacts(d.s.device).hasIommuGroup
+        ? res(err('ENODEV'), 'open.sva-nogroup')
       : d.s.profile.svaBindKillSwitch
         ? res(err('EOPNOTSUPP'), 'open.sva-killswitch')
         : undefined;

@@ -208,6 +208,8 @@ const HELPER_FRAMES: readonly RegExp[] = [
   // stack dumping, WARN/BUG and oops machinery (lib/dump_stack.c, kernel/panic.c, lib/bug.c)
   /^dump_stack(?:_lvl)?$/,
   /^show_(?:stack|trace_log_lvl|regs)/,
+  // arm64's unwinder prints itself first (arch/arm64/kernel/stacktrace.c dump_backtrace)
+  /^dump_backtrace$/,
   /^__warn(?:_printk)?$/,
   /^warn_slowpath/,
   /^report_bug$/,

@@ -19,10 +19,10 @@ import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { buildAgent } from '../../guest/build.js';
+import { buildAgent, ensureGuestToolchain, guestCompiler, staticElfProblem } from '../../guest/build.js';
 import { buildInitramfs } from '../../guest/initramfs.js';
 import { fetchKernel } from '../../kernels/index.js';
-import type { KernelArtifacts } from '../../kernels/types.js';
+import type { Arch, KernelArtifacts } from '../../kernels/types.js';
 import { AgentClosedError, type ExecutableRun } from '../agent/session.js';
 import { currentDivergenceTitle, DIVERGENCE_TITLE_RE } from '../oracle/check.js';
 import { sameCrash, type CrashReport } from '../oracle/report.js';
@@ -35,7 +35,6 @@ import { Guest, GuestBootError, type GuestImage } from '../vm/guest.js';
 import { sleep } from '../vm/qemu.js';
 import { UserError } from '../util/errors.js';
 import { exists, readJsonIfExists, sha256 } from '../util/fsx.js';
-import { ensureHostTools } from '../util/host.js';
 import { warn } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { safeLine, stripControl } from '../util/sanitize.js';
@@ -53,38 +52,44 @@ export const DEFAULT_REPRO_TIMEOUT_MS = 180_000;
 // ---------------------------------------------------------------------------------------------
 // Compiling
 
-async function compilerId(): Promise<string> {
-  const v = await execa('gcc', ['--version'], { reject: false });
-  if (v.exitCode !== 0) throw new UserError('gcc does not run; install it: apt-get install gcc libc6-dev');
+async function compilerId(cc: string): Promise<string> {
+  const v = await execa(cc, ['--version'], { reject: false });
+  if (v.exitCode !== 0) throw new UserError(`${cc} does not run; reinstall it (svadiff installs it with the guest agent's toolchain, guest/build.ts)`);
   return String(v.stdout).split('\n')[0] ?? '';
 }
 
 /**
- * Compile a reproducer into a static binary, cached by the hash of the source, flags and
+ * Compile a reproducer into a static binary for guests of arch (the agent's toolchain: gcc, or
+ * bookworm's aarch64-linux-gnu-gcc for arm64), cached by the hash of the source, flags and
  * compiler under cacheDir()/repro/<hash>/repro. extraFlags e.g. ['-Werror'].
  */
-export async function compileRepro(cFile: string, extraFlags: readonly string[] = []): Promise<string> {
-  await ensureHostTools([{ cmd: 'gcc', pkg: 'gcc', why: 'compiling reproducers' }]);
+export async function compileRepro(cFile: string, extraFlags: readonly string[] = [], arch: Arch = 'x86_64'): Promise<string> {
+  const cc = guestCompiler(arch);
+  // the compiler and its static C library, installed with the agent's toolchain
+  await ensureGuestToolchain(arch);
   let source: Buffer;
   try {
     source = await fs.readFile(cFile);
   } catch (e) {
     throw new UserError(`cannot read ${cFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  // the static C library: buildAgent installs it when it is missing
-  await buildAgent('x86_64');
   const flags = [...REPRO_CFLAGS, ...extraFlags];
-  const hash = sha256([sha256(source), flags.join(' '), await compilerId()].join('\n'));
+  const hash = sha256([sha256(source), flags.join(' '), await compilerId(cc)].join('\n'));
   const dir = join(cacheDir(), 'repro', hash);
   const out = join(dir, 'repro');
   if (await exists(out)) return out;
   await fs.mkdir(dir, { recursive: true });
   const tmp = join(dir, `.repro.${process.pid}.${Date.now()}.tmp`);
-  const r = await execa('gcc', [...flags, '-o', tmp, '-x', 'c', resolvePath(cFile)], { reject: false, all: true });
+  const r = await execa(cc, [...flags, '-o', tmp, '-x', 'c', resolvePath(cFile)], { reject: false, all: true });
   if (r.exitCode !== 0) {
     await fs.rm(tmp, { force: true });
     const tail = stripControl(String(r.all ?? '')).split('\n').slice(-12).join('\n');
-    throw new UserError(`gcc could not compile ${cFile} (exit ${r.exitCode}); fix the C file:\n${tail}`);
+    throw new UserError(`${cc} could not compile ${cFile} (exit ${r.exitCode}); fix the C file:\n${tail}`);
+  }
+  const problem = staticElfProblem(await fs.readFile(tmp), arch);
+  if (problem) {
+    await fs.rm(tmp, { force: true });
+    throw new Error(`${cc} built an unusable reproducer from ${cFile}: ${problem}`);
   }
   await fs.rename(tmp, out);
   return out;
@@ -289,7 +294,7 @@ export async function replay(target: ReplayTarget | string, kernelSpec: string, 
   let guestPath: string | undefined;
   let image: GuestImage;
   if (t.kind === 'repro') {
-    const binary = await compileRepro(t.path);
+    const binary = await compileRepro(t.path, [], kernel.arch);
     guestPath = guestReproPath(binary);
     image = await prepareReproImage(kernel, [binary]);
   } else {

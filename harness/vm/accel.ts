@@ -15,7 +15,7 @@ import { info } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { execaTiedToParent } from '../util/proc.js';
 import { stripControl } from '../util/sanitize.js';
-import type { Accel, Machine } from './machine.js';
+import { hostArch, type Accel, type Machine } from './machine.js';
 
 export type AccelChoice = Accel | 'auto';
 
@@ -78,6 +78,14 @@ export async function chooseAccel(
   probe: () => Promise<{ ok: boolean; reason: string }>,
 ): Promise<Accel> {
   if (choice === 'tcg') return 'tcg';
+  const host = hostArch();
+  if (machine.arch !== host) {
+    const why = `${machine.arch} guest on ${host ?? process.arch} host`;
+    if (choice === 'kvm') throw new UserError(`--accel kvm: KVM cannot run an ${why}; use --accel tcg`);
+    if (!decidedThisRun.has(machine.name)) info(`accelerator: TCG (${why})`);
+    decidedThisRun.set(machine.name, 'tcg');
+    return 'tcg';
+  }
   const devProblem = kvmDeviceUsable();
   if (choice === 'kvm') {
     if (devProblem) throw new UserError(`--accel kvm: ${devProblem}; use --accel tcg`);

@@ -41,6 +41,13 @@ export interface MachineProfile {
   endpointGroups: readonly (readonly number[])[];
   /** the PCI address of each endpoint by index (in PCI address order: guest/runtime ep_addr()) */
   endpointAddresses: readonly string[];
+  /**
+   * QEMU options that give the guest its agent channel on the chardev `id` (the guest sees it
+   * as /dev/<agentTty>). Default: a second serial port.
+   */
+  agentChannelArgs?(id: string): string[];
+  /** IOMMU units by their name in /sys/class/iommu, when it is fixed (svadiff boot lists them; VT-d's dmarN are probed) */
+  iommuUnits?: readonly string[];
 }
 
 /** A profile whose QEMU is there: the host package installed or svadiff's build done. */
@@ -159,12 +166,48 @@ export const X86_64_VTD_GROUPS: MachineProfile = {
   endpointAddresses: ['0000:01:00.0', '0000:02:00.0', '0000:02:00.1'],
 };
 
+/**
+ * arm64 `virt` with an emulated SMMUv3 (`iommu=smmuv3`: every device of the PCIe host bridge
+ * sits behind it), the line measured to boot Debian's arm64 6.1, 6.12 and 7.2 under TCG with
+ * bookworm's QEMU 7.2 (shared/notes/platform.md). `virt` of QEMU 7.2 has one non-secure PL011
+ * (ttyAMA0, the console; a second -serial only appears from QEMU 10.0), so the agent talks over
+ * a virtio console (hvc0; VIRTIO_PCI and VIRTIO_CONSOLE are =y in Debian's arm64 6.1, 6.12 and
+ * 7.2 configs). It stays a legacy virtio device (no iommu_platform): its DMA bypasses the SMMU
+ * the way the guest expects of a device without VIRTIO_F_ACCESS_PLATFORM. The emulated SMMUv3
+ * has no substream IDs (no PASIDs), and Debian's arm64 kernels have no IOMMU_SVA: no SVA machine.
+ */
+export const ARM64_SMMUV3: MachineProfile = {
+  name: 'arm64-smmuv3',
+  arch: 'arm64',
+  qemu: { kind: 'host', binary: 'qemu-system-aarch64', package: 'qemu-system-arm' },
+  consoleTty: 'ttyAMA0',
+  agentTty: 'hvc0',
+  iommu: 'Arm SMMUv3',
+  machineArgs: () => ['-M', 'virt,iommu=smmuv3'],
+  cmdline: [],
+  // pauth-impdef: QEMU's own pointer-authentication hash instead of QARMA, which makes TCG of
+  // a kernel built with pointer authentication (Debian's arm64 is) several times slower
+  cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,pauth-impdef=on'),
+  kernelFile: 'Image',
+  svaEndpoints: 0,
+  endpointGroups: [],
+  endpointAddresses: [],
+  agentChannelArgs: (id) => ['-device', 'virtio-serial-pci,id=agentser', '-device', `virtconsole,bus=agentser.0,chardev=${id}`],
+  // arm_smmu_device_probe() names it "smmu3.%pa" of its base, 0x09050000 on virt (VIRT_SMMU)
+  iommuUnits: ['smmu3.0x0000000009050000'],
+};
 
 export const MACHINES: Record<string, MachineProfile> = {
   [X86_64_VTD.name]: X86_64_VTD,
   [X86_64_VTD_SVA.name]: X86_64_VTD_SVA,
   [X86_64_VTD_GROUPS.name]: X86_64_VTD_GROUPS,
+  [ARM64_SMMUV3.name]: ARM64_SMMUV3,
 };
+
+/** The architecture svadiff runs on, in the kernels' names (KVM runs guests of this one only). */
+export function hostArch(): Arch | undefined {
+  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'arm64' : undefined;
+}
 
 export function machineFor(arch: Arch, name?: string): MachineProfile {
   if (name !== undefined) {

@@ -247,11 +247,10 @@ export function buildQemuArgs(o: QemuOptions, agentSock: string, qmpSock: string
     'stdio,id=con,signal=off',
     '-serial',
     'chardev:con',
-    // second serial port: the agent channel
+    // the agent channel: a second serial port, or what the machine has instead
     '-chardev',
     `socket,id=agent,path=${agentSock},server=on,wait=off`,
-    '-serial',
-    'chardev:agent',
+    ...(m.agentChannelArgs ? m.agentChannelArgs('agent') : ['-serial', 'chardev:agent']),
     '-qmp',
     `unix:${qmpSock},server=on,wait=off`,
     '-kernel',

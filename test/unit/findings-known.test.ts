@@ -14,9 +14,10 @@ const file = (issues: unknown[], extra: Record<string, unknown> = {}) =>
 describe('known issues', () => {
   it('the shipped files are valid, one per series, and every link into the repository exists', async () => {
     const names = (await readdir(knownIssuesDir())).filter((n) => n.endsWith('.json')).sort();
-    expect(names).toEqual(['6.1.json', '6.12.json', '7.2.json']);
+    expect(names).toEqual(['6.1-arm64.json', '6.1.json', '6.12-arm64.json', '6.12.json', '7.2.json']);
     for (const n of names) {
-      const k = await loadKnownIssues(n.replace(/\.json$/, ''));
+      const [series, arch] = n.replace(/\.json$/, '').split('-') as [string, 'arm64' | undefined];
+      const k = await loadKnownIssues(series, undefined, arch);
       expect(k.source).toMatch(new RegExp(`corpus/known/${n.replace('.', '\\.')}$`));
       for (const issue of k.issues) {
         if (issue.link?.startsWith('corpus/')) expect(existsSync(join(knownIssuesDir(), '..', '..', issue.link)), issue.link).toBe(true);

@@ -51,6 +51,7 @@ const DYNAMIC: Readonly<Record<string, readonly string[] | 'built'>> = {
   'qemu/build.ts: binary': 'built', // the QEMU just built
   'kernels/build.ts: cmd': ['make', 'chroot'], // runMake('make', …) and runMake('chroot', …)
   'guest/build.ts: tc.cc': ['gcc', 'aarch64-linux-gnu-gcc'], // TOOLCHAINS
+  'harness/repro/replay.ts: cc': ['gcc', 'aarch64-linux-gnu-gcc'], // guestCompiler(arch): the agent's TOOLCHAINS
   'test/unit/agent-initramfs.test.ts: bb': 'built', // the initramfs's busybox, written out
   'test/unit/agent-local.ts: bin': 'built', // the agent
   'test/unit/repro-csource-run.test.ts: bin': 'built',

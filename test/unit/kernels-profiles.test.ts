@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   buildEnvFor,
+  crossMakeVars,
   ccVersionTextOfConfig,
   compilerFromVersionText,
   selectCompiler,
@@ -40,6 +41,15 @@ describe('compiler selection', () => {
     expect(buildEnvFor('gcc-16')).toMatchObject({ kind: 'chroot', suite: 'sid' });
     expect(buildEnvFor('gcc-14')).toMatchObject({ kind: 'chroot', suite: 'trixie' });
     expect(buildEnvFor('gcc-99')).toBeUndefined();
+  });
+
+  it("arm64 kernels: Debian's cross compilers (gcc-12 from bookworm on the host, gcc-16 in a sid root of its own) and ARCH/CROSS_COMPILE", () => {
+    expect(buildEnvFor('gcc-12', 'arm64')).toEqual({ kind: 'host', hostPackage: 'gcc-12-aarch64-linux-gnu', cmd: 'aarch64-linux-gnu-gcc-12' });
+    expect(buildEnvFor('gcc-16', 'arm64')).toMatchObject({ kind: 'chroot', suite: 'sid', root: 'sid-arm64' });
+    expect((buildEnvFor('gcc-16', 'arm64') as { packages: string[] }).packages).toContain('gcc-16-aarch64-linux-gnu');
+    expect(buildEnvFor('gcc-14', 'arm64')).toBeUndefined();
+    expect(crossMakeVars('arm64')).toEqual({ ARCH: 'arm64', CROSS_COMPILE: 'aarch64-linux-gnu-' });
+    expect(crossMakeVars('x86_64')).toEqual({});
   });
 });
 

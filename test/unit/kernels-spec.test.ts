@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../harness/util/errors.js';
-import { formatKernelSpec, parseKernelSpec } from '../../kernels/spec.js';
+import { formatKernelSpec, parseKernelSpec, withArch } from '../../kernels/spec.js';
+import { entryName } from '../../kernels/fetch.js';
 import { parseArch } from '../../kernels/index.js';
 
 describe('kernel specs', () => {
@@ -28,6 +29,25 @@ describe('kernel specs', () => {
         expect(formatKernelSpec(parseKernelSpec(text))).toBe(text);
       }),
     );
+  });
+
+  it('an architecture suffix: debian:<series|version>/arm64; x86_64 specs keep their old text', () => {
+    expect(parseKernelSpec('debian:6.12/arm64')).toEqual({ distro: 'debian', series: '6.12', arch: 'arm64', text: 'debian:6.12/arm64' });
+    expect(parseKernelSpec('debian:6.12.107+deb13/aarch64')).toMatchObject({ version: '6.12.107', abiTag: '+deb13', arch: 'arm64' });
+    expect(parseKernelSpec('debian:6.1/amd64').arch).toBe('x86_64');
+    expect(formatKernelSpec(parseKernelSpec('debian:6.12.118/arm64'))).toBe('debian:6.12.118/arm64');
+    expect(formatKernelSpec(parseKernelSpec('debian:6.12.118/x86_64'))).toBe('debian:6.12.118');
+    expect(() => parseKernelSpec('debian:6.12/riscv64')).toThrow(/write \/arm64 or \/x86_64/);
+    expect(() => parseKernelSpec('debian:6.12/')).toThrow(UserError);
+    expect(entryName('debian:6.12.118/arm64', 'arm64')).toBe('debian-6.12.118-arm64');
+  });
+
+  it("--arch joins a spec that names none, and conflicts are errors", () => {
+    expect(withArch('debian:6.12', 'arm64')).toBe('debian:6.12/arm64');
+    expect(withArch('debian:6.12', 'x86_64')).toBe('debian:6.12');
+    expect(withArch('debian:6.12/arm64', 'arm64')).toBe('debian:6.12/arm64');
+    expect(withArch('debian:6.12', undefined)).toBe('debian:6.12');
+    expect(() => withArch('debian:6.12/arm64', 'x86_64')).toThrow(/names arm64 but --arch is x86_64/);
   });
 
   it('architectures', () => {

@@ -3,6 +3,8 @@
  * of removed or re-added devices (Spec "open", "Lifetimes", TD "get_queue").
  */
 import { describe, expect, it } from 'vitest';
+import { SVT_PAGE_SIZE } from '../../harness/device/abi.js';
+import { profileFor } from '../../harness/model/index.js';
 import { O, run } from './model-helpers.js';
 
 describe('open', () => {
@@ -80,6 +82,26 @@ describe('open with SVA requested (sva=1: the PCI endpoint, in its own IOMMU gro
     const r = run([O.sread('flags'), O.open('q'), O.mmap('m', 'q', 0), O.read('m', 0, 0x18)], { device: { sva: true }, kernel: '7.2.13' });
     // OPENER_TGID (a pid the model does not know) | PASID << 32: any value is accepted
     expect(r.out).toEqual(['ok("1\\n")', 'ok("/dev/svt0-0")', 'ok', 'ok']);
+  });
+
+  it("Debian's arm64 (no IOMMU_SVA, no ARM_SMMU_V3_SVA) up to 6.15: the IOPF feature cannot be enabled, the flag is cleared and opens never bind", () => {
+    for (const kernel of ['6.12.118+deb12-arm64', '6.1.0-57-arm64']) {
+      const r = run([O.sread('flags'), O.open('q')], { device: { sva: true }, kernel, arch: 'arm64' });
+      expect(r.out, kernel).toEqual(['ok("0\\n")', 'ok("/dev/svt0-0")']);
+      expect(r.rules[1], kernel).toBe('open.ok');
+    }
+  });
+
+  it("Debian's arm64 from 6.16: the flag is kept and every open fails with ENODEV in the !CONFIG_IOMMU_SVA bind stub", () => {
+    const r = run([O.sread('flags'), O.open('q'), O.sread('available_instances')], { device: { sva: true }, kernel: '7.2.13+deb14-arm64', arch: 'arm64' });
+    expect(r.out).toEqual(['ok("1\\n")', 'ENODEV', 'ok("4\\n")']);
+    expect(r.rules[1]).toBe('open.sva-unsupported');
+  });
+
+  it('the arm64 profile: no IOMMU SVA, 4 KiB pages, no kill switch (that patch is x86 only)', () => {
+    const p = profileFor('6.12.118+deb12-arm64', { arch: 'arm64', distro: 'debian' });
+    expect([p.iommuSva, p.pageSize, p.svaBindKillSwitch]).toEqual([false, SVT_PAGE_SIZE, false]);
+    expect(profileFor('6.12.118+deb12-amd64', { arch: 'x86_64', distro: 'debian' }).iommuSva).toBe(true);
   });
 
   it('without sva the flag is 0 on every kernel', () => {
