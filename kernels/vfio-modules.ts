@@ -32,11 +32,15 @@ export const VFIO_MODULES = ['vfio-pci', 'vfio_iommu_type1'] as const;
 const DIR = 'vfio-modules';
 const ORDER_FILE = 'order.json';
 
-/** How the kernel has vfio (its config): built in, as modules, or not at all. */
+/**
+ * How the kernel has vfio's group path (its config): built in, as modules, or not at all. The
+ * group path needs VFIO_GROUP (a bool, so only the drivers can be modules) and the type1
+ * backend; the iommufd fragment builds vfio with the device cdev only (no VFIO_GROUP).
+ */
 export function vfioConfig(configText: string): 'builtin' | 'module' | 'absent' {
   const v = /^CONFIG_VFIO_PCI=([ym])$/m.exec(configText)?.[1];
   const t = /^CONFIG_VFIO_IOMMU_TYPE1=([ym])$/m.exec(configText)?.[1];
-  if (v === undefined || t === undefined) return 'absent';
+  if (v === undefined || t === undefined || !/^CONFIG_VFIO_GROUP=y$/m.test(configText)) return 'absent';
   return v === 'y' && t === 'y' ? 'builtin' : 'module';
 }
 
@@ -68,10 +72,10 @@ export function loadOrder(depends: ReadonlyMap<string, readonly string[]>, want:
 export async function withVfioModules(k: KernelArtifacts): Promise<KernelArtifacts> {
   const how = vfioConfig(await fs.readFile(k.config, 'utf8'));
   if (how === 'absent') {
-    throw new UserError(`${k.exactSpec} has no vfio (CONFIG_VFIO_PCI and CONFIG_VFIO_IOMMU_TYPE1): the vfio ops need a Debian kernel or a kernel built with the iommufd fragment (src:debian:<v>+iommufd)`);
+    throw new UserError(`${k.exactSpec} has no vfio group path (CONFIG_VFIO_GROUP, CONFIG_VFIO_PCI, CONFIG_VFIO_IOMMU_TYPE1): the vfio ops need a Debian kernel (VFIO=m); the iommufd fragment builds only the device cdev path`);
   }
   if (how === 'builtin') return k;
-  if (k.built !== undefined) throw new UserError(`${k.exactSpec} has vfio as modules, which svadiff does not take from a self-built kernel; build it with the iommufd fragment (vfio built in)`);
+  if (k.built !== undefined) throw new UserError(`${k.exactSpec} has vfio as modules, which svadiff does not take from a self-built kernel; build vfio in (=y)`);
   const dir = join(k.dir, DIR);
   const order = await withLock(`${dir}.lock`, { what: `vfio modules of ${k.exactSpec}` }, async () => {
     const have = await readJsonIfExists<string[]>(join(dir, ORDER_FILE));

@@ -12,6 +12,7 @@ import { build, generateProgram } from '../../harness/generator/index.js';
 import { VFIO_DEVICE } from '../../harness/generator/vfio.js';
 import { VFIO_RULES } from '../../harness/model/vfio.js';
 import { descOf } from '../../harness/ops/index.js';
+import { loadOrder, vfioConfig, VFIO_MODULES } from '../../kernels/vfio-modules.js';
 
 const PROFILE = profileFor('6.12.118+deb12-amd64', { arch: 'x86_64', distro: 'debian' });
 
@@ -99,5 +100,26 @@ describe('vfio programs from mutated decisions', () => {
     const b = build({ device: VFIO_DEVICE, steps: [{ kind: 'open', r: [1, 2, 3, 4, 5, 6, 7, 8] }, { kind: 'mmap', r: [9, 9, 9, 9, 9, 9, 9, 9] }] }, { family: 'vfio' });
     expect(b.program.ops.length).toBeGreaterThan(0);
     expect(b.program.ops.filter((op) => descOf(op.op).family === 'uacce')).toEqual([]);
+  });
+});
+
+describe('which kernels have the vfio group path', () => {
+  it("reads it from the config: Debian's modules, built in, or absent (the iommufd fragment has no VFIO_GROUP)", () => {
+    const debian = 'CONFIG_VFIO=m\nCONFIG_VFIO_GROUP=y\nCONFIG_VFIO_CONTAINER=y\nCONFIG_VFIO_IOMMU_TYPE1=m\nCONFIG_VFIO_PCI=m\n';
+    expect(vfioConfig(debian)).toBe('module');
+    expect(vfioConfig(debian.replace(/=m/g, '=y'))).toBe('builtin');
+    expect(vfioConfig('CONFIG_VFIO=y\nCONFIG_VFIO_DEVICE_CDEV=y\n# CONFIG_VFIO_GROUP is not set\nCONFIG_VFIO_PCI=y\nCONFIG_IOMMUFD=y\n')).toBe('absent');
+  });
+
+  it('orders the modules after their dependencies (their own depends=)', () => {
+    const deps = new Map([
+      ['vfio-pci', ['vfio_pci_core', 'vfio']],
+      ['vfio_pci_core', ['vfio', 'irqbypass']],
+      ['vfio_iommu_type1', ['vfio']],
+      ['vfio', []],
+      ['irqbypass', []],
+      ['mdev', ['vfio']],
+    ]);
+    expect(loadOrder(deps, VFIO_MODULES)).toEqual(['vfio', 'irqbypass', 'vfio_pci_core', 'vfio_pci', 'vfio_iommu_type1']);
   });
 });
