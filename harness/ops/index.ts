@@ -5,6 +5,7 @@
  */
 import * as core from './core.js';
 import type { Fields, HandleKind, OpDesc, OpValue } from './describe.js';
+import * as sva from './sva.js';
 import * as uacce from './uacce.js';
 
 const ALL = [
@@ -27,6 +28,7 @@ const ALL = [
   uacce.sysfsRead,
   uacce.sysfsWrite,
   core.mprotect,
+  sva.pasid,
 ] as const;
 
 type AnyDesc = (typeof ALL)[number];
