@@ -23,7 +23,7 @@ import { profileUnreachable } from '../coverage/reach.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
-import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
+import { bootGuest, fuzzMachine, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -97,7 +97,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         shouldStop: () => stop > 0,
       },
       {
-        boot: () => bootGuest(setup, 'fuzz'),
+        boot: () => bootGuest(setup, 'fuzz', fuzzMachine(setup, profile)),
         onProgress: (s) => status.update(line(s)),
         onFinding: (id, title, rec) => {
           if (rec.newBug) status.update(`bug${rec.bugKnown ? ' (known issue)' : ' (NEW)'}: ${safeLine(title, 160)}  [${id}]`, true);

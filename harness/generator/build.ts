@@ -17,6 +17,7 @@ import { LIMITS, ROOT_TASK } from '../program/limits.js';
 import { PROGRAM_FORMAT, PROGRAM_VERSION, type DeviceParams, type Program } from '../program/types.js';
 import { Rand, type FamilyGen, type GenCtx, type Intent, type KindGen, type Made } from './context.js';
 import { CORE_GEN } from './core.js';
+import { SVA_GEN } from './sva.js';
 import { UACCE_GEN } from './uacce.js';
 import { StateView } from './view.js';
 
@@ -46,7 +47,7 @@ export interface Built {
   intents: Intent[];
 }
 
-const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN];
+const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, SVA_GEN];
 
 const KIND_GEN = Object.fromEntries(FAMILIES.flatMap((f) => Object.entries(f.kinds))) as Record<OpKind, KindGen>;
 for (const k of OP_KINDS) if (KIND_GEN[k] === undefined) throw new Error(`generator: no arguments for ${k}`);
