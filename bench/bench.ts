@@ -1,7 +1,8 @@
 /**
  * npm run bench: measurements on a real guest, written as JSON to bench-results/<date>.json
  * (and printed). Nothing here asserts a speed: the numbers are for humans and for comparing
- * runs. Options: --kernel K (default debian:6.12), --only name[,name], --out FILE.
+ * runs. Options: --kernel K (default debian:6.12), --sva-kernel K (default debian:7.2: the SVA
+ * benchmark's kernel, one whose binds succeed), --only name[,name] (boot, ping, mmap, sva, fuzz), --out FILE.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -97,7 +98,7 @@ async function benchMmapPairs(g: Guest, pairs = 1000, reps = 3) {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { kernel: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, time: { type: 'string' } } });
+  const { values } = parseArgs({ options: { kernel: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, time: { type: 'string' }, 'sva-kernel': { type: 'string' } } });
   const only = values.only ? new Set(values.only.split(',')) : undefined;
   const want = (n: string) => !only || only.has(n);
   const spec = values.kernel ?? 'debian:6.12';
@@ -131,6 +132,10 @@ async function main(): Promise<void> {
     } finally {
       await g.shutdown();
     }
+  }
+  if (want('sva')) {
+    info(`bench: SVA work items vs the platform engine on ${values['sva-kernel'] ?? 'debian:7.2'} …`);
+    results.sva = await (await import('./sva-bench.js')).benchSva(values['sva-kernel'] ?? 'debian:7.2', logDir);
   }
   if (want('fuzz')) {
     info('bench: fuzzing throughput …');
