@@ -161,7 +161,7 @@ describe('SVA machine, debian:7.2: binds, one PASID per process, DMA through the
     expect(r.kmsgText).toContain(`svadiff_test ${svaEndpointAddress(0)}: fault: queue 1 pasid ${pasid1} addr 0x${unmapped.toString(16)} (page request denied)`);
   });
 
-  it("one PASID per address space: two opens, two devices, a fork child's own open; DMA lands in the opener's memory only, faults on read-only memory and after the opener exits", async () => {
+  it("one PASID per address space: two opens, two devices, a fork child's own open; DMA lands in the opener's memory only, faults on read-only memory; after the opener exits the endpoint leaves the item pending (an endpoint bug)", async () => {
     const ops = [...SVA_LIFE_OPS];
     const r = await executeProgram(sva().guest, 4, program(ops, SVA_LIFE_DEVICE), sva().profile);
     expect(r.reports).toEqual([]);
