@@ -6,6 +6,7 @@
  */
 import type { KernelProfile } from '../model/index.js';
 import { svaBinds } from '../model/profile.js';
+import { SVA_RULES } from '../model/sva.js';
 
 /** Unreachable on every kernel: the program format rules the situation out. */
 export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
@@ -17,6 +18,8 @@ export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
   // (svaBinds), so the kill switch is reached only by hand-written programs (test/integration/sva.test.ts)
   'open.sva-nogroup': 'the only SVA parent, the svadiff-sva PCI endpoint, has an IOMMU group (parentFacts)',
   'open.sva-killswitch': 'generated programs use device.sva only on kernels whose SVA binds succeed (svaBinds)',
+  // the PASID half of SVT_REG_PASID's word holds what a store put there: value64 puts at most 16 bits into a high half
+  'pasid.bad': 'generated stores put at most 16 bits into the PASID register (value64), never a value above 20 bits',
 };
 
 /**
@@ -34,7 +37,7 @@ export function profileUnreachable(p: KernelProfile): Record<string, string> {
   const out: Record<string, string> = { ...UNREACHABLE_RULES };
   if (!svaBinds(p)) {
     const why = `generated programs use device.sva only where SVA binds succeed (not ${p.series.join('.')}: ${p.svaBindKillSwitch ? "Debian's kill switch" : 'no SVA machine'})`;
-    for (const r of ['open.sva-bind', 'pasid.read', 'submit.sva-translated', 'submit.sva-mm-gone']) out[r] = why;
+    for (const r of Object.keys(SVA_RULES)) out[r] = why;
   }
   if (!p.sysfsIsolate) {
     const why = `${p.series.join('.')} has no isolate_strategy attribute`;

@@ -15,10 +15,10 @@ import { profileFor, type KernelProfile } from '../model/index.js';
 import { svaBinds } from '../model/profile.js';
 import { OP_DESCS } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type IsolateOps, type Program } from '../program/types.js';
-import { buildProgram, kindFor, type Built, type Decision, type Weights } from './build.js';
+import { buildProgram, deviceWeights, kindFor, type Built, type Decision, type Weights } from './build.js';
 import type { Intent } from './context.js';
 
-export { buildProgram, kindFor, type Built, type Decision, type Weights } from './build.js';
+export { buildProgram, deviceWeights, kindFor, type Built, type Decision, type Weights } from './build.js';
 export type { Intent } from './context.js';
 
 /** Default relative frequency of each op kind: its description's weight. */
@@ -101,12 +101,15 @@ function options(opts: Partial<GeneratorOptions>): GeneratorOptions {
   return { ...DEFAULT_GENERATOR, ...opts };
 }
 
-/** The arbitrary of decisions (device and steps, kinds drawn by o.weights). */
+/** The arbitrary of decisions (device and steps, kinds drawn by o.weights as the device takes them: deviceWeights). */
 export function decisionsArbitrary(opts: Partial<GeneratorOptions> = {}): fc.Arbitrary<Decisions> {
   const o = options(opts);
   return fc
     .record({ device: o.device ? fc.constant(o.device) : deviceArbFor(o.profile), steps: fc.array(stepArb, { minLength: o.minOps, maxLength: o.maxOps, size: 'max' }) })
-    .map(({ device, steps }) => ({ device, steps: steps.map((s) => ({ kind: kindFor(o.weights, s.kind), r: s.r })) }));
+    .map(({ device, steps }) => {
+      const w = deviceWeights(o.weights, device, o.profile);
+      return { device, steps: steps.map((s) => ({ kind: kindFor(w, s.kind), r: s.r })) };
+    });
 }
 
 /** Build the program of a set of decisions. */
