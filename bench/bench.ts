@@ -1,9 +1,11 @@
 /**
  * npm run bench: measurements on a real guest, written as JSON to bench-results/<date>.json
  * (and printed). Nothing here asserts a speed: the numbers are for humans and for comparing
- * runs. Options: --kernel K (default debian:6.12), --only name[,name], --out FILE.
+ * runs. Options: --kernel K (default debian:6.12), --sva-kernel K (default debian:7.2: the SVA
+ * benchmark's kernel, one whose binds succeed), --only name[,name], --out FILE.
  *
- * Sections: boot, ping, mmap, fuzz (on --kernel); throughput (on each of --kernels, default
+ * Sections: boot, ping, mmap, fuzz (on --kernel); sva (SVA work items against the platform
+ * engine on --sva-kernel); throughput (on each of --kernels, default
  * debian:6.12,debian:6.1: the fuzz loop with the device reloaded per program, reset in place,
  * and reset with two jobs, side by side, --programs each, with their ratios); boots (boot to
  * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2). Every
@@ -143,6 +145,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       out: { type: 'string' },
       time: { type: 'string' },
+      'sva-kernel': { type: 'string' },
     },
   });
   const only = values.only ? new Set(values.only.split(',')) : undefined;
@@ -178,6 +181,10 @@ async function main(): Promise<void> {
     } finally {
       await g.shutdown();
     }
+  }
+  if (want('sva')) {
+    info(`bench: SVA work items vs the platform engine on ${values['sva-kernel'] ?? 'debian:7.2'} …`);
+    results.sva = await (await import('./sva-bench.js')).benchSva(values['sva-kernel'] ?? 'debian:7.2', logDir);
   }
   if (want('fuzz')) {
     info('bench: fuzzing throughput …');

@@ -70,5 +70,6 @@
 #define SVT_EP_FAULT_PR_TIMEOUT		3	/* no page response within a second */
 #define SVT_EP_FAULT_NO_ACCESS		4	/* still no access after a successful page response */
 #define SVT_EP_FAULT_MEMORY		5	/* the translated access itself failed */
+#define SVT_EP_FAULT_PR_REFUSED		6	/* the IOMMU refused the page request (no PASID table entry, ...) */
 
 #endif /* SVT_ENDPOINT_H */

@@ -45,6 +45,7 @@ static const char *const svt_fault_reason[] = {
 	[SVT_EP_FAULT_PR_TIMEOUT] = "page request timed out",
 	[SVT_EP_FAULT_NO_ACCESS] = "no access after page response",
 	[SVT_EP_FAULT_MEMORY] = "translated access failed",
+	[SVT_EP_FAULT_PR_REFUSED] = "page request refused",
 };
 
 /* svt_lock held: add the faults the endpoint counted since the last look to the totals. */

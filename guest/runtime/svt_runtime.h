@@ -131,6 +131,36 @@ static pid_t fork_task(void)
 }
 #endif
 
+#if SVT_AGENT || SVT_PASID_SEEN
+/*
+ * A PASID as a program can check it (which number the IOMMU picks is its business; that the
+ * queues of one address space share one is uacce's): "none" for 0, "p<k>" for the k-th distinct
+ * PASID this process has seen ("p0", "p1", ...) (a fork child inherits the list: fork copies
+ * it), "bad 0x..." above the 20 bits PCIe allows.
+ */
+static uint32_t pasids[64];
+static int n_pasids;
+
+static void pasid_seen(struct res *r, uint32_t pasid)
+{
+	int k;
+
+	if (pasid == 0) {
+		DATAF(r, "none");
+		return;
+	}
+	if (pasid > 0xfffff) {
+		DATAF(r, "bad 0x%x", pasid);
+		return;
+	}
+	for (k = 0; k < n_pasids && pasids[k] != pasid; k++)
+		;
+	if (k == n_pasids && n_pasids < (int)(sizeof(pasids) / sizeof(pasids[0])))
+		pasids[n_pasids++] = pasid;
+	DATAF(r, "p%d", k);
+}
+#endif
+
 #if SVT_AGENT || SVT_DEV_NAME
 /*
  * The parent of test device dev, as its driver's bind and unbind files want it: the platform

@@ -148,6 +148,9 @@ static void mknod_path(int dev, char *path);
 #if SVT_AGENT || SVT_SYSFS_PATH
 static void sysfs_path(int dev, const char *attr, char *path);
 #endif
+#if SVT_AGENT || SVT_PASID_SEEN
+static void pasid_seen(struct res *r, uint32_t pasid);
+#endif
 #if SVT_AGENT || SVT_DEV_NAME
 static const char *dev_name(int dev);
 static const char *driver_file(const char *file);

@@ -7,6 +7,8 @@ import type { KernelArtifacts } from '../../kernels/types.js';
 import type { KernelId } from '../findings/store.js';
 import { profileFor, type KernelProfile } from '../model/index.js';
 import { parseConsole, type KmsgRecord } from '../oracle/report.js';
+import { svaBinds } from '../model/profile.js';
+import { machineForDevice } from '../vm/machine.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
 import { info, warn } from '../util/log.js';
@@ -94,6 +96,15 @@ export async function bootGuest(s: GuestSetup, what: string, extra: Partial<Gues
 export function bootReportTitles(kmsg: readonly KmsgRecord[]): string[] {
   const lines = kmsg.flatMap((r) => r.text.split('\n').map((text) => ({ text, seq: r.seq })));
   return [...new Set(parseConsole(lines).reports.filter((r) => r.kind !== 'device').map((r) => r.title))];
+}
+
+/**
+ * The machine generated programs run on: the SVA machine where the kernel's SVA binds succeed
+ * (the generator then mixes both backends, and the platform one needs no hardware), else the
+ * architecture's plain machine.
+ */
+export function fuzzMachine(s: GuestSetup, profile: KernelProfile): Partial<GuestOptions> {
+  return svaBinds(profile) ? { machine: machineForDevice(s.kernel.arch, { sva: true }).name } : {};
 }
 
 /** Parse a duration like 90s, 10m, 2h, 1h30m. */

@@ -31,7 +31,7 @@ import { profileUnreachable } from '../coverage/reach.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
-import { bootGuest, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
+import { bootGuest, fuzzMachine, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
 import { withVfioModules } from '../../kernels/vfio-modules.js';
 import { prepareGuestImage } from '../vm/guest.js';
 import { X86_64_VTD_GROUPS } from '../vm/machine.js';
@@ -72,7 +72,6 @@ export async function cmdFuzz(args: string[]): Promise<number> {
     setup.kernel = await withVfioModules(setup.kernel);
     setup.image = await prepareGuestImage(setup.kernel);
   }
-  const machine = family === 'vfio' ? { machine: X86_64_VTD_GROUPS.name } : {};
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
@@ -84,6 +83,8 @@ export async function cmdFuzz(args: string[]): Promise<number> {
     info(`continuing the run in ${setup.outDir}: seed ${seed}, from program ${prev.nextIndex} (--fresh starts over)`);
   }
   const profile = profileOf(setup.kernel);
+  // vfio: the machine with its IOMMU groups; uacce on a kernel whose SVA binds succeed: the SVA machine (both backends)
+  const machine = family === 'vfio' ? { machine: X86_64_VTD_GROUPS.name } : fuzzMachine(setup, profile);
   const store = await FindingStore.open(setup.outDir);
   const auto = defaultJobs(cpus().length, Math.floor(freemem() / 2 ** 20));
   const jobs = jobsGiven ?? auto.jobs;

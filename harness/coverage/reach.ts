@@ -5,6 +5,8 @@
  * OVERLAP_ONLY_RULES on a guest only.
  */
 import type { KernelProfile } from '../model/index.js';
+import { svaBinds } from '../model/profile.js';
+import { SVA_RULES } from '../model/sva.js';
 
 /** Unreachable on every kernel: the program format rules the situation out. */
 export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
@@ -12,13 +14,15 @@ export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
   'program.malformed': 'the parser refuses a name created twice or used before it is created',
   'dev.nonexistent': 'the parser refuses a device index beyond device.devices',
   // device.sva=true is the PCI backend, whose parent has an IOMMU group (parentFacts): its
-  // binds never fail for want of one, and generated programs keep sva off until the model's SVA
-  // part, so the kill switch is reached only by hand-written programs (test/integration/sva.test.ts)
+  // binds never fail for want of one; the generator makes SVA programs only where binds succeed
+  // (svaBinds), so the kill switch is reached only by hand-written programs (test/integration/sva.test.ts)
   'open.sva-nogroup': 'the only SVA parent, the svadiff-sva PCI endpoint, has an IOMMU group (parentFacts)',
-  'open.sva-killswitch': 'generated programs keep device.sva off until the model describes SVA work items',
-  // only kernels without IOMMU SVA (Debian arm64) reach it, and only with device.sva, which no
-  // arm64 machine offers yet (harness/vm/machine.ts): the model's unit tests check it
-  'open.sva-unsupported': 'generated programs keep device.sva off, and arm64 has no SVA machine',
+  'open.sva-killswitch': 'generated programs use device.sva only on kernels whose SVA binds succeed (svaBinds)',
+  // only kernels without IOMMU SVA (Debian arm64) reach it, and only with device.sva, which the
+  // generator sets only where binds succeed (svaBinds) and no arm64 machine offers (harness/vm/machine.ts): the model's unit tests check it
+  'open.sva-unsupported': 'generated programs use device.sva only where SVA binds succeed, which no arm64 kernel does',
+  // the PASID half of SVT_REG_PASID's word holds what a store put there: value64 puts at most 16 bits into a high half
+  'pasid.bad': 'generated stores put at most 16 bits into the PASID register (value64), never a value above 20 bits',
 };
 
 /**
@@ -34,6 +38,10 @@ export const OVERLAP_ONLY_RULES: Readonly<Record<string, string>> = {
 /** Rules that also cannot be reached on this kernel (its profile lacks what they are about). */
 export function profileUnreachable(p: KernelProfile): Record<string, string> {
   const out: Record<string, string> = { ...UNREACHABLE_RULES };
+  if (!svaBinds(p)) {
+    const why = `generated programs use device.sva only where SVA binds succeed (not ${p.series.join('.')}: ${p.svaBindKillSwitch ? "Debian's kill switch" : 'no SVA machine'})`;
+    for (const r of Object.keys(SVA_RULES)) out[r] = why;
+  }
   if (!p.sysfsIsolate) {
     const why = `${p.series.join('.')} has no isolate_strategy attribute`;
     for (const r of ['sysfs.read-noop', 'sysfs.write-noop', 'sysfs.write-invalid', 'sysfs.write', 'sysfs.write-empty']) out[r] = why;

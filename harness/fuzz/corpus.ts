@@ -15,7 +15,7 @@ import { DEFAULT_DEVICE, type DeviceParams } from '../program/types.js';
 import { LIMITS } from '../program/limits.js';
 import { OP_KINDS } from '../ops/index.js';
 import type { Coverage } from '../coverage/signal.js';
-import { build, DEFAULT_WEIGHTS, generate, kindFor, mixSeed, STEP_RANDOMS, type Built, type Decision, type Decisions, type GeneratorOptions, type Weights } from '../generator/index.js';
+import { build, DEFAULT_PROFILE, DEFAULT_WEIGHTS, deviceWeights, generate, kindFor, mixSeed, STEP_RANDOMS, type Built, type Decision, type Decisions, type GeneratorOptions, type Weights } from '../generator/index.js';
 
 export interface CorpusEntry {
   /** the program index (of the run's stream) that found it */
@@ -222,7 +222,8 @@ export function nextProgram(seed: number, index: number, corpus: Corpus, cov: Co
   const parent = corpus.choose(r, cov)!;
   parent.picks++;
   const other = corpus.choose(r, cov);
-  const m = mutate(parent.decisions, other === parent ? undefined : other?.decisions, r, biasedWeights(gen.weights ?? DEFAULT_WEIGHTS, cov));
+  const weights = deviceWeights(biasedWeights(gen.weights ?? DEFAULT_WEIGHTS, cov), parent.decisions.device, gen.profile ?? DEFAULT_PROFILE);
+  const m = mutate(parent.decisions, other === parent ? undefined : other?.decisions, r, weights);
   const built = build(m.decisions, gen);
   built.program.comment = `mutated (${m.how}): seed ${seed}, program ${index}, from program ${parent.from}`;
   return { built, decisions: m.decisions, how: m.how, parent: parent.from };

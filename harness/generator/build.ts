@@ -12,11 +12,13 @@
  * programs again.
  */
 import { initialState, predict, type KernelProfile, type ModelState, type Task } from '../model/index.js';
-import { createdNames, OP_KINDS, type Op, type OpKind } from '../ops/index.js';
+import { svaBinds } from '../model/profile.js';
+import { createdNames, OP_DESCS, OP_KINDS, type Op, type OpKind } from '../ops/index.js';
 import { LIMITS, ROOT_TASK } from '../program/limits.js';
 import { PROGRAM_FORMAT, PROGRAM_VERSION, type DeviceParams, type Program } from '../program/types.js';
 import { Rand, type FamilyGen, type GenCtx, type Intent, type KindGen, type Made } from './context.js';
 import { CORE_GEN } from './core.js';
+import { SVA_GEN } from './sva.js';
 import { UACCE_GEN } from './uacce.js';
 import { VFIO_GEN } from './vfio.js';
 import { StateView } from './view.js';
@@ -47,7 +49,7 @@ export interface Built {
   intents: Intent[];
 }
 
-const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, VFIO_GEN];
+const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, SVA_GEN, VFIO_GEN];
 
 const KIND_GEN = Object.fromEntries(FAMILIES.flatMap((f) => Object.entries(f.kinds))) as Record<OpKind, KindGen>;
 for (const k of OP_KINDS) if (KIND_GEN[k] === undefined) throw new Error(`generator: no arguments for ${k}`);
@@ -67,6 +69,20 @@ export function kindFor(weights: Weights, v: number): OpKind {
   return OP_KINDS[OP_KINDS.length - 1]!;
 }
 
+/**
+ * The weights a program on `device` draws its kinds by. The SVA family's ops read what a bind
+ * gave a queue, so they are drawn only where queues bind (device.sva on a kernel whose binds
+ * succeed: svaBinds); elsewhere they take no draws, and the op mix of programs without SVA is
+ * the one it was before the family existed (the reach baseline, test/fixtures/reach, measures
+ * it). Weights that name SVA ops alone are kept as they are (their ops then read `none`).
+ */
+export function deviceWeights(weights: Weights, device: DeviceParams, profile: KernelProfile): Weights {
+  if (device.sva && svaBinds(profile)) return weights;
+  const out = { ...weights };
+  for (const d of OP_DESCS) if (d.family === 'sva') out[d.op as OpKind] = 0;
+  return OP_KINDS.some((k) => out[k] > 0) ? out : weights;
+}
+
 class Builder {
   readonly ops: Op[] = [];
   readonly intents: Intent[] = [];
@@ -77,12 +93,14 @@ class Builder {
   private taskN = 1;
   private groupN = 0;
   private readonly fds: string[] = [];
+  private readonly weights: Weights;
 
   constructor(
     private readonly device: DeviceParams,
     private readonly o: BuildOptions,
   ) {
     this.state = initialState(device, o.profile);
+    this.weights = deviceWeights(o.weights, device, o.profile);
   }
 
   private full(): boolean {
@@ -127,11 +145,11 @@ class Builder {
     const grouped = r.chance(this.o.groupPct);
     const invalid = r.chance(this.o.invalidPct);
     if (grouped && this.group(r)) return;
-    // a kind the family never draws (a mutation drew it by other weights): one it draws
-    let kind = (this.o.weights[d.kind] ?? 0) > 0 ? d.kind : kindFor(this.o.weights, r.next());
+    // a kind this device does not draw (a mutation's step from another program or family) is drawn again
+    let kind = (this.weights[d.kind] ?? 0) > 0 ? d.kind : kindFor(this.weights, r.next());
     for (let tries = 0; tries < 4; tries++) {
       if (this.make(kind, r, invalid, 0)) return;
-      kind = kindFor(this.o.weights, r.next());
+      kind = kindFor(this.weights, r.next());
     }
   }
 

@@ -7,6 +7,7 @@
  * removed device, a mapping name with nothing mapped.
  */
 import type { Queue, Task } from '../model/index.js';
+import { isBound } from '../model/sva.js';
 import { SYSFS_ATTRS, type IoctlCmd, type Op, type SysfsAttr } from '../ops/index.js';
 import { regionPages } from '../device/testdev.js';
 import { hex64 } from '../device/memory.js';
@@ -156,10 +157,14 @@ const submit = (c: GenCtx): Gen => {
   // now and then the doorbell rung by a plain store instead: the engine runs in the background
   if (c.r.chance(12) && kickable(c)) return registerStore(c);
   const p = c.r.pick(pool)!;
+  // a bound queue another task submits to (a fork child mapped it): now and then its opener
+  // exits first, so that the work item meets an address space that is gone (sva.ts)
+  const opener = isBound(p.q) && p.q.openerTask !== p.t.name ? c.view.task(p.q.openerTask) : undefined;
+  if (opener !== undefined && c.r.chance(30)) return valid({ op: 'exit', task: opener.name }, true);
   const targets = c.view.engineTargets(p.q);
   if (targets.length === 0 && c.r.chance(70)) {
-    const opener = c.view.task(p.q.openerTask);
-    if (opener !== undefined) return valid({ op: 'alloc', task: opener.name, map: c.bufName(), pages: 1 + c.r.int(3) }, true);
+    const owner = c.view.task(p.q.openerTask);
+    if (owner !== undefined) return valid({ op: 'alloc', task: owner.name, map: c.bufName(), pages: 1 + c.r.int(3) }, true);
   }
   // the engine works in the opener's address space: any page of any writable buffer there;
   // sometimes where it must fault (a queue mapping, an unmapped name, a page it cannot write)

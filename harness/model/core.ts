@@ -384,8 +384,10 @@ function doFork(d: Draft, task: Task, op: OpFork): OpResult {
       }
     }
   }
-  d.put('mms', mmId, { id: mmId, alive: true, vmas, pages });
-  d.put('tasks', op.child, { name: op.child, alive: true, mm: mmId, fds: new Map(task.fds) });
+  // the child's address space has no PASID until its own first bind (Spec "SVA, when a bind
+  // succeeds"); its memory holds the parent's list of PASIDs seen (sva.ts)
+  d.put('mms', mmId, { id: mmId, alive: true, vmas, pages, pasid: null });
+  d.put('tasks', op.child, { name: op.child, alive: true, mm: mmId, fds: new Map(task.fds), pasidsSeen: task.pasidsSeen });
   for (const qid of task.fds.values()) addRef(d, qid);
   vfioFork(d, task.name, op.child);
   return res(ok(), 'fork.ok');

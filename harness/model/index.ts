@@ -60,8 +60,8 @@ export function initialState(device: DeviceParams, profile: KernelProfile): Mode
   // platform devices svadiff_test.0..N-1 are probed in order at module load: uacce ids 0..N-1
   for (let i = 0; i < device.devices; i++) probe(d, i);
   const mm = d.newKey();
-  d.put('mms', mm, { id: mm, alive: true, vmas: [], pages: new Map() });
-  d.put('tasks', ROOT_TASK, { name: ROOT_TASK, alive: true, mm, fds: new Map() });
+  d.put('mms', mm, { id: mm, alive: true, vmas: [], pages: new Map(), pasid: null });
+  d.put('tasks', ROOT_TASK, { name: ROOT_TASK, alive: true, mm, fds: new Map(), pasidsSeen: [] });
   return d.s;
 }
 

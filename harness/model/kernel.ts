@@ -29,6 +29,7 @@ import {
 } from '../device/testdev.js';
 import type { RuleId } from './rules.js';
 import type { Draft, ModelState, Mm, UacceVma, Vma } from './state.js';
+import { isBound, svaAccess } from './sva.js';
 
 // ---------------------------------------------------------------------------------------------
 // Addresses: the agent puts mapping slot s at SLOT_BASE + s * SLOT_STRIDE (docs/agent-protocol.md).
@@ -198,7 +199,29 @@ function execDescriptor(d: Draft, qid: number, index: number): void {
   const opcode = rd(w.opcode);
   let status: Word;
   let faulted: boolean | null = false;
-  if (opcode === SVT_OP_WRITE64 || opcode === SVT_OP_READ64) {
+  if ((opcode === SVT_OP_WRITE64 || opcode === SVT_OP_READ64) && isBound(q)) {
+    // the PCI backend's endpoint: a PASID-tagged request through the IOMMU (sva.ts)
+    const write = opcode === SVT_OP_WRITE64;
+    const a = svaAccess(d, q.openerMm, rd(w.addrLo), rd(w.addrHi), write ? [rd(w.valueLo), rd(w.valueHi)] : undefined);
+    if (a.ok === 'unknown') {
+      status = null;
+      faulted = null;
+      materializeUnknownAnon(d, q.openerMm);
+      writeDev(d, qid, 1, 0, w.resultLo, null);
+      writeDev(d, qid, 1, 0, w.resultHi, null);
+    } else if (!a.ok) {
+      status = SVT_STATUS_FAULT;
+      faulted = true;
+      writeDev(d, qid, 1, 0, w.resultLo, rd(w.addrLo));
+      writeDev(d, qid, 1, 0, w.resultHi, rd(w.addrHi));
+    } else {
+      if (!write) {
+        writeDev(d, qid, 1, 0, w.resultLo, a.v[0] ?? null);
+        writeDev(d, qid, 1, 0, w.resultHi, a.v[1] ?? null);
+      }
+      status = SVT_STATUS_OK;
+    }
+  } else if (opcode === SVT_OP_WRITE64 || opcode === SVT_OP_READ64) {
     const t = engineTarget(d.s, q.openerMm, rd(w.addrLo), rd(w.addrHi), opcode === SVT_OP_WRITE64);
     if (t.kind === 'fault') {
       status = SVT_STATUS_FAULT;

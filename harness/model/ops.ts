@@ -4,7 +4,7 @@
  * changes to a Draft of the state), while the system runs the op itself (the agent, with the C of
  * the op's description, harness/ops). Where the kernel may legitimately do one of several things,
  * a check asks the Chooser and predict() explores each branch. Each op family keeps its checks
- * next to its rules: core.ts (processes and memory), uacce.ts (the uacce device).
+ * next to its rules: core.ts (processes and memory), uacce.ts (the uacce device), sva.ts (what a bind adds).
  */
 import { err } from '../program/outcome.js';
 import { createdNames, type OpKind } from '../ops/index.js';
@@ -12,13 +12,14 @@ import type { Op } from '../program/types.js';
 import { CORE_MODEL } from './core.js';
 import { res, type ModelOp, type ModelOps, type OpResult } from './result.js';
 import type { Chooser, Draft, ModelState } from './state.js';
+import { SVA_MODEL } from './sva.js';
 import { UACCE_MODEL } from './uacce.js';
 import { VFIO_MODEL } from './vfio.js';
 
 export type { OpResult } from './result.js';
 
 /** Every op kind's model (a kind without one does not compile). */
-const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...VFIO_MODEL };
+const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...SVA_MODEL, ...VFIO_MODEL };
 
 export function applyOp(d: Draft, op: Op, ch: Chooser): OpResult {
   // mapping names get slots in order of first creation (the host's slot table, wire.ts)

@@ -153,3 +153,12 @@ export function profileFor(version: string, opts: { arch: string; distro: Distro
     anonMergeIntoUnfaulted: has('anonMergeIntoUnfaulted'),
   };
 }
+
+/**
+ * Whether an open of an SVA device binds on this kernel (the svadiff-sva endpoint has an IOMMU
+ * group, so only Debian's kill switch stops it): the generator then makes SVA programs and
+ * `svadiff fuzz` runs on the SVA machine, which exists for x86_64 only (harness/vm/machine.ts).
+ */
+export function svaBinds(p: KernelProfile): boolean {
+  return p.arch === 'x86_64' && !p.svaBindKillSwitch;
+}

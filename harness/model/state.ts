@@ -138,6 +138,8 @@ export interface Mm {
   vmas: Vma[];
   /** contents of anonymous pages and of private COW copies of device pages, by page number */
   pages: Map<number, Page>;
+  /** its PASID once a bind allocated one (the model's symbol: harness/model/sva.ts), else null */
+  pasid: Word | null;
 }
 
 export interface Task {
@@ -146,6 +148,8 @@ export interface Task {
   mm: number;
   /** descriptor name -> queue id */
   fds: Map<string, number>;
+  /** the PASIDs the pasid op has read in this task and its forebears, in order (null: unknown) */
+  pasidsSeen: readonly (Word | null)[];
 }
 
 export interface ModelState {

@@ -63,6 +63,7 @@ import { res, sigResult, type ModelOps, type OpResult } from './result.js';
 import type { KernelProfile } from './profile.js';
 import type { RuleId } from './rules.js';
 import { Draft, type Chooser, type Instance, type ModelState, type Queue, type Task } from './state.js';
+import { bindQueue, isBound } from './sva.js';
 
 /** The rules of these ops, with where each comes from (rules.ts says how sources are cited). */
 export const UACCE_RULES = {
@@ -347,8 +348,7 @@ function doOpen(d: Draft, task: Task, op: OpOpen): OpResult {
       : d.s.profile.svaBindKillSwitch
         ? res(err('EOPNOTSUPP'), 'open.sva-killswitch')
         : undefined;
-    // A working bind (the PCI backend on a kernel without the kill switch) gives the queue the
-    // bond's PASID, which the model does not describe yet (its SVA part, issue 9): unknown below.
+    // a working bind (the PCI backend on a kernel without the kill switch): sva.ts bindQueue
     if (e !== undefined) {
       cdevPut(d, cdevKey);
       return e;
@@ -360,7 +360,8 @@ function doOpen(d: Draft, task: Task, op: OpOpen): OpResult {
     return res(err('EBUSY'), 'open.busy');
   }
   const qid = d.s.nextQueueId++;
-  const pasid: Word = (inst.flags & SVT_UACCE_DEV_SVA) !== 0 ? null : 0;
+  const bound = (inst.flags & SVT_UACCE_DEV_SVA) !== 0;
+  const pasid: Word = bound ? bindQueue(d, task.mm) : 0;
   const regPage: Page = emptyPage(devBase(0, 0));
   for (const [idx, v] of initialRegisters(qid, pasid, inst.devIndex)) setWord(regPage, idx, v);
   const q: Queue = {
@@ -383,7 +384,7 @@ function doOpen(d: Draft, task: Task, op: OpOpen): OpResult {
   d.put('queues', qid, q);
   d.instance(inst.key).liveQueues++;
   d.taskFds(task.name).set(op.fd, qid);
-  return res(ok(path), 'open.ok');
+  return res(ok(path), bound ? 'open.sva-bind' : 'open.ok');
 }
 
 function doMmap(d: Draft, task: Task, op: OpMmap): OpResult {
@@ -526,7 +527,12 @@ function doSubmit(d: Draft, task: Task, op: OpSubmit, ch: Chooser): OpResult {
     result = rr.v;
   }
   const text = early || tail === null || status === null ? undefined : SUBMIT_STATUS_TEXT(status, op.work, result[0]!, result[1]!);
-  const rule: RuleId = sync !== null ? (early ? 'submit.race' : 'submit.done') : early ? 'submit.unknown' : 'submit.done';
+  let rule: RuleId = sync !== null ? (early ? 'submit.race' : 'submit.done') : early ? 'submit.unknown' : 'submit.done';
+  // a bound queue's work item went through the IOMMU (sva.ts): its rule says how it ended
+  const rungQ = a3.rung === null ? undefined : d.s.queues.get(a3.rung);
+  if (rule === 'submit.done' && op.work !== 'invalid' && rungQ !== undefined && isBound(rungQ)) {
+    rule = status === SVT_STATUS_FAULT && d.s.mms.get(rungQ.openerMm)?.alive === false ? 'submit.sva-mm-gone' : 'submit.sva-translated';
+  }
   return res(ok(text), rule);
 }
 

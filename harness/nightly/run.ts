@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { FindingStore } from '../findings/store.js';
 import { fuzzLoop, type FuzzStats } from '../fuzz/loop.js';
-import { bootGuest, prepare, profileOf, type GuestSetup } from '../commands/common.js';
+import { bootGuest, fuzzMachine, prepare, profileOf, type GuestSetup } from '../commands/common.js';
 import { errorMessage } from '../util/errors.js';
 import { atomicWriteJson, exists, readJsonIfExists } from '../util/fsx.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
@@ -202,7 +202,7 @@ export async function runNight(cfg: NightlyConfig, o: RunNightOptions): Promise<
           shouldStop: o.shouldStop,
         },
         {
-          boot: () => bootGuest(setup, `nightly-${cell.name}`),
+          boot: () => bootGuest(setup, `nightly-${cell.name}`, fuzzMachine(setup, profileOf(k))),
           onProgress: (s) => {
             const secs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
             live.set(cell.name, `${s.programs} programs, ${(s.checkedOps / secs).toFixed(0)} checked ops/s, ${s.bugs} bugs first seen`);

@@ -212,7 +212,7 @@ export interface StepC {
 /** What the program knows about a mapping name, for comments: a queue region or anonymous. */
 export type MapOrigins = ReadonlyMap<string, string>;
 
-export type OpFamily = 'core' | 'uacce' | 'vfio';
+export type OpFamily = 'core' | 'uacce' | 'sva' | 'vfio';
 
 export interface OpDesc<K extends string = string, F extends Fields = Fields> {
   readonly op: K;

@@ -5,6 +5,7 @@
  */
 import * as core from './core.js';
 import type { Fields, HandleKind, OpDesc, OpValue } from './describe.js';
+import * as sva from './sva.js';
 import * as uacce from './uacce.js';
 import * as vfio from './vfio.js';
 
@@ -28,6 +29,7 @@ const ALL = [
   uacce.sysfsRead,
   uacce.sysfsWrite,
   core.mprotect,
+  sva.pasid,
   vfio.pciBind,
   vfio.pciUnbind,
   vfio.vfioGroup,

@@ -93,6 +93,7 @@ export type OpRemove = OpOf<'remove'>;
 export type OpAdd = OpOf<'add'>;
 export type OpSysfsRead = OpOf<'sysfs_read'>;
 export type OpSysfsWrite = OpOf<'sysfs_write'>;
+export type OpPasid = OpOf<'pasid'>;
 
 export interface Program {
   format: typeof PROGRAM_FORMAT;

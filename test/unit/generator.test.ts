@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { generateProgram, programArbitrary } from '../../harness/generator/index.js';
+import { profileFor, type KernelProfile } from '../../harness/model/index.js';
+import { OP_DESCS } from '../../harness/ops/index.js';
 import { checkProgram, formatProgram, parseProgram } from '../../harness/program/parse.js';
 import { OP_KINDS, type OpKind } from '../../harness/program/types.js';
 import { descOf } from '../../harness/ops/index.js';
@@ -42,17 +44,43 @@ describe('generator', () => {
     expect(tried).toBeGreaterThan(20);
   });
 
-  it('covers the whole op vocabulary', () => {
-    const seen = new Set<OpKind>();
-    const via = new Set<string>();
-    for (let i = 0; i < 300; i++) {
-      for (const op of generateProgram(9, i).ops) {
-        seen.add(op.op);
-        if (op.op === 'open') via.add(op.via);
+  it('covers the whole op vocabulary: SVA ops where binds succeed, every other op everywhere', () => {
+    const kinds = (profile: KernelProfile) => {
+      const seen = new Set<OpKind>();
+      const via = new Set<string>();
+      let sva = 0;
+      for (let i = 0; i < 300; i++) {
+        const p = generateProgram(9, i, { profile });
+        if (p.device.sva) sva++;
+        for (const op of p.ops) {
+          seen.add(op.op);
+          if (op.op === 'open') via.add(op.via);
+        }
       }
-    }
+      return { seen: [...seen].sort(), via: [...via].sort(), sva };
+    };
+    const svaKinds = OP_DESCS.filter((d) => d.family === 'sva').map((d) => d.op);
+    expect(svaKinds).toEqual(['pasid']);
     // the vfio ops are another family's programs (generator/vfio.ts: test/unit/model-vfio.test.ts)
-    expect([...seen].sort()).toEqual(OP_KINDS.filter((k) => descOf(k).family !== 'vfio').sort());
-    expect([...via].sort()).toEqual(['mknod', 'path', 'procfd']);
+    const uacceKinds = OP_KINDS.filter((k) => !OP_DESCS.some((d) => d.op === k && d.family === 'vfio'));
+    // 6.12 refuses every bind (Debian's kill switch): no SVA device, no SVA op
+    const k612 = kinds(profileFor('6.12.118+deb12-amd64', { arch: 'x86_64', distro: 'debian' }));
+    expect(k612.seen).toEqual(uacceKinds.filter((k) => !svaKinds.includes(k)).sort());
+    expect(k612.sva).toBe(0);
+    expect(k612.via).toEqual(['mknod', 'path', 'procfd']);
+    // 7.2 binds: a quarter of the programs are SVA ones, and every op kind shows
+    const k72 = kinds(profileFor('7.2.13+deb14-amd64', { arch: 'x86_64', distro: 'debian' }));
+    expect(k72.seen).toEqual([...uacceKinds].sort());
+    expect(k72.sva).toBeGreaterThan(40);
+    expect(k72.sva).toBeLessThan(110);
+    expect(k72.via).toEqual(['mknod', 'path', 'procfd']);
+  });
+
+  it('draws SVA ops only for a device whose queues bind', () => {
+    const p72 = profileFor('7.2.13+deb14-amd64', { arch: 'x86_64', distro: 'debian' });
+    for (let i = 0; i < 200; i++) {
+      const p = generateProgram(3, i, { profile: p72 });
+      if (!p.device.sva) expect(p.ops.filter((op) => op.op === 'pasid')).toEqual([]);
+    }
   });
 });

@@ -124,4 +124,8 @@ export const EVERY_SINGLE_TASK_OP: Op[] = [
   { op: 'mprotect', task: 't0', map: 'g', page: 0, pages: 4, prot: 'rw' },
   { op: 'touch', task: 't0', map: 'g', page: 2, offset: 0, access: 'write', value: '0x46' },
   { op: 'mprotect', task: 't0', map: 'm', page: 0, pages: 1, prot: 'r' },
+  // pasid reads SVT_REG_PASID (0x1c) of page 0: here of anonymous memory, 0 then a stored 5
+  { op: 'pasid', task: 't0', map: 'g' },
+  { op: 'touch', task: 't0', map: 'g', page: 0, offset: 0x18, access: 'write', value: '0x500000000' },
+  { op: 'pasid', task: 't0', map: 'g' },
 ];

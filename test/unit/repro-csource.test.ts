@@ -87,6 +87,7 @@ const EVERY_OP: Op[] = [
   { op: 'mprotect', task: 't2', map: 'g', page: 0, pages: 3, prot: 'none' },
   { op: 'touch', task: 't2', map: 'g', page: 0, offset: 0, access: 'read' },
   { op: 'touch', task: 't0', map: 'g', page: 0, offset: 0, access: 'read' },
+  { op: 'pasid', task: 't0', map: 'g' },
 ];
 
 describe('generateC', () => {

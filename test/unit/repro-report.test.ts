@@ -9,6 +9,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateProgram } from '../../harness/generator/index.js';
+import { profileFor } from '../../harness/model/index.js';
 import { parseProgram } from '../../harness/program/parse.js';
 import { OP_KINDS } from '../../harness/program/types.js';
 import {
@@ -145,9 +146,11 @@ describe('wrapping', () => {
 describe('the program in words', () => {
   it('describes every op kind on one line', () => {
     const seen = new Set<string>();
+    // 7.2: its SVA binds succeed, so the SVA ops (pasid) are generated too
+    const profile = profileFor('7.2.13+deb14-amd64', { arch: 'x86_64', distro: 'debian' });
     for (let i = 0; i < 300 && seen.size < OP_KINDS.length; i++) {
       // the vfio family's programs are their own stream (generator/vfio.ts)
-      for (const op of [...generateProgram(11, i).ops, ...generateProgram(11, i, { family: 'vfio' }).ops]) {
+      for (const op of [...generateProgram(11, i, { profile }).ops, ...generateProgram(11, i, { family: 'vfio' }).ops]) {
         const s = describeStep(op);
         expect(s).toMatch(new RegExp(`^${op.task}: \\S`));
         expect(s).not.toMatch(/\n|undefined|\[object/);

@@ -11,8 +11,10 @@
  *  - every access to user memory is an ATS translation request tagged with the queue's
  *    PASID, then an access to the translated address; a translation without the access
  *    needed becomes a page request (PRI), and the access is retried after a successful
- *    page response. A work item that still cannot be done completes with STATUS = FAULT,
- *    RESULT = the address, and an entry in the device's fault log (the driver prints it).
+ *    page response. A work item that still cannot be done (no translation, the page
+ *    request refused, denied or unanswered) completes with STATUS = FAULT, RESULT = the
+ *    address, and an entry in the device's fault log (the driver prints it); only a full
+ *    page request queue makes it wait.
  *
  * The register layout is guest/include/svt_endpoint.h (copied next to this file by the
  * build), the work item format guest/include/svt_abi.h. The device keeps no translation
@@ -164,6 +166,7 @@ static SvtAccess svt_ep_access(SvtEpState *s, unsigned slot, uint64_t addr, uint
     AddressSpace *as[2];
     uint8_t buf[8];
     unsigned i;
+    int rc;
 
     if (addr > UINT64_MAX - 8) {
         *reason = SVT_EP_FAULT_TRANSLATION;
@@ -194,11 +197,22 @@ static SvtAccess svt_ep_access(SvtEpState *s, unsigned slot, uint64_t addr, uint
         }
 request:
         prgi = slot | (q->pr_gen & 7) << 6;
-        if (pci_pri_request_page(&s->pdev, q->pasid, false, false, page, true, prgi,
-                                 true, write) != 0) {
-            /* the page request queue is full: retry on a later poll */
+        rc = pci_pri_request_page(&s->pdev, q->pasid, false, false, page, true, prgi,
+                                  true, write);
+        if (rc == -ENOSPC) {
+            /* the page request queue is full (or overflowed): retry on a later poll */
             q->pr = PR_NONE;
             return ACC_WAIT;
+        }
+        if (rc != 0) {
+            /*
+             * Refused for good: the PASID has no table entry (torn down when the bound
+             * address space went, intel_mm_release), page requests are off in the context
+             * entry, or the page request queue cannot be written. Waiting would leave the
+             * item pending for ever: it faults.
+             */
+            *reason = SVT_EP_FAULT_PR_REFUSED;
+            return ACC_FAULT;
         }
         s->stat_pri++;
         q->pr = PR_WAITING;
