@@ -212,6 +212,12 @@ async function main(): Promise<void> {
   const logDir = join('bench-results', 'logs');
   await fs.mkdir(logDir, { recursive: true });
   const ctx: BenchContext = { kernel, image, logDir };
+  const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  // written after every section: a long run that is stopped keeps what it measured
+  const save = async () => {
+    await fs.mkdir(join(out, '..'), { recursive: true });
+    await fs.writeFile(out, JSON.stringify(results, null, 2) + '\n');
+  };
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
     kernel: kernel.exactSpec,
@@ -244,30 +250,33 @@ async function main(): Promise<void> {
   }
   if (want('throughput')) {
     const programs = Number(values.programs ?? 150);
-    const list = [];
-    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) list.push(await benchThroughput(await contextFor(spec, logDir), programs));
+    const list: Awaited<ReturnType<typeof benchThroughput>>[] = [];
     results.throughput = list;
+    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) {
+      list.push(await benchThroughput(await contextFor(spec, logDir), programs));
+      await save();
+    }
   }
   if (want('restore')) {
     const list = [];
     for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) {
       info(`bench: report to next program on ${spec}: boot vs restore …`);
       list.push(await benchRestore(await contextFor(spec, logDir)));
+      results.restore = list;
+      await save();
     }
-    results.restore = list;
   }
   if (want('boots')) {
     const list = [];
     for (const spec of (values['boot-kernels'] ?? 'debian:6.1,debian:6.12,debian:7.2').split(',')) {
       info(`bench: boot time of ${spec} (3 boots) …`);
       list.push(await benchBoot(await contextFor(spec, logDir)));
+      results.boots = list;
+      await save();
     }
-    results.boots = list;
   }
+  await save();
   const text = JSON.stringify(results, null, 2) + '\n';
-  const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await fs.mkdir(join(out, '..'), { recursive: true });
-  await fs.writeFile(out, text);
   process.stdout.write(text);
   info(`bench: written to ${out}`);
 }
