@@ -340,46 +340,16 @@ export async function qmpConnect(path: string, timeoutMs = 5000): Promise<QmpCli
   return { run, close: () => sock.destroy() };
 }
 
-/** One QMP command on a fresh connection (capabilities negotiation first). */
+/** One QMP command on a fresh connection; `quit` may close it before it answers. */
 export async function qmpCommand(path: string, command: string, timeoutMs: number): Promise<unknown> {
-  const sock = await connectUnix(path);
+  const q = await qmpConnect(path, timeoutMs);
   try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`QMP ${command}: no answer in ${timeoutMs} ms`)), timeoutMs);
-      const split = new LineSplitter(1 << 20);
-      let negotiated = false;
-      sock.setEncoding('utf8');
-      sock.on('data', (chunk: string) => {
-        for (const line of split.push(chunk)) {
-          let msg: Record<string, unknown>;
-          try {
-            msg = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            continue;
-          }
-          if ('QMP' in msg) {
-            sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
-          } else if ('return' in msg && !negotiated) {
-            negotiated = true;
-            sock.write(JSON.stringify({ execute: command }) + '\n');
-          } else if ('return' in msg || 'error' in msg) {
-            clearTimeout(timer);
-            if ('error' in msg) reject(new Error(`QMP ${command}: ${JSON.stringify(msg.error)}`));
-            else resolve(msg.return);
-          }
-        }
-      });
-      sock.on('close', () => {
-        clearTimeout(timer);
-        resolve(undefined); // quit closes the socket
-      });
-      sock.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+    return await q.run(command, undefined, timeoutMs);
+  } catch (e) {
+    if (command === 'quit' && /connection closed/.test((e as Error).message)) return undefined;
+    throw e;
   } finally {
-    sock.destroy();
+    q.close();
   }
 }
 

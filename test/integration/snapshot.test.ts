@@ -5,7 +5,7 @@
  * included), and a snapshot that does not restore (here: cut short) makes the next guest boot,
  * then save a good one again. Snapshots go to a directory of the test's own.
  */
-import { mkdtempSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,17 +14,12 @@ import type { KernelArtifacts } from '../../kernels/types.js';
 import { observe } from '../../harness/agent/observe.js';
 import { slotTable } from '../../harness/agent/wire.js';
 import { profileFor, type KernelProfile } from '../../harness/model/index.js';
-import { parseProgram } from '../../harness/program/parse.js';
 import type { Program } from '../../harness/program/types.js';
+import { loadSeedPrograms } from '../../harness/repro/regress.js';
 import { executeProgram } from '../../harness/run/execute.js';
 import { Guest, prepareGuestImage, type GuestImage } from '../../harness/vm/guest.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const seedDir = join(ROOT, 'corpus', 'seeds');
-const seeds: Program[] = readdirSync(seedDir)
-  .filter((n) => n.endsWith('.json'))
-  .sort()
-  .map((n) => parseProgram(readFileSync(join(seedDir, n), 'utf8'), n));
+const seeds: Program[] = await loadSeedPrograms();
 
 let kernel: KernelArtifacts;
 let image: GuestImage;
