@@ -8,7 +8,9 @@
  * engine on --sva-kernel); throughput (on each of --kernels, default
  * debian:6.12,debian:6.1: the fuzz loop with the device reloaded per program, reset in place,
  * and reset with two jobs, side by side, --programs each, with their ratios); boots (boot to
- * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2). Every
+ * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2); restore
+ * (on each of --kernels: a new guest and its first program, booted vs restored from the VM
+ * snapshot, alternately). Every
  * figure has the host's load average next to it: this host is shared.
  */
 import { promises as fs } from 'node:fs';
@@ -19,6 +21,11 @@ import type { KernelArtifacts } from '../kernels/types.js';
 import { PROGRAM_FORMAT, PROGRAM_VERSION, type Op, type Program } from '../harness/program/types.js';
 import { Guest, prepareGuestImage, type GuestImage } from '../harness/vm/guest.js';
 import { info } from '../harness/util/log.js';
+import { tmpdir } from 'node:os';
+import { profileFor } from '../harness/model/index.js';
+import { parseProgram } from '../harness/program/parse.js';
+import { executeProgram } from '../harness/run/execute.js';
+import { projectRoot } from '../harness/util/paths.js';
 import { benchFuzz, load, type FuzzVariant } from './fuzz-bench.js';
 
 export interface BenchContext {
@@ -61,13 +68,13 @@ async function contextFor(spec: string, logDir: string): Promise<BenchContext> {
 /** The fuzz loop's variants side by side on one kernel: before (reload), and what this branch adds. */
 async function benchThroughput(ctx: BenchContext, programs: number) {
   const variants: FuzzVariant[] = [
-    { setup: 'reload', jobs: 1 },
-    { setup: 'reset', jobs: 1 },
-    { setup: 'reset', jobs: 2 },
+    { setup: 'reload', jobs: 1, snapshot: false },
+    { setup: 'reset', jobs: 1, snapshot: true },
+    { setup: 'reset', jobs: 2, snapshot: true },
   ];
   const runs: Awaited<ReturnType<typeof benchFuzz>>[] = [];
   for (const v of variants) {
-    info(`bench: throughput on ${ctx.kernel.exactSpec}: device ${v.setup}, ${v.jobs} job(s), ${programs} programs …`);
+    info(`bench: throughput on ${ctx.kernel.exactSpec}: device ${v.setup}, ${v.jobs} job(s), snapshot ${v.snapshot ? 'on' : 'off'}, ${programs} programs …`);
     runs.push(await benchFuzz(ctx, programs, 12345, v));
   }
   const base = runs[0]!;
@@ -79,7 +86,59 @@ async function benchThroughput(ctx: BenchContext, programs: number) {
   return {
     kernel: ctx.kernel.exactSpec,
     runs,
-    ratios_to_reload: Object.fromEntries(runs.slice(1).map((r) => [`${r.variant.setup}x${r.variant.jobs}`, ratio(r)])),
+    ratios_to_reload: Object.fromEntries(runs.slice(1).map((r) => [`${r.variant.setup}${r.variant.snapshot ? '+snapshot' : ''}x${r.variant.jobs}`, ratio(r)])),
+  };
+}
+
+/**
+ * What the fuzz loop waits for after a kernel report or a hang: a new guest and its first
+ * program. Booting against restoring the VM snapshot, alternately, `runs` times each (the first
+ * restore-side start saves the snapshot and is not counted).
+ */
+async function benchRestore(ctx: BenchContext, runs = 3) {
+  const profile = profileFor(ctx.kernel.release, { arch: ctx.kernel.arch, distro: 'debian' });
+  const program = parseProgram(await fs.readFile(join(projectRoot(), 'corpus', 'seeds', 'basic-lifecycle.json'), 'utf8'), 'seed');
+  const snapshotDir = await fs.mkdtemp(join(tmpdir(), 'svadiff-bench-snap-'));
+  const one = async (snapshot: boolean, i: number) => {
+    const t0 = Date.now();
+    const g = await Guest.boot(ctx.kernel, ctx.image, { snapshot, snapshotDir, consolePath: join(ctx.logDir, `restore-${snapshot}-${i}.console.log`) });
+    const ready = Date.now() - t0;
+    const r = await executeProgram(g, 1, program, profile);
+    const total = Date.now() - t0;
+    const restored = g.restored;
+    await g.shutdown();
+    if (r.check.divergence || r.reports.length > 0) throw new Error(`the seed program did not run cleanly on a ${restored ? 'restored' : 'booted'} guest`);
+    return { ready, total, restored };
+  };
+  const loadBefore = load();
+  await one(true, 0); // saves the snapshot
+  const boot: number[] = [];
+  const restore: number[] = [];
+  const bootReady: number[] = [];
+  const restoreReady: number[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const b = await one(false, i);
+    boot.push(b.total);
+    bootReady.push(b.ready);
+    const s = await one(true, i);
+    if (!s.restored) throw new Error('the snapshot did not restore');
+    restore.push(s.total);
+    restoreReady.push(s.ready);
+  }
+  const snap = (await fs.readdir(snapshotDir)).find((f) => f.endsWith('.vmstate'));
+  const bytes = snap ? (await fs.stat(join(snapshotDir, snap))).size : 0;
+  await fs.rm(snapshotDir, { recursive: true, force: true });
+  return {
+    what: `new guest to its first program's end (the seed basic-lifecycle), ${ctx.kernel.exactSpec}: boot vs restore of the VM snapshot, alternately`,
+    boot_s: boot.map((x) => round(x / 1000)),
+    restore_s: restore.map((x) => round(x / 1000)),
+    median_boot_s: round(median(boot) / 1000),
+    median_restore_s: round(median(restore) / 1000),
+    boot_over_restore: round(median(boot) / median(restore)),
+    to_agent_ready: { boot_s: bootReady.map((x) => round(x / 1000)), restore_s: restoreReady.map((x) => round(x / 1000)) },
+    snapshot_mib: round(bytes / 2 ** 20, 1),
+    load_before: loadBefore,
+    load_after: load(),
   };
 }
 
@@ -156,6 +215,12 @@ async function main(): Promise<void> {
   const logDir = join('bench-results', 'logs');
   await fs.mkdir(logDir, { recursive: true });
   const ctx: BenchContext = { kernel, image, logDir };
+  const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  // written after every section: a long run that is stopped keeps what it measured
+  const save = async () => {
+    await fs.mkdir(join(out, '..'), { recursive: true });
+    await fs.writeFile(out, JSON.stringify(results, null, 2) + '\n');
+  };
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
     kernel: kernel.exactSpec,
@@ -192,22 +257,33 @@ async function main(): Promise<void> {
   }
   if (want('throughput')) {
     const programs = Number(values.programs ?? 150);
-    const list = [];
-    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) list.push(await benchThroughput(await contextFor(spec, logDir), programs));
+    const list: Awaited<ReturnType<typeof benchThroughput>>[] = [];
     results.throughput = list;
+    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) {
+      list.push(await benchThroughput(await contextFor(spec, logDir), programs));
+      await save();
+    }
+  }
+  if (want('restore')) {
+    const list = [];
+    for (const spec of (values.kernels ?? 'debian:6.12,debian:6.1').split(',')) {
+      info(`bench: report to next program on ${spec}: boot vs restore …`);
+      list.push(await benchRestore(await contextFor(spec, logDir)));
+      results.restore = list;
+      await save();
+    }
   }
   if (want('boots')) {
     const list = [];
     for (const spec of (values['boot-kernels'] ?? 'debian:6.1,debian:6.12,debian:7.2').split(',')) {
       info(`bench: boot time of ${spec} (3 boots) …`);
       list.push(await benchBoot(await contextFor(spec, logDir)));
+      results.boots = list;
+      await save();
     }
-    results.boots = list;
   }
+  await save();
   const text = JSON.stringify(results, null, 2) + '\n';
-  const out = values.out ?? join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await fs.mkdir(join(out, '..'), { recursive: true });
-  await fs.writeFile(out, text);
   process.stdout.write(text);
   info(`bench: written to ${out}`);
 }

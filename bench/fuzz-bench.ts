@@ -22,6 +22,8 @@ export interface FuzzVariant {
   setup: DeviceSetup;
   /** guests at once */
   jobs: number;
+  /** new guests restored from a VM snapshot instead of booted */
+  snapshot?: boolean;
 }
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -60,7 +62,7 @@ export async function benchFuzz(ctx: BenchContext, programs = 400, seed = 12345,
         {
           boot: async () => {
             boots++;
-            return Guest.boot(ctx.kernel, ctx.image, { consolePath: join(ctx.logDir, `fuzz-${variant.setup}-${variant.jobs}-${boots}.console.log`) });
+            return Guest.boot(ctx.kernel, ctx.image, { snapshot: variant.snapshot ?? false, consolePath: join(ctx.logDir, `fuzz-${variant.setup}-${variant.jobs}-${boots}.console.log`) });
           },
           onProgram: (_i, _p, r) => {
             if (r.run) {
@@ -78,7 +80,7 @@ export async function benchFuzz(ctx: BenchContext, programs = 400, seed = 12345,
   const loopRate = (k: 'programs' | 'checkedOps' | 'executedOps') => all.reduce((a, s) => a + s[k] / Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000), 0);
   const limitS = agentMs / 1000 / variant.jobs;
   return {
-    what: `fuzz loop, ${variant.jobs} guest(s) of ${ctx.kernel.exactSpec}, device ${variant.setup}, ${sum('programs')} programs (seed ${seed}${variant.jobs > 1 ? ' and its job seeds' : ''})`,
+    what: `fuzz loop, ${variant.jobs} guest(s) of ${ctx.kernel.exactSpec}, device ${variant.setup}, ${variant.snapshot ? 'new guests restored from a VM snapshot' : 'new guests booted'}, ${sum('programs')} programs (seed ${seed}${variant.jobs > 1 ? ' and its job seeds' : ''})`,
     variant,
     programs: sum('programs'),
     executed_ops: sum('executedOps'),
@@ -87,6 +89,8 @@ export async function benchFuzz(ctx: BenchContext, programs = 400, seed = 12345,
     findings: store.list().length,
     wall_s: r2(wallS),
     boot_s: r2(sum('bootMs') / 1000),
+    /** per guest started (the first ones and every reboot or restore) */
+    mean_guest_start_s: r2(sum('bootMs') / 1000 / (sum('reboots') + variant.jobs)),
     /** everything counted: boots, reboots, generation, checking */
     wall: { programs_per_s: r2(sum('programs') / wallS), checked_ops_per_s: r2(sum('checkedOps') / wallS) },
     /** boot time excluded (each job's own rate, added up) */

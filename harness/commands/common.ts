@@ -79,10 +79,10 @@ export function consoleLogPath(outDir: string, what: string): string {
 export async function bootGuest(s: GuestSetup, what: string, extra: Partial<GuestOptions> = {}, attempts = 3): Promise<Guest> {
   for (let i = 1; ; i++) {
     const consolePath = consoleLogPath(s.outDir, what);
-    info(`booting ${s.kernel.exactSpec} (${s.kernel.release}) …`);
+    info(`${extra.snapshot ? 'starting' : 'booting'} ${s.kernel.exactSpec} (${s.kernel.release}) …`);
     try {
       const g = await Guest.boot(s.kernel, s.image, { accel: s.accel, consolePath, ...extra });
-      info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.accel.toUpperCase()}, ${g.machine.iommu})`);
+      info(`guest up in ${(g.bootMs / 1000).toFixed(1)} s (${g.restored ? 'restored from its VM snapshot, ' : ''}${g.accel.toUpperCase()}, ${g.machine.iommu})`);
       for (const t of bootReportTitles(g.bootKmsg)) warn(`the guest's boot logged "${t}" before any program ran (not a finding; console log: ${consolePath})`);
       return g;
     } catch (e) {

@@ -1,5 +1,5 @@
 /**
- * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N] [--family uacce|vfio] [--arch x86_64|arm64]
+ * svadiff fuzz [--kernel K] [--time 10m] [--seed N] [--out DIR] [--programs N] [--fresh] [--no-feedback] [--reset reset|reload] [--jobs N] [--family uacce|vfio] [--arch x86_64|arm64] [--snapshot on|off]
  *
  * Generates programs, runs them on a guest of kernel K, and keeps every distinct divergence,
  * kernel report and hang in DIR/findings/<id>/. A live progress line shows programs, checked
@@ -15,7 +15,10 @@
  * position, all writing one findings store; the progress line adds them up, --programs counts
  * all jobs' programs, and Ctrl-C stops every job after its current program.
  * --family vfio fuzzes DMA ownership through vfio's group path (harness/ops/vfio.ts) on the
- * x86_64-vtd-groups machine, with the kernel's vfio modules in the guest.
+ * x86_64-vtd-groups machine, with the kernel's vfio modules in the guest. A new guest (at
+ * start, after a kernel report, a hang or a dead guest) is restored from a VM snapshot of a
+ * ready guest instead of booted (harness/vm/snapshot.ts; saved after the first boot, cached per
+ * kernel, initramfs, machine and QEMU); --snapshot off boots every time.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -55,6 +58,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
       jobs: { type: 'string' },
       family: { type: 'string' },
       arch: { type: 'string' },
+      snapshot: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UserError(`svadiff fuzz takes no positional arguments (got "${positionals[0]}"); the kernel goes in --kernel`);
@@ -63,6 +67,8 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   if (deviceSetup !== 'reset' && deviceSetup !== 'reload') throw new UserError(`--reset must be reset (the module's control file, the default) or reload (rmmod and insmod), got "${deviceSetup}"`);
   const maxPrograms = parseIntOption('programs', values.programs, 1, 1e9);
   const jobsGiven = parseIntOption('jobs', values.jobs, 1, 64);
+  const snapshot = values.snapshot ?? 'on';
+  if (snapshot !== 'on' && snapshot !== 'off') throw new UserError(`--snapshot must be on (restore a saved guest instead of booting, the default) or off, got "${snapshot}"`);
   const family = values.family ?? 'uacce';
   if (family !== 'uacce' && family !== 'vfio') throw new UserError(`--family ${family}: the op families are uacce and vfio`);
   const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch);
@@ -139,7 +145,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         shouldStop: () => stop > 0 || (maxPrograms !== undefined && taken++ >= maxPrograms),
       },
       {
-        boot: () => bootGuest(setup, jobs > 1 ? `fuzz-job${j}` : 'fuzz', machine),
+        boot: () => bootGuest(setup, jobs > 1 ? `fuzz-job${j}` : 'fuzz', { ...machine, snapshot: snapshot === 'on' }),
         onProgress: (s) => {
           latest[j] = s;
           progress();

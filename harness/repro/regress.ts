@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { FindingKind } from '../findings/store.js';
-import { checkProgram } from '../program/parse.js';
+import { checkProgram, parseProgram } from '../program/parse.js';
 import type { Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';
 import { projectRoot } from '../util/paths.js';
@@ -115,4 +115,10 @@ export async function loadRegressCorpus(dir = regressDir()): Promise<RegressEntr
     out.push(parseRegressEntry(await fs.readFile(path, 'utf8'), path, n.slice(0, -'.json'.length)));
   }
   return out;
+}
+
+/** The seed programs (corpus/seeds: valid programs that must give no finding), by file name order. */
+export async function loadSeedPrograms(dir = join(projectRoot(), 'corpus', 'seeds')): Promise<Program[]> {
+  const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+  return Promise.all(names.map(async (n) => parseProgram(await fs.readFile(join(dir, n), 'utf8'), n)));
 }

@@ -18,7 +18,10 @@ import { cacheDir } from '../util/paths.js';
 import { chooseAccel, PROBE_MARKER, probeKvmBoot, type AccelChoice } from './accel.js';
 import { FIRMWARE_DIRS, ensureSvaQemu } from '../../qemu/index.js';
 import { machineFor, type Accel, type Machine, type MachineProfile } from './machine.js';
-import { QemuVm, sleep, type ExitInfo } from './qemu.js';
+import { QemuVm, sleep, type ExitInfo, type QemuOptions } from './qemu.js';
+import { incomingArgs, restoreSnapshot, saveSnapshot, snapshotFile } from './snapshot.js';
+import { fmtBytes, info, warn } from '../util/log.js';
+import { safeLine } from '../util/sanitize.js';
 
 /**
  * Kernel command line entries that turn on the debugging a kernel was built with, as a table:
@@ -56,7 +59,17 @@ export interface GuestOptions {
   onKmsg?: (r: KmsgRecord) => void;
   /** agent silence limit while the host waits for it */
   silenceMs?: number;
+  /**
+   * restore the guest from its VM snapshot (harness/vm/snapshot.ts) when there is one, and save
+   * one after a boot when there is none
+   */
+  snapshot?: boolean;
+  /** where snapshots are kept (default: the cache's snapshots/) */
+  snapshotDir?: string;
 }
+
+/** snapshot files this process said it has none of yet */
+const announced = new Set<string>();
 
 export interface GuestImage {
   initrd: string;
@@ -132,23 +145,68 @@ export class Guest {
     private readonly workDir: string,
     /** the kernel log up to the agent's start (the boot and the modules it loads): no program's */
     readonly bootKmsg: readonly KmsgRecord[],
+    /** restored from a VM snapshot (bootMs is then the restore's time; bootKmsg is empty) */
+    readonly restored = false,
   ) {}
 
   static async boot(kernel: KernelArtifacts, image: GuestImage, opts: GuestOptions = {}): Promise<Guest> {
     const machine = await ensureMachine(machineFor(kernel.arch, opts.machine));
     const accel = await resolveAccel(kernel, machine, opts.accel ?? 'auto');
-    const workDir = await fs.mkdtemp(join(tmpdir(), 'svadiff-vm-'));
-    const vm = new QemuVm({
+    const cmdline = await kernelCmdline(kernel);
+    const vmOptions = async (extraArgs: string[] = []): Promise<QemuOptions> => ({
       machine,
       accel,
       kernelImage: kernel.image,
       initrd: image.initrd,
-      cmdline: await kernelCmdline(kernel),
+      cmdline,
       memoryMb: opts.memoryMb ?? 1024,
-      workDir,
+      workDir: await fs.mkdtemp(join(tmpdir(), 'svadiff-vm-')),
       ...(opts.consolePath !== undefined ? { consolePath: opts.consolePath } : {}),
+      ...(extraArgs.length > 0 ? { extraArgs } : {}),
     });
+    let snapshot: string | undefined;
+    if (opts.snapshot) {
+      const plain = await vmOptions();
+      await fs.rm(plain.workDir, { recursive: true, force: true });
+      snapshot = await snapshotFile(new QemuVm(plain), opts.snapshotDir);
+      if (await exists(snapshot)) {
+        const o = await vmOptions();
+        const sock = join(o.workDir, 'in.sock');
+        const vm = new QemuVm({ ...o, extraArgs: incomingArgs(sock) });
+        try {
+          await vm.start();
+          await restoreSnapshot(vm, sock, snapshot);
+          return await Guest.attach(kernel, vm, accel, machine, opts, true);
+        } catch (e) {
+          await vm.kill();
+          await fs.rm(o.workDir, { recursive: true, force: true });
+          // one line; the snapshot goes (the next boot saves a new one)
+          warn(`the VM snapshot did not restore (${safeLine((e as Error).message, 200)}); booting instead`);
+          await fs.rm(snapshot, { force: true });
+        }
+      } else if (!announced.has(snapshot)) {
+        announced.add(snapshot);
+        info('no VM snapshot of this guest yet (kernel, initramfs, machine, QEMU): booting, then saving one for the next guests');
+      }
+    }
+    const vm = new QemuVm(await vmOptions());
     await vm.start();
+    const guest = await Guest.attach(kernel, vm, accel, machine, opts, false);
+    if (snapshot !== undefined && !(await exists(snapshot))) {
+      const t0 = Date.now();
+      try {
+        const bytes = await saveSnapshot(vm, snapshot);
+        info(`saved a VM snapshot of the ready guest (${fmtBytes(bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)} s): the next guests restore it`);
+      } catch (e) {
+        warn(`no VM snapshot saved (${safeLine((e as Error).message, 200)}); the next guests boot too`);
+      }
+    }
+    return guest;
+  }
+
+  /** The agent of a started (booting or restored) QEMU: hello, the boot's kernel log drained. */
+  private static async attach(kernel: KernelArtifacts, vm: QemuVm, accel: Accel, machine: MachineProfile, opts: GuestOptions, restored: boolean): Promise<Guest> {
+    const workDir = vm.workDir;
     let session: AgentSession | undefined;
     const bootKmsg: KmsgRecord[] = [];
     let booting = true;
@@ -174,7 +232,7 @@ export class Guest {
       // records are all here, apart from any program.
       await session.ping();
       booting = false;
-      return new Guest(kernel, vm, session, accel, machine, bootMs, workDir, bootKmsg);
+      return new Guest(kernel, vm, session, accel, machine, bootMs, workDir, bootKmsg, restored);
     } catch (e) {
       session?.dispose();
       // the channel breaks when QEMU goes away (a panic while booting, most likely): give its

@@ -77,7 +77,11 @@ export const X86_64_VTD: MachineProfile = {
   consoleTty: 'ttyS0',
   agentTty: 'ttyS1',
   iommu: 'Intel VT-d (scalable mode)',
-  machineArgs: () => ['-M', 'q35', '-device', 'intel-iommu,intremap=on,x-scalable-mode=on,device-iotlb=on'],
+  // qboot (QEMU's minimal firmware, qboot.rom of qemu-system-data, which qemu-system-x86
+  // depends on) instead of SeaBIOS: a -kernel boot needs no BIOS services, and SeaBIOS's POST
+  // and option ROM took most of the time before the kernel's first line (6.12 under TCG at load
+  // 17-20: 16.9 s with SeaBIOS, 7.2 s with qboot; the ACPI tables, DMAR included, are the same)
+  machineArgs: () => ['-M', 'q35', '-device', 'intel-iommu,intremap=on,x-scalable-mode=on,device-iotlb=on', '-bios', 'qboot.rom'],
   cmdline: VTD_CMDLINE,
   cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,la57=off'),
   kernelFile: 'bzImage',

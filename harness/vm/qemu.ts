@@ -89,6 +89,11 @@ export class QemuVm {
     return this.opts.machine.qemuBinary;
   }
 
+  /** the directory of this VM's sockets */
+  get workDir(): string {
+    return this.opts.workDir;
+  }
+
   /** The command line as a user on this machine could paste it. */
   commandLine(): string {
     return [this.binary, ...this.args].map(shellQuoteForDisplay).join(' ');
@@ -263,7 +268,7 @@ export function buildQemuArgs(o: QemuOptions, agentSock: string, qmpSock: string
   ];
 }
 
-function connectUnix(path: string): Promise<net.Socket> {
+export function connectUnix(path: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.createConnection({ path });
     const onErr = (e: Error) => {
@@ -278,46 +283,73 @@ function connectUnix(path: string): Promise<net.Socket> {
   });
 }
 
-/** One QMP command on a fresh connection (capabilities negotiation first). */
-export async function qmpCommand(path: string, command: string, timeoutMs: number): Promise<unknown> {
+/** A QMP connection for several commands with arguments (capabilities negotiated on connect). */
+export interface QmpClient {
+  /** the command's return value; rejects with QEMU's error */
+  run(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
+  close(): void;
+}
+
+export async function qmpConnect(path: string, timeoutMs = 5000): Promise<QmpClient> {
   const sock = await connectUnix(path);
-  try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`QMP ${command}: no answer in ${timeoutMs} ms`)), timeoutMs);
-      const split = new LineSplitter(1 << 20);
-      let negotiated = false;
-      sock.setEncoding('utf8');
-      sock.on('data', (chunk: string) => {
-        for (const line of split.push(chunk)) {
-          let msg: Record<string, unknown>;
-          try {
-            msg = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            continue;
-          }
-          if ('QMP' in msg) {
-            sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
-          } else if ('return' in msg && !negotiated) {
-            negotiated = true;
-            sock.write(JSON.stringify({ execute: command }) + '\n');
-          } else if ('return' in msg || 'error' in msg) {
-            clearTimeout(timer);
-            if ('error' in msg) reject(new Error(`QMP ${command}: ${JSON.stringify(msg.error)}`));
-            else resolve(msg.return);
-          }
-        }
+  const split = new LineSplitter(1 << 20);
+  const pending: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  let greeted: () => void = () => undefined;
+  const greeting = new Promise<void>((r) => (greeted = r));
+  const fail = (e: Error) => {
+    for (const w of pending.splice(0)) w.reject(e);
+  };
+  sock.setEncoding('utf8');
+  sock.on('data', (chunk: string) => {
+    for (const line of split.push(chunk)) {
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if ('QMP' in msg) greeted();
+      else if ('return' in msg) pending.shift()?.resolve(msg.return);
+      else if ('error' in msg) pending.shift()?.reject(new Error(JSON.stringify(msg.error)));
+    }
+  });
+  sock.on('close', () => fail(new Error('QMP connection closed')));
+  sock.on('error', (e) => fail(e));
+  const run = (command: string, args?: Record<string, unknown>, ms = timeoutMs) =>
+    new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`QMP ${command}: no answer in ${ms} ms`)), ms);
+      pending.push({
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(new Error(`QMP ${command}: ${e.message}`));
+        },
       });
-      sock.on('close', () => {
-        clearTimeout(timer);
-        resolve(undefined); // quit closes the socket
-      });
-      sock.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
+      sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + '\n');
     });
-  } finally {
+  try {
+    await Promise.race([greeting, sleep(timeoutMs).then(() => Promise.reject(new Error('QMP: no greeting')))]);
+    await run('qmp_capabilities');
+  } catch (e) {
     sock.destroy();
+    throw e;
+  }
+  return { run, close: () => sock.destroy() };
+}
+
+/** One QMP command on a fresh connection; `quit` may close it before it answers. */
+export async function qmpCommand(path: string, command: string, timeoutMs: number): Promise<unknown> {
+  const q = await qmpConnect(path, timeoutMs);
+  try {
+    return await q.run(command, undefined, timeoutMs);
+  } catch (e) {
+    if (command === 'quit' && /connection closed/.test((e as Error).message)) return undefined;
+    throw e;
+  } finally {
+    q.close();
   }
 }
 

@@ -14,7 +14,7 @@
  * (device parameters change from program to program), so resets go between different
  * parameters, after removed devices, with queues ids and the page pool used.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,8 @@ import { slotTable, type DeviceSetup } from '../../harness/agent/wire.js';
 import { observe } from '../../harness/agent/observe.js';
 import { generate } from '../../harness/generator/index.js';
 import { profileFor, type KernelProfile } from '../../harness/model/index.js';
-import { parseProgram } from '../../harness/program/parse.js';
 import type { Program } from '../../harness/program/types.js';
+import { loadSeedPrograms } from '../../harness/repro/regress.js';
 import { executeProgram, findingCandidates } from '../../harness/run/execute.js';
 import { Guest, prepareGuestImage, type GuestImage } from '../../harness/vm/guest.js';
 
@@ -33,13 +33,8 @@ const KERNEL = 'debian:6.12';
 // npm test runs 30 generated programs (about 3 × 35 s here); SVADIFF_RESET_PROGRAMS=N for more
 const GENERATED = Number(process.env.SVADIFF_RESET_PROGRAMS ?? 30);
 const SEED = 11;
-const ROOT = join(import.meta.dirname, '..', '..');
 
-const seedDir = join(ROOT, 'corpus', 'seeds');
-const seeds: Program[] = readdirSync(seedDir)
-  .filter((n) => n.endsWith('.json'))
-  .sort()
-  .map((n) => parseProgram(readFileSync(join(seedDir, n), 'utf8'), n));
+const seeds: Program[] = await loadSeedPrograms();
 
 let kernel: KernelArtifacts;
 let image: GuestImage;

@@ -47,6 +47,8 @@ const DYNAMIC: Readonly<Record<string, readonly string[] | 'built'>> = {
   // the host's QEMU, or svadiff's own build (qemu/build.ts), which is 'built'
   'harness/vm/qemu.ts: this.binary': HOST_QEMUS,
   'harness/vm/accel.ts: machine.qemuBinary': HOST_QEMUS,
+  // the QEMU a snapshot was made with (its --version is part of the snapshot's key)
+  'harness/vm/snapshot.ts: binary': HOST_QEMUS,
   'qemu/build.ts: cmd': ['dpkg-source', 'patch', 'sh', 'ninja'], // BuildLog.run(step, program, …)
   'qemu/build.ts: binary': 'built', // the QEMU just built
   'kernels/build.ts: cmd': ['make', 'chroot'], // runMake('make', …) and runMake('chroot', …)
