@@ -238,14 +238,22 @@ function removeSteps(s: ModelState, op: OpRemove): ModelState[] {
  * up with xa_load() without uacce->mutex, then waits for the mutex that uacce_remove() holds
  * from its first queue put to after xa_erase() and `uacce->parent = NULL`: found before the
  * erase, the open then fails its !uacce->parent check with EINVAL. (The cdev reference
- * chrdev_open() took keeps uacce->dev, the cdev's kobject parent, alive meanwhile.)
+ * chrdev_open() took keeps uacce->dev, the cdev's kobject parent, alive meanwhile.) And
+ * chrdev_open() may find the cdev before uacce_remove()'s cdev_device_del() while
+ * uacce_fops_open()'s xa_load() runs after the xa_erase() that follows it (uacce.c 7.2.13:
+ * uacce_fops_open() lines 157-159, uacce_remove() lines 644-645; the same order in 6.12.118):
+ * ENODEV, as for a stale node. Seen on debian:7.2.13 in a 10-minute fuzz run.
  */
 export function openAcrossRemove(before: ModelState, after: ModelState, op: Op, writer: Op): { outcome: Outcome; rule: RuleId; next: ModelState }[] {
   if (op.op !== 'open' || writer.op !== 'remove' || op.dev !== writer.dev) return [];
   if (op.dev >= before.devs.length || boundInstance(before, op.dev) === undefined) return [];
   const task = after.tasks.get(op.task);
   if (task === undefined || !task.alive || task.fds.has(op.fd)) return [];
-  return [{ outcome: err('EINVAL'), rule: 'open.parent-gone', next: { ...after, ops: after.ops + 1 } }];
+  const next = { ...after, ops: after.ops + 1 };
+  return [
+    { outcome: err('EINVAL'), rule: 'open.parent-gone', next },
+    { outcome: err('ENODEV'), rule: 'open.no-device', next },
+  ];
 }
 
 /**

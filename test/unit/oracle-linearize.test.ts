@@ -162,6 +162,11 @@ describe('linearizability of concurrent groups', () => {
     const r = checkProgram(p, profile, [ok(), fail('EINVAL', at(10, 40)), ok(at(15, 30)), fail('ENOENT')]);
     expect(r.divergence).toBeUndefined();
     expect(r.ops[1]!.rules).toEqual(['open.parent-gone']);
+    // chrdev_open found the cdev before cdev_device_del, xa_load ran after xa_erase: ENODEV (seen on 7.2.13)
+    const noDev = checkProgram(p, profile, [ok(), fail('ENODEV', at(10, 40)), ok(at(15, 30)), fail('ENOENT')]);
+    expect(noDev.divergence).toBeUndefined();
+    expect(noDev.ops[1]!.rules).toEqual(['open.no-device']);
+    expect(checkProgram(p, profile, [ok(), fail('ENODEV', at(50, 60)), ok(at(15, 30)), fail('ENOENT')]).divergence?.unordered).toBe(true);
     // the open began after the removal ended: it cannot have found the device
     const late = checkProgram(p, profile, [ok(), fail('EINVAL', at(50, 60)), ok(at(15, 30)), fail('ENOENT')]);
     expect(late.divergence?.unordered).toBe(true);
