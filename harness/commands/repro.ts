@@ -203,9 +203,10 @@ export async function reproFinding(dir: string, o: ReproOptions): Promise<ReproS
       onProgress: (m) => info(m),
     });
     const replayNeedMs = budget.sequenceRunsMs(runs, preceding.length + 1) + budget.reproRunsMs(runs);
-    if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0 && budget.leftMs() < replayNeedMs) {
+    const needsPreceding = !min.reproduced && finding.kind !== 'divergence' && preceding.length > 0;
+    if (needsPreceding && budget.leftMs() < replayNeedMs) {
       warn(`the program alone did not show it, and ${fmtDuration(Math.max(0, budget.leftMs()))} of the time budget is too little to replay it after the ${preceding.length} preceding programs (about ${fmtDuration(replayNeedMs)}); run svadiff repro on this finding with more --total-time`);
-    } else if (!min.reproduced && finding.kind !== 'divergence' && preceding.length > 0) {
+    } else if (needsPreceding) {
       info(`the program alone did not show it; replaying it after the ${preceding.length} programs the guest ran before it since boot (preceding.json), ${runs} times`);
       afterPreceding = await replayAfterPreceding(preceding, program, sig, tester, runs, (m) => info(m));
       if (afterPreceding.hits === afterPreceding.runs && preceding.length > 1) {
