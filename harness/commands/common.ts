@@ -41,13 +41,17 @@ export async function prepare(kernelSpec: string | undefined, accel: string | un
 }
 
 /**
- * The setup a program needs: with vfio ops, the kernel's vfio modules in the guest (Debian
- * builds vfio as modules: kernels/vfio-modules.ts) and so another initramfs; else unchanged.
+ * The setup vfio programs need: the kernel's vfio modules in the guest (Debian builds vfio as
+ * modules: kernels/vfio-modules.ts) and so another initramfs.
  */
-export async function setupFor(s: GuestSetup, program: Program): Promise<GuestSetup> {
-  if (!program.ops.some((op) => descOf(op.op).family === 'vfio')) return s;
+export async function withVfioGuest(s: GuestSetup): Promise<GuestSetup> {
   const kernel = await withVfioModules(s.kernel);
   return { ...s, kernel, image: await prepareGuestImage(kernel) };
+}
+
+/** The setup a program needs: withVfioGuest for a program with vfio ops; else unchanged. */
+export async function setupFor(s: GuestSetup, program: Program): Promise<GuestSetup> {
+  return program.ops.some((op) => descOf(op.op).family === 'vfio') ? withVfioGuest(s) : s;
 }
 
 /** Who a finding was seen on: the exact kernel and, when known, where its uacce came from. */

@@ -34,9 +34,7 @@ import { profileUnreachable } from '../coverage/reach.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
-import { bootGuest, fuzzMachine, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf } from './common.js';
-import { withVfioModules } from '../../kernels/vfio-modules.js';
-import { prepareGuestImage } from '../vm/guest.js';
+import { bootGuest, fuzzMachine, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, withVfioGuest } from './common.js';
 import { X86_64_VTD_GROUPS } from '../vm/machine.js';
 import { VFIO_WEIGHTS } from '../generator/vfio.js';
 
@@ -71,13 +69,10 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   if (snapshot !== 'on' && snapshot !== 'off') throw new UserError(`--snapshot must be on (restore a saved guest instead of booting, the default) or off, got "${snapshot}"`);
   const family = values.family ?? 'uacce';
   if (family !== 'uacce' && family !== 'vfio') throw new UserError(`--family ${family}: the op families are uacce and vfio`);
-  const setup = await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch);
-  if (family === 'vfio' && setup.kernel.arch !== 'x86_64') throw new UserError(`--family vfio needs the x86_64 machine with VT-d groups (x86_64-vtd-groups); ${setup.kernel.arch} has no vfio machine yet: drop --family or use an x86_64 kernel`);
-  // vfio programs need vfio in the guest and the machine with their IOMMU groups
-  if (family === 'vfio') {
-    setup.kernel = await withVfioModules(setup.kernel);
-    setup.image = await prepareGuestImage(setup.kernel);
-  }
+  const prepared = await prepare(values.kernel, values.accel, values.out, values['uacce-src'], values.arch);
+  if (family === 'vfio' && prepared.kernel.arch !== 'x86_64') throw new UserError(`--family vfio needs the x86_64 machine with VT-d groups (x86_64-vtd-groups); ${prepared.kernel.arch} has no vfio machine yet: drop --family or use an x86_64 kernel`);
+  // vfio programs need vfio in the guest (and, below, the machine with their IOMMU groups)
+  const setup = family === 'vfio' ? await withVfioGuest(prepared) : prepared;
   const kernel = kernelIdOf(setup.kernel);
   let seed = parseIntOption('seed', values.seed, 0, 2 ** 31 - 1);
   const prev = await loadState(setup.outDir);
