@@ -9,7 +9,7 @@ import { svaBinds } from '../model/profile.js';
 import { SVA_RULES } from '../model/sva.js';
 import { RULES } from '../model/rules.js';
 import { CORE_RULES } from '../model/core.js';
-import { VFIO_RULES } from '../model/vfio.js';
+import { UACCE_RULES } from '../model/uacce.js';
 
 /** Unreachable on every kernel: the program format rules the situation out. */
 export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
@@ -57,12 +57,14 @@ const ANY_OP_RULE_PREFIXES = ['fd', 'task', 'program'];
 
 /**
  * The model rules a fuzz family's programs can fire, which its summary counts and lists as never
- * reached: the vfio family's own rules (model/vfio.ts) and the core rules of the core op kinds it
- * draws (`close.ok` for close, …; rule ids begin with their op) and of any op (`fd.ebadf`); the
- * uacce family's are all the others (core, uacce, sva).
+ * reached: the uacce family's are the core, uacce and sva rules; the vfio family's (DMA
+ * ownership: vfio, and what joins it, iommufd and endpoint DMA) are every other rule and the core
+ * rules of the core op kinds it draws (`close.ok` for close, …: rule ids begin with their op) or
+ * of any op (`fd.ebadf`).
  */
 export function familyRules(family: 'uacce' | 'vfio', weights: Readonly<Record<string, number>>): Set<string> {
-  if (family === 'uacce') return new Set(Object.keys(RULES).filter((r) => !(r in VFIO_RULES)));
+  const uacce = new Set([...Object.keys(CORE_RULES), ...Object.keys(UACCE_RULES), ...Object.keys(SVA_RULES)]);
+  if (family === 'uacce') return uacce;
   const drawn = (op: string) => (weights[op] ?? 0) > 0 || ANY_OP_RULE_PREFIXES.includes(op);
-  return new Set([...Object.keys(VFIO_RULES), ...Object.keys(CORE_RULES).filter((r) => drawn(r.split('.')[0]!))]);
+  return new Set([...Object.keys(RULES).filter((r) => !uacce.has(r)), ...Object.keys(CORE_RULES).filter((r) => drawn(r.split('.')[0]!))]);
 }

@@ -9,6 +9,7 @@ import { parseAgentLine, hexEncode } from '../../harness/agent/wire.js';
 import { familyRules } from '../../harness/coverage/reach.js';
 import { VFIO_WEIGHTS } from '../../harness/generator/vfio.js';
 import { RULES } from '../../harness/model/index.js';
+import { VFIO_RULES } from '../../harness/model/vfio.js';
 
 /** debian:6.12 on x86_64-vtd-groups between programs (vfio as modules, endpoints given back). */
 const BASE: GuestResources = {
@@ -137,5 +138,7 @@ describe('familyRules (the rules a fuzz family lists as never reached)', () => {
     expect(uacce.has('mremap.grow')).toBe(true);
     expect(uacce.has('close.ok')).toBe(true);
     expect([...uacce, ...vfio].every((r) => r in RULES)).toBe(true);
+    expect(Object.keys(VFIO_RULES).every((r) => vfio.has(r) && !uacce.has(r))).toBe(true);
+    expect(Object.keys(RULES).every((r) => vfio.has(r) || uacce.has(r))).toBe(true);
   });
 });
