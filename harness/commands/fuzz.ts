@@ -204,6 +204,7 @@ function summary(store: FindingStore, s: FuzzStats, outDir: string, profile: Ker
   );
   L.push(...bugSummaryLines(bugs));
   if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
+  L.push(`leak check after every program: ${s.leaks} left something behind; ${(s.leakCheckMs / Math.max(1, s.programs)).toFixed(0)} ms a program (${((100 * s.leakCheckMs) / Math.max(1, s.elapsedMs - s.bootMs)).toFixed(1)}% of the fuzzing time)`);
   L.push(...coverageSummary(s, profile, rules));
   return L.join('\n') + '\n';
 }
