@@ -262,6 +262,8 @@ export function initScript(agentTty: string, consoleTty: string, debugShell: boo
     '# the kernel does not mount devtmpfs by itself on an initramfs root',
     'mount -t devtmpfs devtmpfs /dev',
     'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+    '# kmemleak, where the kernel has it, is read from debugfs after every program (harness/leaks)',
+    'mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null',
     ...(channelModules.length > 0 ? ['# the drivers of the agent channel (kernels/profiles.ts CHANNEL_MODULES)'] : []),
     ...channelModules.map((m) => `insmod /${CHANNEL_MODULE_DIR}/${m}`),
     ...(debugShell ? [`/bin/sh <${consoleTty} >${consoleTty} 2>&1 &`] : []),

@@ -94,6 +94,7 @@
 #define RMMOD_DEADLINE		10000
 #define RMMOD_RETRY_MS		3000
 #define NODES_DEADLINE		5000
+#define ENDPOINT_DEADLINE	3000		/* an endpoint's unbind or bind at a program's end */
 
 /* One op as received in an O line. */
 struct op {

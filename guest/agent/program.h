@@ -323,10 +323,60 @@ static void program_reset(void)
 }
 
 
+/* one sysfs write of release_endpoints, in the helper process */
+struct ep_write {
+	const char *path;
+	const char *text;
+};
+
+static int do_ep_write(void *p)
+{
+	const struct ep_write *w = p;
+
+	return write_file(w->path, w->text) < 0 ? errno : 0;
+}
+
+/*
+ * The errno of an endpoint's unbind or bind at a program's end, ETIMEDOUT when it did not
+ * return within ENDPOINT_DEADLINE: vfio-pci's unbind waits until the last vfio file of the
+ * device is closed (vfio_unregister_group_dev), so a leaked device open would stop the agent;
+ * the helper is left behind, stuck in the kernel, and the host reboots the guest.
+ */
+static int endpoint_write(const char *path, const char *text)
+{
+	struct ep_write w = { path, text };
+	int st = run_helper(do_ep_write, &w, ENDPOINT_DEADLINE);
+
+	if (st == -1)
+		return ETIMEDOUT;
+	if (st < 0 || !WIFEXITED(st))
+		return EIO;
+	return WEXITSTATUS(st);
+}
+
+/* L: endpoint addr was not given back ("unbind" from vfio-pci, "bind" to the test driver) */
+static void send_endpoint_left(const char *addr, const char *what, int err)
+{
+	ob_reset();
+	ob_str("L ");
+	ob_i64(P.id);
+	ob_sp();
+	ob_hex(addr, strlen(addr));
+	ob_sp();
+	ob_str(what);
+	ob_sp();
+	ob_i64(err);
+	ob_send();
+}
+
 /*
  * After a program on the PCI endpoints (every task gone, so no vfio file is open): each
- * endpoint's driver_override cleared and one left on vfio-pci unbound, so that the next
- * program's test module binds them all again (the vfio ops, harness/ops/vfio.ts, move them).
+ * endpoint's driver_override cleared, one left on vfio-pci unbound, and one without a driver
+ * bound to the test driver again (the vfio ops, harness/ops/vfio.ts, move them). What fails is
+ * a leak (L line, harness/leaks): an unbind that does not return (a vfio device still open), a
+ * bind refused with EBUSY (the IOMMU group still has a user DMA owner). ENODEV is the test
+ * driver declining an endpoint beyond the program's devices; the module's unload or "down"
+ * unbinds the others before the next program.
  */
 static void release_endpoints(void)
 {
@@ -334,8 +384,9 @@ static void release_endpoints(void)
 
 	for (dev = 0; dev < MAX_DEVS * 8; dev++) {
 		char a[64], p[PATH_LEN], link[PATH_LEN];
-		const char *drv;
+		const char *drv = "";
 		ssize_t l;
+		int err;
 
 		snprintf(a, sizeof(a), "%s", ep_addr(dev));
 		if (!a[0])
@@ -344,14 +395,24 @@ static void release_endpoints(void)
 		write_file(p, "\n");
 		snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver", a);
 		l = readlink(p, link, sizeof(link) - 1);
-		if (l < 0)
-			continue;
-		link[l] = '\0';
-		drv = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+		if (l >= 0) {
+			link[l] = '\0';
+			drv = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+		}
 		if (strcmp(drv, VFIO_PCI_DRIVER) == 0) {
 			snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver/unbind", a);
-			write_file(p, a);
+			err = endpoint_write(p, a);
+			if (err) {
+				send_endpoint_left(a, "unbind", err);
+				continue;
+			}
+			drv = "";
 		}
+		if (drv[0] || opt_no_module)
+			continue;
+		err = endpoint_write(PCI_DRIVER_DIR "/bind", a);
+		if (err && err != ENODEV)
+			send_endpoint_left(a, "bind", err);
 	}
 }
 

@@ -30,6 +30,13 @@ import {
 export type { RawResult } from './observe.js';
 import type { KmsgRecord } from '../oracle/report.js';
 
+/** An endpoint not given back at a program's end (L line). */
+export interface EndpointLeft {
+  address: string;
+  what: 'unbind' | 'bind';
+  errno: number;
+}
+
 export interface TaskEnd {
   task: number;
   how: 'signal' | 'status';
@@ -59,6 +66,8 @@ export interface ProgramRun {
   kmsgDropped: number;
   /** E lines of the agent while the program ran */
   errors: string[];
+  /** endpoints the agent could not give back at the program's end (L lines; harness/leaks) */
+  endpointsLeft: EndpointLeft[];
   /** lines that did not parse, or named another program */
   garbage: number;
   elapsedMs: number;
@@ -152,6 +161,8 @@ export interface ExecutableRun {
   outputDropped: number;
   /** the F line: status 0 clean, 1 setup or teardown failed (reboot the guest) */
   finished?: { status: number; msg: string };
+  /** endpoints the agent could not give back after it (L lines) */
+  endpointsLeft: EndpointLeft[];
   /** kernel log records that arrived while it ran, module load and unload included (capped) */
   kmsg: KmsgRecord[];
   kmsgDropped: number;
@@ -364,6 +375,7 @@ export class AgentSession {
       timedOut: end?.timedOut ?? false,
       output: stripControl(ex.chunks.join('')),
       outputDropped: ex.dropped + (end?.dropped ?? 0),
+      endpointsLeft: run.endpointsLeft,
       kmsg: run.kmsg,
       kmsgDropped: run.kmsgDropped,
       errors: run.errors,
@@ -461,6 +473,7 @@ export class AgentSession {
         kmsgOp: [],
         kmsgDropped: 0,
         errors: [],
+        endpointsLeft: [],
         garbage: 0,
         elapsedMs: 0,
       },
@@ -708,6 +721,12 @@ export class AgentSession {
         a.exec.chunks.push(keep);
         a.exec.bytes += keep.length;
         a.exec.dropped += msg.data.length - keep.length;
+        return;
+      }
+      case 'endpoint-left': {
+        const a = mine(msg.prog);
+        if (!a) return;
+        if (a.run.endpointsLeft.length < 64) a.run.endpointsLeft.push({ address: msg.address, what: msg.what, errno: msg.errno });
         return;
       }
       case 'exec-end': {

@@ -181,6 +181,16 @@ export type AgentMsg =
       /** output bytes the agent did not relay (over its cap) */
       dropped: number;
     }
+  | {
+      t: 'endpoint-left';
+      prog: number;
+      /** the endpoint's PCI address */
+      address: string;
+      /** unbind from vfio-pci, or bind to the test driver, failed at the program's end */
+      what: 'unbind' | 'bind';
+      /** the write's errno; ETIMEDOUT when it did not return in time */
+      errno: number;
+    }
   | { t: 'pong'; nonce: string }
   | { t: 'file'; nonce: string; errno: number; content: string }
   | { t: 'error'; msg: string }
@@ -299,6 +309,16 @@ export function parseAgentLine(line: string): AgentMsg {
         return garbage;
       }
       return { t: 'exec-end', prog, exit, signal, timedOut: timedOut === 1, dropped };
+    }
+    case 'L': {
+      const prog = n(1);
+      const address = h(2);
+      const what = f[3];
+      const errno = n(4);
+      if (prog === undefined || address === undefined || !/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address) || (what !== 'unbind' && what !== 'bind') || errno === undefined || f.length !== 5) {
+        return garbage;
+      }
+      return { t: 'endpoint-left', prog, address, what, errno };
     }
     case 'P':
       if (f.length !== 2 || !/^[0-9A-Za-z]{1,32}$/.test(f[1] ?? '')) return garbage;

@@ -30,7 +30,7 @@ import { defaultJobs, jobSeed, jobStateDir, summedRates, sumStats } from '../fuz
 import { fuzzLoop, loadState, type FuzzStats } from '../fuzz/loop.js';
 import { RULES, type KernelProfile } from '../model/index.js';
 import { plotSteps } from '../coverage/plot.js';
-import { profileUnreachable } from '../coverage/reach.js';
+import { familyRules, profileUnreachable } from '../coverage/reach.js';
 import { UserError } from '../util/errors.js';
 import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
@@ -174,7 +174,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const stats = sumStats(all);
   status.done(line(all));
   await fs.mkdir(setup.outDir, { recursive: true });
-  process.stdout.write(summary(store, stats, setup.outDir, profile));
+  process.stdout.write(summary(store, stats, setup.outDir, profile, familyRules(family, family === 'vfio' ? VFIO_WEIGHTS : {})));
   return 0;
 }
 
@@ -192,7 +192,7 @@ export function bugSummaryLines(bugs: readonly Bug[]): string[] {
   return L;
 }
 
-function summary(store: FindingStore, s: FuzzStats, outDir: string, profile: KernelProfile): string {
+function summary(store: FindingStore, s: FuzzStats, outDir: string, profile: KernelProfile, rules: ReadonlySet<string>): string {
   const L: string[] = [];
   const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
   L.push(
@@ -204,23 +204,24 @@ function summary(store: FindingStore, s: FuzzStats, outDir: string, profile: Ker
   );
   L.push(...bugSummaryLines(bugs));
   if (s.anomalies > 0) L.push(`${s.anomalies} agent anomalies (harness problems, see the warnings above)`);
-  L.push(...coverageSummary(s, profile));
+  L.push(`leak check after every program: ${s.leaks} left something behind; ${(s.leakCheckMs / Math.max(1, s.programs)).toFixed(0)} ms a program (${((100 * s.leakCheckMs) / Math.max(1, s.elapsedMs - s.bootMs)).toFixed(1)}% of the fuzzing time)`);
+  L.push(...coverageSummary(s, profile, rules));
   return L.join('\n') + '\n';
 }
 
-/** Rules reached (a plot over time), concurrent groups, rules never reached. */
-export function coverageSummary(s: FuzzStats, profile: KernelProfile): string[] {
+/** Rules reached (a plot over time), concurrent groups, rules never reached: of the run's family's rules (`rules`, familyRules). */
+export function coverageSummary(s: FuzzStats, profile: KernelProfile, rules: ReadonlySet<string> = new Set(Object.keys(RULES))): string[] {
   const L: string[] = [];
   const cov = s.coverage;
-  const total = Object.keys(RULES).length;
+  const total = rules.size;
   const fuzzSecs = Math.max(0.001, (s.elapsedMs - s.bootMs) / 1000);
-  L.push(`coverage: ${cov.rules.size} of ${total} model rules, ${cov.pairs.size} (rule, state feature) pairs; ${s.mutated} of ${s.programs} programs mutated from the corpus (${s.corpusSize} entries)`);
+  L.push(`coverage: ${[...cov.rules.keys()].filter((r) => rules.has(r)).length} of ${total} model rules, ${cov.pairs.size} (rule, state feature) pairs; ${s.mutated} of ${s.programs} programs mutated from the corpus (${s.corpusSize} entries)`);
   L.push(...plotSteps(s.timeline.map((p) => ({ ms: p.ms, value: p.rules })), { label: 'model rules reached over time:', unit: (ms) => fmtDuration(ms) }).map((l) => `  ${l}`));
   L.push(`concurrent groups: ${s.groups} run (${(s.groups / fuzzSecs).toFixed(2)}/s), ${s.groupDivergences} diverged`);
   const unreachable = profileUnreachable(profile);
-  const never = cov.neverReached(new Set(Object.keys(unreachable)));
+  const never = cov.neverReached(new Set(Object.keys(unreachable))).filter((r) => rules.has(r));
   L.push(`rules never reached: ${never.length === 0 ? 'none' : never.join(', ')}`);
-  const cannot = Object.keys(unreachable).filter((r) => !cov.rules.has(r));
+  const cannot = Object.keys(unreachable).filter((r) => !cov.rules.has(r) && rules.has(r));
   if (cannot.length > 0) L.push(`  (not reachable by valid programs on ${profile.release}: ${cannot.join(', ')})`);
   return L;
 }

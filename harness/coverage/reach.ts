@@ -7,6 +7,9 @@
 import type { KernelProfile } from '../model/index.js';
 import { svaBinds } from '../model/profile.js';
 import { SVA_RULES } from '../model/sva.js';
+import { RULES } from '../model/rules.js';
+import { CORE_RULES } from '../model/core.js';
+import { UACCE_RULES } from '../model/uacce.js';
 
 /** Unreachable on every kernel: the program format rules the situation out. */
 export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
@@ -47,4 +50,21 @@ export function profileUnreachable(p: KernelProfile): Record<string, string> {
     for (const r of ['sysfs.read-noop', 'sysfs.write-noop', 'sysfs.write-invalid', 'sysfs.write', 'sysfs.write-empty']) out[r] = why;
   }
   return out;
+}
+
+/** Core rules of no one op kind: any op on a descriptor or a task, any program. */
+const ANY_OP_RULE_PREFIXES = ['fd', 'task', 'program'];
+
+/**
+ * The model rules a fuzz family's programs can fire, which its summary counts and lists as never
+ * reached: the uacce family's are the core, uacce and sva rules; the vfio family's (DMA
+ * ownership: vfio, and what joins it, iommufd and endpoint DMA) are every other rule and the core
+ * rules of the core op kinds it draws (`close.ok` for close, …: rule ids begin with their op) or
+ * of any op (`fd.ebadf`).
+ */
+export function familyRules(family: 'uacce' | 'vfio', weights: Readonly<Record<string, number>>): Set<string> {
+  const uacce = new Set([...Object.keys(CORE_RULES), ...Object.keys(UACCE_RULES), ...Object.keys(SVA_RULES)]);
+  if (family === 'uacce') return uacce;
+  const drawn = (op: string) => (weights[op] ?? 0) > 0 || ANY_OP_RULE_PREFIXES.includes(op);
+  return new Set([...Object.keys(RULES).filter((r) => !uacce.has(r)), ...Object.keys(CORE_RULES).filter((r) => drawn(r.split('.')[0]!))]);
 }

@@ -96,6 +96,8 @@ export function sumStats(all: readonly FuzzStats[]): FuzzStats {
     groups: add('groups'),
     groupDivergences: add('groupDivergences'),
     mutated: add('mutated'),
+    leaks: add('leaks'),
+    leakCheckMs: add('leakCheckMs'),
     coverage: Coverage.fromJSON(j),
     timeline,
     corpusSize: add('corpusSize'),

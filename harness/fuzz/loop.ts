@@ -78,6 +78,9 @@ export interface FuzzStats {
   groupDivergences: number;
   /** programs mutated from the corpus */
   mutated: number;
+  /** programs that left something behind (harness/leaks), and the time the leak checks took */
+  leaks: number;
+  leakCheckMs: number;
   /** coverage so far (resumed runs included) */
   coverage: Coverage;
   timeline: TimelinePoint[];
@@ -188,6 +191,8 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
     groups: 0,
     groupDivergences: 0,
     mutated: 0,
+    leaks: 0,
+    leakCheckMs: 0,
     coverage,
     timeline: resume?.timeline ?? [],
     corpusSize: corpus.size,
@@ -264,6 +269,8 @@ export async function fuzzLoop(cfg: FuzzConfig, hooks: FuzzHooks): Promise<FuzzS
       stats.executedOps += r.run?.results.filter((x) => x !== undefined).length ?? 0;
       stats.groups += groupsRun(program, r);
       if (r.check.divergence?.concurrent !== undefined) stats.groupDivergences++;
+      if (r.leaks.length > 0) stats.leaks++;
+      stats.leakCheckMs += r.leakCheckMs ?? 0;
       // coverage: what the matched ops fired; a program that reached something first joins the corpus
       const fresh = coverage.add(signalsOf(r.check), (cfg.signals ?? []).flatMap((src) => src.keys(r)));
       const reached = [...fresh.rules, ...fresh.pairs, ...fresh.extra];

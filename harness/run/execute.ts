@@ -13,6 +13,8 @@ import type { CrashReport } from '../oracle/report.js';
 import type { Program } from '../program/types.js';
 import type { Guest } from '../vm/guest.js';
 import { checkGroupLayout } from '../vm/groups.js';
+import { compareResources, type Leak } from '../leaks/compare.js';
+import { leakBaseline, readResources } from '../leaks/read.js';
 import { sleep } from '../vm/qemu.js';
 import { awaitHangReport, guarded, requestReports, type GuardOptions } from './guard.js';
 
@@ -37,6 +39,14 @@ export interface ExecResult {
    * removes a device keeps the module unload after it until reset is shown not to hide it
    */
   needsReload: boolean;
+  /**
+   * what the program left behind (harness/leaks): compared with the guest's state after setup;
+   * a leak makes the guest be rebooted (a module reference, a DMA owner or a stuck unbind cannot
+   * be undone in place)
+   */
+  leaks: Leak[];
+  /** how long the leak check took (ms); absent when it did not run */
+  leakCheckMs?: number;
   /** kernel log of this program, one record a line */
   kmsgText: string;
   /** serial console lines written while the program ran */
@@ -49,6 +59,8 @@ export interface ExecOptions extends GuardOptions {
   deadlineMs?: number;
   /** how the program gets a fresh test device (default reload: rmmod and insmod) */
   setup?: DeviceSetup;
+  /** check what the program left behind (harness/leaks; default true) */
+  leaks?: boolean;
 }
 
 export async function executeProgram(
@@ -60,7 +72,10 @@ export async function executeProgram(
 ): Promise<ExecResult> {
   const t0 = Date.now();
   // a program written for an IOMMU group layout runs only where the guest has it
-  await checkGroupLayout(guest, (p) => guest.readFile(p), guest.machine, program.device.groups);
+  const read = (p: string) => guest.readFile(p);
+  await checkGroupLayout(guest, read, guest.machine, program.device.groups);
+  // the guest's state before its first program, to find what later ones leave behind
+  const baseline = opts.leaks === false ? undefined : await leakBaseline(guest, read);
   const g = await guarded(guest, () => guest.session.runProgram(progId, program, { ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}), ...(opts.setup ? { setup: opts.setup } : {}) }), opts);
   const run = g.value;
   let hang: ExecResult['hang'] = g.hang !== undefined ? { reason: g.hang } : undefined;
@@ -72,7 +87,21 @@ export async function executeProgram(
 
   const check = checkProgram(program, profile, run?.results ?? []);
   const { reports, deviceReports, kmsgText } = requestReports(guest, g.consoleFrom, run?.kmsg ?? [], Boolean(hang || guestDied || !run));
+  let leaks: Leak[] = [];
+  let leakCheckMs: number | undefined;
+  let leakCheckFailed = false;
+  if (baseline && run?.finished && !hang && !guestDied && guest.alive) {
+    const t = Date.now();
+    try {
+      leaks = compareResources(baseline, await readResources(read), run.endpointsLeft);
+    } catch {
+      leakCheckFailed = true; // the agent did not answer: the guest is not trusted
+    }
+    leakCheckMs = Date.now() - t;
+  }
   const needsReboot =
+    leaks.length > 0 ||
+    leakCheckFailed ||
     Boolean(hang) ||
     Boolean(guestDied) ||
     !run ||
@@ -91,11 +120,13 @@ export async function executeProgram(
     deviceReports,
     needsReboot,
     needsReload,
+    leaks,
     kmsgText,
     consoleText: guest.consoleSince(g.consoleFrom).join('\n'),
     elapsedMs: Date.now() - t0,
   };
   if (run) res.run = run;
+  if (leakCheckMs !== undefined) res.leakCheckMs = leakCheckMs;
   if (hang) res.hang = hang;
   if (guestDied) res.guestDied = guestDied;
   return res;
@@ -143,6 +174,20 @@ export function findingCandidates(r: ExecResult, kernel: KernelId): FindingCandi
     };
     if (r.hang.opIndex !== undefined) c.opIndex = r.hang.opIndex;
     out.push(c);
+  }
+  // What a program left behind after a kernel report is that report's consequence too.
+  if (r.reports.length === 0) {
+    const observed = r.leaks.map((l) => l.detail).join('\n');
+    for (const l of r.leaks) {
+      out.push({
+        ...base,
+        kind: 'crash',
+        title: l.title,
+        expected: 'after the program (every task gone, the endpoints given back) the guest is as before it: module references, endpoint drivers, /dev/vfio, IOMMU groups, no new kmemleak object',
+        observed,
+        excerpt: r.kmsgText,
+      });
+    }
   }
   if (r.guestDied && r.reports.length === 0 && !r.hang) {
     out.push({ ...base, kind: 'crash', title: 'lost connection to the guest (no kernel report)', observed: r.guestDied, excerpt: r.consoleText.split('\n').slice(-80).join('\n') });

@@ -62,6 +62,8 @@ function stats(programs: number, checkedOps: number, elapsedMs: number, bootMs: 
     bootMs,
     groups: 0,
     groupDivergences: 0,
+    leaks: 0,
+    leakCheckMs: 0,
     mutated: 0,
     coverage,
     timeline: [{ ms: elapsedMs, programs, rules: rules.length, pairs: 0 }],
