@@ -177,7 +177,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const stats = sumStats(all);
   status.done(line(all));
   await fs.mkdir(setup.outDir, { recursive: true });
-  process.stdout.write(summary(store, stats, setup.outDir, profile, familyRules(family, family === 'vfio' ? VFIO_WEIGHTS : {})));
+  process.stdout.write(summary(store, stats, setup.outDir, profile, familyRules(family, family === 'vfio' ? vfioWeights(profile.vfioPaths) : {})));
   return 0;
 }
 
