@@ -9,7 +9,9 @@
  * xz-compressed; they are kept decompressed, as the agent loads them with finit_module().
  *
  * A kernel with vfio built in (a self-built one with the iommufd fragment) needs nothing; one
- * without vfio at all is refused in one line.
+ * without vfio at all is refused in one line. Which of vfio's paths a kernel has (the group
+ * path, iommufd with the device cdev) is vfioPaths(): the model's profile and the generator's
+ * op weights follow it (harness/model/profile.ts vfioPaths, harness/generator/vfio.ts).
  */
 import { promises as fs } from 'node:fs';
 import { execa } from 'execa';
@@ -25,6 +27,7 @@ import { readManifest } from './fetch.js';
 import { parseModInfo } from './modinfo.js';
 import { withLock } from './lock.js';
 import type { KernelArtifacts } from './types.js';
+import type { VfioPaths } from '../harness/model/profile.js';
 
 /** The modules the vfio ops use; their dependencies come from modules.dep. */
 export const VFIO_MODULES = ['vfio-pci', 'vfio_iommu_type1'] as const;
@@ -42,6 +45,17 @@ export function vfioConfig(configText: string): 'builtin' | 'module' | 'absent' 
   const t = /^CONFIG_VFIO_IOMMU_TYPE1=([ym])$/m.exec(configText)?.[1];
   if (v === undefined || t === undefined || !/^CONFIG_VFIO_GROUP=y$/m.test(configText)) return 'absent';
   return v === 'y' && t === 'y' ? 'builtin' : 'module';
+}
+
+/**
+ * Which of vfio's user-space paths the config builds: the group path (vfioConfig not 'absent')
+ * and iommufd with the device cdev (IOMMUFD, VFIO_DEVICE_CDEV and VFIO_PCI; the cdev is a bool
+ * of VFIO, which the iommufd fragment builds in).
+ */
+export function vfioPaths(configText: string): VfioPaths {
+  const iommufd =
+    /^CONFIG_IOMMUFD=[ym]$/m.test(configText) && /^CONFIG_VFIO_DEVICE_CDEV=y$/m.test(configText) && /^CONFIG_VFIO_PCI=[ym]$/m.test(configText);
+  return { group: vfioConfig(configText) !== 'absent', iommufd };
 }
 
 /**
@@ -70,10 +84,17 @@ export function loadOrder(depends: ReadonlyMap<string, readonly string[]>, want:
  * no vfio.
  */
 export async function withVfioModules(k: KernelArtifacts): Promise<KernelArtifacts> {
-  const how = vfioConfig(await fs.readFile(k.config, 'utf8'));
-  if (how === 'absent') {
-    throw new UserError(`${k.exactSpec} has no vfio group path (CONFIG_VFIO_GROUP, CONFIG_VFIO_PCI, CONFIG_VFIO_IOMMU_TYPE1): the vfio ops need a Debian kernel (VFIO=m); the iommufd fragment builds only the device cdev path`);
+  const config = await fs.readFile(k.config, 'utf8');
+  const how = vfioConfig(config);
+  const paths = vfioPaths(config);
+  if (how === 'absent' && !paths.iommufd) {
+    throw new UserError(
+      `${k.exactSpec} has neither vfio's group path (CONFIG_VFIO_GROUP, CONFIG_VFIO_PCI, CONFIG_VFIO_IOMMU_TYPE1) nor iommufd with the device cdev (CONFIG_IOMMUFD, CONFIG_VFIO_DEVICE_CDEV): use a Debian kernel (VFIO=m) or a kernel built with the iommufd fragment (src:debian:<version>+iommufd)`,
+    );
   }
+  // the iommufd fragment builds vfio in (VFIO=y, VFIO_PCI=y): nothing to load
+  if (how === 'absent' && /^CONFIG_VFIO_PCI=y$/m.test(config)) return k;
+  if (how === 'absent') throw new UserError(`${k.exactSpec} has vfio-pci as a module, which svadiff does not take from a self-built kernel; build it in (CONFIG_VFIO_PCI=y)`);
   if (how === 'builtin') return k;
   if (k.built !== undefined) throw new UserError(`${k.exactSpec} has vfio as modules, which svadiff does not take from a self-built kernel; build vfio in (=y)`);
   const dir = join(k.dir, DIR);

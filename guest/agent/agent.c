@@ -112,6 +112,7 @@ struct op {
  */
 #define SVT_AGENT	1
 #define N_FDS		MAX_SLOTS
+#define N_OBJS		MAX_SLOTS
 #define N_TASKS		MAX_TASKS
 #define DEVICES		MAX_DEVS
 #define SVA_DEVICE	sva_device	/* the program's device.sva (set with its P line) */

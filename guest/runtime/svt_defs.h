@@ -35,6 +35,9 @@
 #define EP_PCI_DEVICE		"0x5356"
 #define VFIO_PCI_DRIVER		"vfio-pci"
 #define VFIO_DIR		"/dev/vfio"
+#define VFIO_CDEV_DIR		"/dev/vfio/devices"	/* vfio device cdevs, vfio<N> (VFIO_DEVICE_CDEV) */
+#define IOMMUFD_DEV		"/dev/iommu"
+#define SVT_IOVA_BASE		0x100000ULL	/* IOVA of page 0 of the IOVA pages ops name (1 MiB; pages 0..15) */
 #define PLAIN_CHARS		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -"	/* a value of these is shown unquoted */
 
 #endif /* SVT_DEFS_H */

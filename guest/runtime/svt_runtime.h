@@ -440,13 +440,17 @@ static void task_start(void)
 	for (t = 0; t < N_FDS; t++)
 		fds[t] = -1;
 #endif
+#if SVT_AGENT || SVT_OBJS
+	for (t = 0; t < N_OBJS; t++)
+		objs[t] = 0;
+#endif
 	me = 0;
 	task_loop();
 	_exit(0);
 }
 #endif
 
-#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE
+#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE || SVT_VFIO_CDEV_OPEN
 #include <dirent.h>
 static int ep_cmp(const struct dirent **a, const struct dirent **b)
 {
@@ -599,5 +603,166 @@ static long long vfio_group_status(struct res *r, int group)
 	if (ret == 0)
 		DATAF(r, "0x%x", st.flags);
 	return ret;
+}
+#endif
+
+/*
+ * iommufd and vfio's device cdev (include/uapi/linux/iommufd.h, vfio.h of 6.12). The structs
+ * and commands are spelled out here (svt_ names): the uapi headers of a build host may predate
+ * them (IOMMU_HWPT_ALLOC is from 6.7, VFIO_DEVICE_BIND_IOMMUFD from 6.6).
+ */
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_ALLOC
+#include <sys/ioctl.h>
+struct svt_iommu_ioas_alloc { uint32_t size, flags, out_ioas_id; };
+/* IOMMU_IOAS_ALLOC; *id: the new IOAS's id (0 on failure); r->data: the id */
+static long long iommufd_ioas_alloc(struct res *r, int iommufd, uint32_t *id)
+{
+	struct svt_iommu_ioas_alloc c = { .size = sizeof(c) };
+	long long ret = ioctl(iommufd, _IO(';', 0x81) /* IOMMU_IOAS_ALLOC */, &c);
+
+	*id = ret == 0 ? c.out_ioas_id : 0;
+	if (ret == 0)
+		DATAF(r, "%u", c.out_ioas_id);
+	return ret;
+}
+#endif
+
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_MAP
+#include <sys/ioctl.h>
+struct svt_iommu_ioas_map {
+	uint32_t size, flags, ioas_id, reserved;
+	uint64_t user_va, length, iova;
+};
+/* IOMMU_IOAS_MAP of pages at va to IOVA page iova: FIXED_IOVA, READABLE, WRITEABLE if write */
+static long long iommufd_ioas_map(int iommufd, uint32_t ioas, uint64_t va, int iova, int pages, int write)
+{
+	struct svt_iommu_ioas_map c = {
+		.size = sizeof(c),
+		.flags = 1 /* FIXED_IOVA */ | 4 /* READABLE */ | (write ? 2 /* WRITEABLE */ : 0),
+		.ioas_id = ioas,
+		.user_va = va,
+		.length = (uint64_t)pages * SVT_PAGE_SIZE,
+		.iova = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE,
+	};
+
+	return ioctl(iommufd, _IO(';', 0x85) /* IOMMU_IOAS_MAP */, &c);
+}
+#endif
+
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_UNMAP
+#include <sys/ioctl.h>
+struct svt_iommu_ioas_unmap { uint32_t size, ioas_id; uint64_t iova, length; };
+/* IOMMU_IOAS_UNMAP of IOVA pages iova.. */
+static long long iommufd_ioas_unmap(int iommufd, uint32_t ioas, int iova, int pages)
+{
+	struct svt_iommu_ioas_unmap c = {
+		.size = sizeof(c),
+		.ioas_id = ioas,
+		.iova = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE,
+		.length = (uint64_t)pages * SVT_PAGE_SIZE,
+	};
+
+	return ioctl(iommufd, _IO(';', 0x86) /* IOMMU_IOAS_UNMAP */, &c);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_CDEV_OPEN
+#include <dirent.h>
+/*
+ * Open the vfio device cdev of endpoint dev: the vfio<N> its PCI device's vfio-dev directory
+ * names, /dev/vfio/devices/vfio<N> (ENOENT: not bound to vfio-pci, or no cdevs)
+ */
+static long long vfio_cdev_open(int dev)
+{
+	char p[PATH_LEN], name[64] = "";
+	struct dirent *ent;
+	DIR *d;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/vfio-dev", ep_addr(dev));
+	d = opendir(p);
+	while (d && (ent = readdir(d)) != NULL)
+		if (strncmp(ent->d_name, "vfio", 4) == 0 && strlen(ent->d_name) < sizeof(name))
+			strcpy(name, ent->d_name);
+	if (d)
+		closedir(d);
+	if (!name[0]) {
+		errno = ENOENT;
+		return -1;
+	}
+	snprintf(p, sizeof(p), VFIO_CDEV_DIR "/%s", name);
+	return open(p, O_RDWR | O_CLOEXEC);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_BIND_IOMMUFD
+#include <sys/ioctl.h>
+struct svt_vfio_device_bind_iommufd { uint32_t argsz, flags; int32_t iommufd; uint32_t out_devid; };
+/* VFIO_DEVICE_BIND_IOMMUFD; *id: the device's object id (0 on failure); r->data: the id */
+static long long vfio_bind_iommufd(struct res *r, int device, int iommufd, uint32_t *id)
+{
+	struct svt_vfio_device_bind_iommufd c = { .argsz = sizeof(c), .iommufd = iommufd };
+	long long ret = ioctl(device, _IO(';', 100 + 18) /* VFIO_DEVICE_BIND_IOMMUFD */, &c);
+
+	*id = ret == 0 ? c.out_devid : 0;
+	if (ret == 0)
+		DATAF(r, "%u", c.out_devid);
+	return ret;
+}
+#endif
+
+#if SVT_AGENT || SVT_IOMMUFD_HWPT_ALLOC
+#include <sys/ioctl.h>
+struct svt_iommu_hwpt_alloc {
+	uint32_t size, flags, dev_id, pt_id, out_hwpt_id, reserved, data_type, data_len;
+	uint64_t data_uptr;
+	uint32_t fault_id, reserved2;
+};
+/* IOMMU_HWPT_ALLOC of a paging HWPT for device dev_id on pt_id; *id: its id (0 on failure) */
+static long long iommufd_hwpt_alloc(struct res *r, int iommufd, uint32_t dev_id, uint32_t pt_id, uint32_t *id)
+{
+	struct svt_iommu_hwpt_alloc c = { .size = sizeof(c), .dev_id = dev_id, .pt_id = pt_id };
+	long long ret = ioctl(iommufd, _IO(';', 0x89) /* IOMMU_HWPT_ALLOC */, &c);
+
+	*id = ret == 0 ? c.out_hwpt_id : 0;
+	if (ret == 0)
+		DATAF(r, "%u", c.out_hwpt_id);
+	return ret;
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_ATTACH_PT
+#include <sys/ioctl.h>
+struct svt_vfio_device_attach_iommufd_pt { uint32_t argsz, flags, pt_id; };
+/* VFIO_DEVICE_ATTACH_IOMMUFD_PT (a replace when attached); r->data: the HWPT id it gives back */
+static long long vfio_attach_pt(struct res *r, int device, uint32_t pt_id)
+{
+	struct svt_vfio_device_attach_iommufd_pt c = { .argsz = sizeof(c), .pt_id = pt_id };
+	long long ret = ioctl(device, _IO(';', 100 + 19) /* VFIO_DEVICE_ATTACH_IOMMUFD_PT */, &c);
+
+	if (ret == 0)
+		DATAF(r, "%u", c.pt_id);
+	return ret;
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_DETACH_PT
+#include <sys/ioctl.h>
+struct svt_vfio_device_detach_iommufd_pt { uint32_t argsz, flags; };
+static long long vfio_detach_pt(int device)
+{
+	struct svt_vfio_device_detach_iommufd_pt c = { .argsz = sizeof(c) };
+
+	return ioctl(device, _IO(';', 100 + 20) /* VFIO_DEVICE_DETACH_IOMMUFD_PT */, &c);
+}
+#endif
+
+#if SVT_AGENT || SVT_IOMMUFD_DESTROY
+#include <sys/ioctl.h>
+struct svt_iommu_destroy { uint32_t size, id; };
+static long long iommufd_destroy(int iommufd, uint32_t id)
+{
+	struct svt_iommu_destroy c = { .size = sizeof(c), .id = id };
+
+	return ioctl(iommufd, _IO(';', 0x80) /* IOMMU_DESTROY */, &c);
 }
 #endif

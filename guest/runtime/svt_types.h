@@ -67,6 +67,9 @@ _Static_assert(sizeof(struct res) <= PIPE_BUF, "results are written atomically")
 #if SVT_AGENT || SVT_FDS
 static int fds[N_FDS];			/* this task's descriptor of each name, -1: none */
 #endif
+#if SVT_AGENT || SVT_OBJS
+static uint32_t objs[N_OBJS];		/* this task's iommufd object id of each name, 0: none */
+#endif
 #if SVT_AGENT || SVT_IOCTL
 #include <sys/ioctl.h>
 #endif
@@ -108,7 +111,7 @@ static long long write_file(const char *path, const char *s);
 #if SVT_AGENT || SVT_READ_FILE
 static long long read_file(struct res *r, const char *path);
 #endif
-#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE
+#if SVT_AGENT || SVT_PCI_BIND || SVT_PCI_UNBIND || SVT_VFIO_GROUP_OPEN || SVT_VFIO_GET_DEVICE || SVT_VFIO_CDEV_OPEN
 static const char *ep_addr(int dev);
 #endif
 #if SVT_AGENT || SVT_PCI_BIND
@@ -134,6 +137,33 @@ static long long vfio_get_device(int group, int dev);
 #endif
 #if SVT_AGENT || SVT_VFIO_GROUP_STATUS
 static long long vfio_group_status(struct res *r, int group);
+#endif
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_ALLOC
+static long long iommufd_ioas_alloc(struct res *r, int iommufd, uint32_t *id);
+#endif
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_MAP
+static long long iommufd_ioas_map(int iommufd, uint32_t ioas, uint64_t va, int iova, int pages, int write);
+#endif
+#if SVT_AGENT || SVT_IOMMUFD_IOAS_UNMAP
+static long long iommufd_ioas_unmap(int iommufd, uint32_t ioas, int iova, int pages);
+#endif
+#if SVT_AGENT || SVT_VFIO_CDEV_OPEN
+static long long vfio_cdev_open(int dev);
+#endif
+#if SVT_AGENT || SVT_VFIO_BIND_IOMMUFD
+static long long vfio_bind_iommufd(struct res *r, int device, int iommufd, uint32_t *id);
+#endif
+#if SVT_AGENT || SVT_IOMMUFD_HWPT_ALLOC
+static long long iommufd_hwpt_alloc(struct res *r, int iommufd, uint32_t dev_id, uint32_t pt_id, uint32_t *id);
+#endif
+#if SVT_AGENT || SVT_VFIO_ATTACH_PT
+static long long vfio_attach_pt(struct res *r, int device, uint32_t pt_id);
+#endif
+#if SVT_AGENT || SVT_VFIO_DETACH_PT
+static long long vfio_detach_pt(int device);
+#endif
+#if SVT_AGENT || SVT_IOMMUFD_DESTROY
+static long long iommufd_destroy(int iommufd, uint32_t id);
 #endif
 #if SVT_AGENT || SVT_SUBMIT
 static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32_t opcode, uint64_t addr,

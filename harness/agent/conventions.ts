@@ -30,6 +30,8 @@ export const POLL_EXTRA_MS = 5000;
 export const KILL_DEADLINE_MS = 5000;
 
 export const PATH_LEN = 200;
+/** IOVA of IOVA page 0 of the iommufd and DMA ops (harness/ops/iommufd.ts IOVA_BASE). */
+export const SVT_IOVA_BASE = 0x100000;
 /** Bytes of an op's data (what it read, the path it opened). */
 export const DATA_MAX = 1024;
 

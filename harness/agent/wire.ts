@@ -27,11 +27,12 @@ export interface SlotTable {
   tasks: Map<string, number>;
   fds: Map<string, number>;
   maps: Map<string, number>;
+  objs: Map<string, number>;
 }
 
 /** Names get slots in the order the program first creates them (task t0 is slot 0). */
 export function slotTable(p: Program): SlotTable {
-  const t: SlotTable = { tasks: new Map<string, number>([[ROOT_TASK, 0]]), fds: new Map(), maps: new Map() };
+  const t: SlotTable = { tasks: new Map<string, number>([[ROOT_TASK, 0]]), fds: new Map(), maps: new Map(), objs: new Map() };
   for (const op of p.ops) {
     for (const [kind, name] of createdNames(op)) {
       const m = t[HANDLES[kind].slots];

@@ -1,5 +1,5 @@
 /** Pieces shared by the commands that boot guests. */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fetchKernel, parseArch } from '../../kernels/index.js';
 import { withArch } from '../../kernels/spec.js';
@@ -12,7 +12,7 @@ import { machineForDevice } from '../vm/machine.js';
 import { parseAccel, type AccelChoice } from '../vm/accel.js';
 import { Guest, GuestBootError, prepareGuestImage, type GuestImage, type GuestOptions } from '../vm/guest.js';
 import { info, warn } from '../util/log.js';
-import { withVfioModules } from '../../kernels/vfio-modules.js';
+import { vfioPaths, withVfioModules } from '../../kernels/vfio-modules.js';
 import { descOf } from '../ops/index.js';
 import type { Program } from '../program/types.js';
 import { UserError } from '../util/errors.js';
@@ -65,7 +65,14 @@ export function kernelIdOf(k: KernelArtifacts): KernelId {
 
 /** The model profile of a kernel (Debian's patches or upstream). */
 export function profileOf(k: KernelArtifacts): KernelProfile {
-  return profileFor(k.release, { arch: k.arch, distro: k.distro ?? 'debian' });
+  // which vfio paths (group, iommufd) it has is the config's say (a self-built kernel may differ from Debian's)
+  let config: string | undefined;
+  try {
+    config = readFileSync(k.config, 'utf8');
+  } catch {
+    config = undefined;
+  }
+  return profileFor(k.release, { arch: k.arch, distro: k.distro ?? 'debian', ...(config !== undefined ? { vfioPaths: vfioPaths(config) } : {}) });
 }
 
 let bootCounter = 0;

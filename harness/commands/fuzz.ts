@@ -14,7 +14,9 @@
  * each with its own program stream (seeds derived from --seed: harness/fuzz/jobs.ts) and saved
  * position, all writing one findings store; the progress line adds them up, --programs counts
  * all jobs' programs, and Ctrl-C stops every job after its current program.
- * --family vfio fuzzes DMA ownership through vfio's group path (harness/ops/vfio.ts) on the
+ * --family vfio fuzzes DMA ownership through vfio's group path (harness/ops/vfio.ts), and on a
+ * kernel with iommufd (src:debian:<v>+iommufd) through iommufd and the device cdev
+ * (harness/ops/iommufd.ts; which a kernel has is its profile's vfioPaths), on the
  * x86_64-vtd-groups machine, with the kernel's vfio modules in the guest. A new guest (at
  * start, after a kernel report, a hang or a dead guest) is restored from a VM snapshot of a
  * ready guest instead of booted (harness/vm/snapshot.ts; saved after the first boot, cached per
@@ -36,7 +38,7 @@ import { fmtDuration, info, StatusLine, warn } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 import { bootGuest, fuzzMachine, kernelIdOf, parseDuration, parseIntOption, prepare, profileOf, withVfioGuest } from './common.js';
 import { X86_64_VTD_GROUPS } from '../vm/machine.js';
-import { VFIO_WEIGHTS } from '../generator/vfio.js';
+import { vfioWeights } from '../generator/vfio.js';
 
 export async function cmdFuzz(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -136,7 +138,8 @@ export async function cmdFuzz(args: string[]): Promise<number> {
         fresh: values.fresh ?? false,
         feedback: !values['no-feedback'],
         deviceSetup,
-        ...(family === 'vfio' ? { generator: { family, weights: VFIO_WEIGHTS } } : {}),
+        // the vfio ops this kernel offers: the group path (Debian's), iommufd and cdevs (src:…+iommufd)
+        ...(family === 'vfio' ? { generator: { family, weights: vfioWeights(profile.vfioPaths) } } : {}),
         shouldStop: () => stop > 0 || (maxPrograms !== undefined && taken++ >= maxPrograms),
       },
       {
@@ -174,7 +177,7 @@ export async function cmdFuzz(args: string[]): Promise<number> {
   const stats = sumStats(all);
   status.done(line(all));
   await fs.mkdir(setup.outDir, { recursive: true });
-  process.stdout.write(summary(store, stats, setup.outDir, profile, familyRules(family, family === 'vfio' ? VFIO_WEIGHTS : {})));
+  process.stdout.write(summary(store, stats, setup.outDir, profile, familyRules(family, family === 'vfio' ? vfioWeights(profile.vfioPaths) : {})));
   return 0;
 }
 

@@ -21,6 +21,7 @@ import { CORE_GEN } from './core.js';
 import { SVA_GEN } from './sva.js';
 import { UACCE_GEN } from './uacce.js';
 import { VFIO_GEN } from './vfio.js';
+import { IOMMUFD_GEN } from './iommufd.js';
 import { StateView } from './view.js';
 
 /** One step: the op kind asked for, and the random numbers its generator draws from first. */
@@ -49,7 +50,7 @@ export interface Built {
   intents: Intent[];
 }
 
-const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, SVA_GEN, VFIO_GEN];
+const FAMILIES: readonly FamilyGen[] = [CORE_GEN, UACCE_GEN, SVA_GEN, VFIO_GEN, IOMMUFD_GEN];
 
 const KIND_GEN = Object.fromEntries(FAMILIES.flatMap((f) => Object.entries(f.kinds))) as Record<OpKind, KindGen>;
 for (const k of OP_KINDS) if (KIND_GEN[k] === undefined) throw new Error(`generator: no arguments for ${k}`);
@@ -90,6 +91,7 @@ class Builder {
   private fdN = 0;
   private mapN = 0;
   private bufN = 0;
+  private objN = 0;
   private taskN = 1;
   private groupN = 0;
   private readonly fds: string[] = [];
@@ -119,6 +121,7 @@ class Builder {
       fdName: () => `q${this.fdN++}`,
       mapName: () => `m${this.mapN++}`,
       bufName: () => `b${this.bufN++}`,
+      objName: () => `o${this.objN++}`,
       taskName: () => (this.taskN < LIMITS.maxTasks ? `t${this.taskN++}` : undefined),
       tasksLeft: () => LIMITS.maxTasks - this.taskN,
       pickTask: (cands: readonly Task[]) => {

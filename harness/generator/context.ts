@@ -77,6 +77,8 @@ export interface GenCtx {
   fdName(): string;
   mapName(): string;
   bufName(): string;
+  /** a new iommufd object name */
+  objName(): string;
   taskName(): string | undefined;
   /** tasks a fork can still create (LIMITS.maxTasks in all) */
   tasksLeft(): number;

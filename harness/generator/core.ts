@@ -7,7 +7,7 @@
 import type { Task } from '../model/index.js';
 import { hex64 } from '../device/memory.js';
 import type { Op, OpKind } from '../ops/index.js';
-import { vfioFdsOf } from '../model/vfio.js';
+import { vfioFdNames } from '../model/vfio.js';
 import { LIMITS } from '../program/limits.js';
 import type { Prot } from '../program/types.js';
 import type { FamilyGen, Gen, GenCtx, Made } from './context.js';
@@ -20,7 +20,7 @@ export const invalid = (op: Op): Made => ({ op, intent: 'invalid' });
 
 /** A descriptor name some task has or had that `t` does not have (for EBADF on purpose). */
 export function missingFd(c: GenCtx, t: Task): string | undefined {
-  const vfio = new Set(vfioFdsOf(c.view.s, t.name).map((f) => f.name));
+  const vfio = new Set(vfioFdNames(c.view.s, t.name));
   return c.r.pick(c.fdNames().filter((n) => !t.fds.has(n) && !vfio.has(n)));
 }
 
@@ -82,9 +82,12 @@ function onPiece(c: GenCtx, mk: (t: Task, p: Piece) => Gen, mkMissing: (t: Task,
 }
 
 /** A task's descriptor names: its queues, then its vfio files (vfio programs). */
-const fdNamesOf = (c: GenCtx, t: Task): string[] => [...t.fds.keys(), ...vfioFdsOf(c.view.s, t.name).map((f) => f.name)];
-/** What makes a first descriptor: an open, or in a vfio program a container (the families stay apart). */
-const firstFd = (c: GenCtx): OpKind => (c.view.s.vfio !== undefined ? 'vfio_container' : 'open');
+const fdNamesOf = (c: GenCtx, t: Task): string[] => [...t.fds.keys(), ...vfioFdNames(c.view.s, t.name)];
+/**
+ * What makes a first descriptor: an open, or in a vfio program a container (the families stay
+ * apart), or an iommufd on a kernel without the group path.
+ */
+const firstFd = (c: GenCtx): OpKind => (c.view.s.vfio === undefined ? 'open' : c.profile.vfioPaths.group ? 'vfio_container' : 'iommufd');
 
 const close = (c: GenCtx): Gen => {
   if (c.invalid) {

@@ -17,7 +17,7 @@ import { OP_DESCS } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams, type IsolateOps, type Program } from '../program/types.js';
 import { buildProgram, deviceWeights, kindFor, type Built, type Decision, type Weights } from './build.js';
 import type { Intent } from './context.js';
-import { VFIO_DEVICE, VFIO_WEIGHTS } from './vfio.js';
+import { VFIO_DEVICE, vfioWeights } from './vfio.js';
 
 export { buildProgram, deviceWeights, kindFor, type Built, type Decision, type Weights } from './build.js';
 export type { Intent } from './context.js';
@@ -106,7 +106,10 @@ export interface Decisions {
 function options(opts: Partial<GeneratorOptions>): GeneratorOptions {
   // a vfio program has its fixed layout and its family's kinds whatever else is asked
   // (no concurrent groups: the races are the uacce family's)
-  if (opts.family === 'vfio') return { ...DEFAULT_GENERATOR, ...opts, device: VFIO_DEVICE, weights: opts.weights ?? VFIO_WEIGHTS, groupPct: 0 };
+  if (opts.family === 'vfio') {
+    const weights = opts.weights ?? vfioWeights((opts.profile ?? DEFAULT_GENERATOR.profile).vfioPaths);
+    return { ...DEFAULT_GENERATOR, ...opts, device: VFIO_DEVICE, weights, groupPct: 0 };
+  }
   return { ...DEFAULT_GENERATOR, ...opts };
 }
 

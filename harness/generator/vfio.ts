@@ -4,10 +4,12 @@
  * model predicts and a fuzz run cannot use), group, container and device descriptors of the
  * right kind, devices of the group or of another one. Invalid on purpose: a descriptor the
  * task does not have (EBADF). vfio programs run on the fixed layout VFIO_DEVICE with the
- * family's weights (VFIO_WEIGHTS): the vfio ops and the core ops on descriptors and tasks.
+ * family's weights for the kernel (vfioWeights: the group path where the kernel has it, the
+ * iommufd ops of generator/iommufd.ts where it has those) and the core ops on descriptors and tasks.
  */
 import { endpointDrivers, unbindBlocks, vfioFdsOf, type VfioFdInfo } from '../model/vfio.js';
 import type { Task } from '../model/index.js';
+import { DEBIAN_VFIO_PATHS, type VfioPaths } from '../model/profile.js';
 import { OP_KINDS, type Op, type OpKind } from '../ops/index.js';
 import { DEFAULT_DEVICE, type DeviceParams } from '../program/types.js';
 import type { FamilyGen, Gen, GenCtx } from './context.js';
@@ -16,10 +18,17 @@ import { invalid, valid } from './core.js';
 /** The device of vfio programs: three endpoints, IOMMU groups {0} and {1,2} (machine x86_64-vtd-groups). */
 export const VFIO_DEVICE: DeviceParams = { ...DEFAULT_DEVICE, algorithms: [...DEFAULT_DEVICE.algorithms], sva: true, devices: 3, mmio_pages: 1, dus_pages: 1, groups: [[0], [1, 2]] };
 
-/** How often each op kind is drawn in a vfio program (kinds not listed: never). */
+/** How often each op kind is drawn in a vfio program (kinds not listed: never): the ops every kernel has ... */
 const FAMILY: Partial<Record<OpKind, number>> = {
   pci_bind: 8,
   pci_unbind: 7,
+  close: 6,
+  dup: 2,
+  fork: 2,
+  exit: 1,
+};
+/** ... vfio's group path (VFIO_GROUP: Debian's kernels) ... */
+const GROUP_PATH: Partial<Record<OpKind, number>> = {
   vfio_group: 8,
   vfio_container: 4,
   vfio_set_container: 8,
@@ -27,12 +36,29 @@ const FAMILY: Partial<Record<OpKind, number>> = {
   vfio_set_iommu: 5,
   vfio_device: 7,
   vfio_status: 4,
-  close: 6,
-  dup: 2,
-  fork: 2,
-  exit: 1,
 };
-export const VFIO_WEIGHTS = Object.fromEntries(OP_KINDS.map((k) => [k, FAMILY[k] ?? 0])) as Record<OpKind, number>;
+/** ... and iommufd with the device cdev (IOMMUFD, VFIO_DEVICE_CDEV: src:…+iommufd kernels); alloc for memory to map */
+const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
+  iommufd: 4,
+  ioas_alloc: 6,
+  ioas_map: 7,
+  ioas_unmap: 4,
+  vfio_cdev: 6,
+  vfio_bind_iommufd: 8,
+  hwpt_alloc: 6,
+  vfio_attach: 9,
+  vfio_detach: 4,
+  iommufd_destroy: 6,
+  alloc: 2,
+};
+
+/** The weights of vfio programs on a kernel with these vfio paths (its profile's vfioPaths). */
+export function vfioWeights(paths: VfioPaths): Record<OpKind, number> {
+  const w = { ...FAMILY, ...(paths.group ? GROUP_PATH : {}), ...(paths.iommufd ? IOMMUFD_PATH : {}) };
+  return Object.fromEntries(OP_KINDS.map((k) => [k, w[k] ?? 0])) as Record<OpKind, number>;
+}
+/** The weights on Debian's kernels (the group path). */
+export const VFIO_WEIGHTS = vfioWeights(DEBIAN_VFIO_PATHS);
 
 const fdsOf = (c: GenCtx, t: Task, kind: 'group' | 'container' | 'device') => vfioFdsOf(c.view.s, t.name).filter((f) => f.kind === kind);
 

@@ -19,6 +19,7 @@ import { slotOfPage } from './kernel.js';
 import { applyOp, opStatesDuring, probe } from './ops.js';
 import { openAcrossRemove, sysfsReadAcrossRemove } from './uacce.js';
 import { describeOwnership, initialVfio } from './vfio.js';
+import { describeIommufd } from './iommufd.js';
 import type { KernelProfile } from './profile.js';
 import { Chooser, Draft, type ModelState } from './state.js';
 
@@ -153,7 +154,7 @@ export function describeState(s: ModelState): string {
     });
     lines.push(`${t.name}: fds {${fds}} maps [${maps.join(', ')}]`);
   }
-  if (s.vfio) lines.push(`IOMMU groups: ${describeOwnership(s.vfio)}`);
+  if (s.vfio) lines.push(`IOMMU groups: ${describeOwnership(s.vfio)}`, ...describeIommufd(s.vfio));
   return lines.join('\n');
 }
 

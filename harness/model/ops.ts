@@ -15,11 +15,12 @@ import type { Chooser, Draft, ModelState } from './state.js';
 import { SVA_MODEL } from './sva.js';
 import { UACCE_MODEL } from './uacce.js';
 import { VFIO_MODEL } from './vfio.js';
+import { IOMMUFD_MODEL } from './iommufd.js';
 
 export type { OpResult } from './result.js';
 
 /** Every op kind's model (a kind without one does not compile). */
-const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...SVA_MODEL, ...VFIO_MODEL };
+const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...SVA_MODEL, ...VFIO_MODEL, ...IOMMUFD_MODEL };
 
 export function applyOp(d: Draft, op: Op, ch: Chooser): OpResult {
   // mapping names get slots in order of first creation (the host's slot table, wire.ts)

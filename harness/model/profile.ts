@@ -81,7 +81,23 @@ export interface KernelProfile {
    * and a neighbour without an anon_vma has an empty chain.
    */
   anonMergeIntoUnfaulted: boolean;
+  /**
+   * Which of vfio's user-space paths the kernel's config builds (read from the config by
+   * kernels/vfio-modules.ts vfioPaths(); profileFor() assumes Debian's configs, which have
+   * VFIO_GROUP=y and VFIO_CONTAINER=y and no IOMMUFD in 6.1, 6.12.118 and 7.2.13):
+   * - group: VFIO_GROUP (/dev/vfio/<n>, /dev/vfio/vfio: the group path ops of harness/ops/vfio.ts);
+   * - iommufd: IOMMUFD and VFIO_DEVICE_CDEV (/dev/iommu, /dev/vfio/devices/vfioN: harness/ops/iommufd.ts).
+   */
+  vfioPaths: VfioPaths;
 }
+
+export interface VfioPaths {
+  readonly group: boolean;
+  readonly iommufd: boolean;
+}
+
+/** Debian's kernels: the group path, no iommufd. */
+export const DEBIAN_VFIO_PATHS: VfioPaths = { group: true, iommufd: false };
 
 /** Version-dependent facts, each with the first series that has it. */
 const SINCE_TABLE = [
@@ -119,7 +135,7 @@ const ARCH_ALIASES: Record<string, Arch> = { x86_64: 'x86_64', amd64: 'x86_64', 
  * The profile of a kernel: `version` is a release string ("6.12.117+deb12-amd64",
  * "6.1.0-41-amd64", "7.2.13") or a series ("6.12").
  */
-export function profileFor(version: string, opts: { arch: string; distro: Distro }): KernelProfile {
+export function profileFor(version: string, opts: { arch: string; distro: Distro; vfioPaths?: VfioPaths }): KernelProfile {
   const m = /^(\d+)\.(\d+)(?:[.\-+~_].*)?$/.exec(version.trim());
   if (!m) {
     throw new UserError(`kernel version "${version}" is not of the form MAJOR.MINOR[...], e.g. 6.12.117+deb12-amd64`);
@@ -151,6 +167,7 @@ export function profileFor(version: string, opts: { arch: string; distro: Distro
     vfsFsInfoIoctls: has('vfsFsInfoIoctls'),
     mprotectUnaccountsUnfaulted: has('mprotectUnaccountsUnfaulted'),
     anonMergeIntoUnfaulted: has('anonMergeIntoUnfaulted'),
+    vfioPaths: opts.vfioPaths ?? DEBIAN_VFIO_PATHS,
   };
 }
 

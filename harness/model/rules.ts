@@ -2,6 +2,7 @@ import { CORE_RULES } from './core.js';
 import { SVA_RULES } from './sva.js';
 import { UACCE_RULES } from './uacce.js';
 import { VFIO_RULES } from './vfio.js';
+import { IOMMUFD_RULES } from './iommufd.js';
 
 /**
  * Every rule the model applies (each op family's, next to its model), with where it comes from. A Prediction names the rule that
@@ -10,7 +11,7 @@ import { VFIO_RULES } from './vfio.js';
  * TD = docs/test-device.md; AP = docs/agent-protocol.md. Kernel files are cited with the
  * versions read (Debian 6.1.192, 6.12.117, 7.2.13 sources).
  */
-export const RULES = { ...CORE_RULES, ...UACCE_RULES, ...SVA_RULES, ...VFIO_RULES } as const;
+export const RULES = { ...CORE_RULES, ...UACCE_RULES, ...SVA_RULES, ...VFIO_RULES, ...IOMMUFD_RULES } as const;
 
 export type RuleId = keyof typeof RULES;
 

@@ -12,6 +12,7 @@ import type { OpOf } from '../ops/index.js';
 import type { DeviceParams } from '../program/types.js';
 import { res, type ModelOps, type OpResult } from './result.js';
 import type { Draft, ModelState, Task } from './state.js';
+import { cdevOpen, initialIommufd, iommufdOwner, releaseIommufdFile, type IommufdFile, type IommufdState } from './iommufd.js';
 
 /** `Own` = docs/ownership-semantics.md. */
 export const VFIO_RULES = {
@@ -84,7 +85,8 @@ interface Container {
 type VFile =
   | { kind: 'group'; vgroup: number; refs: number }
   | { kind: 'container'; container: number; refs: number }
-  | { kind: 'device'; ep: number; vgroup: number; refs: number };
+  | { kind: 'device'; ep: number; vgroup: number; refs: number }
+  | IommufdFile;
 
 export interface VfioState {
   /** each endpoint's driver */
@@ -99,6 +101,8 @@ export interface VfioState {
   /** descriptor names of vfio files, per task */
   fds: Map<string, Map<string, number>>;
   nextKey: number;
+  /** iommufd contexts and the tasks' object names (harness/model/iommufd.ts) */
+  iommufd: IommufdState;
 }
 
 /** The state at program start: every endpoint bound to the test driver (the agent loads it). */
@@ -120,12 +124,17 @@ export function initialVfio(device: DeviceParams): VfioState | undefined {
     files: new Map(),
     fds: new Map(),
     nextKey: 1,
+    iommufd: initialIommufd(),
   };
 }
 
 const copies = new WeakMap<Draft, VfioState>();
 
 /** The draft's own copy of the vfio state (made at its first change). */
+export function editVfio(d: Draft): VfioState {
+  return edit(d);
+}
+
 function edit(d: Draft): VfioState {
   let v = copies.get(d);
   if (v === undefined) {
@@ -144,9 +153,10 @@ export function vfioFile(s: ModelState, task: string, fd: string): number | unde
 }
 
 const dmaUsers = (v: VfioState, g: number) => v.groups[g]!.eps.filter((e) => v.drivers[e] === 'test').length;
+/** user owned: a vfio group in a container, or a device bound to an iommufd (iommufd.ts) */
 const userOwned = (v: VfioState, g: number) => {
   const k = v.groups[g]!.vgroup;
-  return k !== null && v.vgroups.get(k)!.container !== null;
+  return (k !== null && v.vgroups.get(k)!.container !== null) || iommufdOwner(v, g) !== undefined;
 };
 
 /** vfio_group_detach_container(): ownership released, the last group out deprivileges the container. */
@@ -174,6 +184,8 @@ function dropFile(v: VfioState, key: number, n = 1): void {
     const vg = v.vgroups.get(f.vgroup)!;
     vg.containerUsers--;
     dropFile(v, vg.openFile!);
+  } else if (f.kind === 'iommufd' || f.kind === 'cdev') {
+    releaseIommufdFile(v, f);
   }
   // a container file: the container lives on while a group holds it (vfio_container_get)
 }
@@ -207,6 +219,9 @@ export function vfioDup(d: Draft, task: Task, fd: string, as: string): OpResult 
 
 /** fork(): the child shares every vfio file (core.ts fork). */
 export function vfioFork(d: Draft, parent: string, child: string): void {
+  const objs = d.s.vfio?.iommufd.objs.get(parent);
+  // the child's memory is a copy: it holds the parent's iommufd object ids (the runtime's objs[])
+  if (objs !== undefined && objs.size > 0) edit(d).iommufd.objs.set(child, new Map(objs));
   const fds = d.s.vfio?.fds.get(parent);
   if (fds === undefined || fds.size === 0) return;
   const v = edit(d);
@@ -243,7 +258,8 @@ function doBind(d: Draft, _task: Task, op: OpOf<'pci_bind'>): OpResult {
   }
   const v = edit(d);
   v.drivers[op.dev] = 'vfio';
-  if (v.groups[g]!.vgroup === null) {
+  // without VFIO_GROUP vfio_register_group_dev() makes no vfio group (the device cdev only)
+  if (v.groups[g]!.vgroup === null && d.s.profile.vfioPaths.group) {
     const key = v.nextKey++;
     v.vgroups.set(key, { iommuGroup: g, alive: true, openFile: null, container: null, containerUsers: 0 });
     v.groups[g]!.vgroup = key;
@@ -260,11 +276,13 @@ function doUnbind(d: Draft, _task: Task, op: OpOf<'pci_unbind'>): OpResult {
     return res(ok(), 'unbind.test');
   }
   if ([...v0.files.values()].some((f) => f.kind === 'device' && f.ep === op.dev)) return res({ kind: 'hang' }, 'unbind.vfio-open');
+  if (cdevOpen(v0, op.dev)) return res({ kind: 'hang' }, 'unbind.cdev-open');
   const v = edit(d);
   v.drivers[op.dev] = 'none';
   const g = v.groupOf[op.dev]!;
   if (v.groups[g]!.eps.some((e) => v.drivers[e] === 'vfio')) return res(ok(), 'unbind.vfio');
   // vfio_device_remove_group(): the last vfio device of the group
+  if (v.groups[g]!.vgroup === null) return res(ok(), 'unbind.vfio');
   const vg = v.vgroups.get(v.groups[g]!.vgroup!)!;
   if (vg.container !== null) detach(v, vg);
   vg.alive = false;
@@ -283,6 +301,7 @@ function doGroupOpen(d: Draft, task: Task, op: OpOf<'vfio_group'>): OpResult {
 }
 
 function doContainerOpen(d: Draft, task: Task, op: OpOf<'vfio_container'>): OpResult {
+  if (!d.s.profile.vfioPaths.group) return res(err('ENOENT'), 'container.absent');
   const v = edit(d);
   const c = v.nextKey++;
   v.containers.set(c, { groups: 0, iommu: false });
@@ -379,7 +398,7 @@ export const VFIO_MODEL: ModelOps<
 /** What the generator sees of a vfio descriptor. */
 export interface VfioFdInfo {
   name: string;
-  kind: VFile['kind'];
+  kind: 'group' | 'container' | 'device';
   /** a group's or device's IOMMU group */
   iommuGroup?: number;
   /** a group: it is in a container; a container: it has a group */
@@ -388,20 +407,26 @@ export interface VfioFdInfo {
   iommu: boolean;
 }
 
-/** A task's vfio descriptors (for the generator). */
+/** Every descriptor name of a task that holds a file of the vfio family (group path, iommufd, cdev). */
+export function vfioFdNames(s: ModelState, task: string): string[] {
+  return [...(s.vfio?.fds.get(task)?.keys() ?? [])];
+}
+
+/** A task's vfio descriptors of the group path (for the generator; iommufd.ts iommufdFdsOf has the others). */
 export function vfioFdsOf(s: ModelState, task: string): VfioFdInfo[] {
   const v = s.vfio;
   const m = v?.fds.get(task);
   if (!v || !m) return [];
-  return [...m].map(([name, key]) => {
+  return [...m].flatMap(([name, key]): VfioFdInfo[] => {
     const f = v.files.get(key)!;
+    if (f.kind === 'iommufd' || f.kind === 'cdev') return []; // iommufdFdsOf (iommufd.ts)
     if (f.kind === 'container') {
       const c = v.containers.get(f.container)!;
-      return { name, kind: f.kind, attached: c.groups > 0, iommu: c.iommu };
+      return [{ name, kind: f.kind, attached: c.groups > 0, iommu: c.iommu }];
     }
     const vg = v.vgroups.get(f.vgroup)!;
     const iommu = vg.container !== null && v.containers.get(vg.container)!.iommu;
-    return { name, kind: f.kind, iommuGroup: vg.iommuGroup, attached: vg.container !== null, iommu };
+    return [{ name, kind: f.kind, iommuGroup: vg.iommuGroup, attached: vg.container !== null, iommu }];
   });
 }
 
@@ -412,12 +437,12 @@ export function endpointDrivers(s: ModelState): readonly Driver[] {
 
 /** Would unbinding endpoint ep block (a device fd of it is open)? */
 export function unbindBlocks(s: ModelState, ep: number): boolean {
-  return [...(s.vfio?.files.values() ?? [])].some((f) => f.kind === 'device' && f.ep === ep);
+  return [...(s.vfio?.files.values() ?? [])].some((f) => (f.kind === 'device' || f.kind === 'cdev') && f.ep === ep);
 }
 
 /** Who owns each IOMMU group's DMA, for reports: "{0}: DMA API; {1,2}: user". */
 export function describeOwnership(v: VfioState): string {
   return v.groups
-    .map((g, i) => `{${g.eps.join(',')}}: ${userOwned(v, i) ? 'user' : dmaUsers(v, i) > 0 ? 'DMA API' : 'unowned'} [${g.eps.map((e) => v.drivers[e]).join(',')}]`)
+    .map((g, i) => `{${g.eps.join(',')}}: ${iommufdOwner(v, i) !== undefined ? 'user (iommufd)' : userOwned(v, i) ? 'user' : dmaUsers(v, i) > 0 ? 'DMA API' : 'unowned'} [${g.eps.map((e) => v.drivers[e]).join(',')}]`)
     .join('; ');
 }

@@ -21,6 +21,11 @@ export const HANDLES = {
   map: { noun: 'mapping', slots: 'maps' },
   /** a task (process): t0 exists at the start, fork creates the others */
   task: { noun: 'task', slots: 'tasks' },
+  /**
+   * an iommufd object id (harness/ops/iommufd.ts): the number an op returned, kept by the task
+   * under the name (inherited by fork; 0, an id iommufd never gives, in a task that has none)
+   */
+  obj: { noun: 'iommufd object', slots: 'objs' },
 } as const;
 export type HandleKind = keyof typeof HANDLES;
 export type HandleRole = 'use' | 'create' | 'place';
@@ -188,6 +193,8 @@ export interface CRender {
   at(map: string, page?: string, offset?: string, opts?: { registers?: boolean }): string;
   /** a descriptor handle's lvalue */
   fd(field: string): string;
+  /** an iommufd object handle's lvalue (a uint32_t id) */
+  obj(field: string): string;
   /** a task handle (its index) */
   task(field: string): string;
   /** C for an optional handle: ifSet(its slot address) when present, else otherwise */

@@ -5,6 +5,7 @@
  */
 import * as core from './core.js';
 import type { Fields, HandleKind, OpDesc, OpValue } from './describe.js';
+import * as iommufd from './iommufd.js';
 import * as sva from './sva.js';
 import * as uacce from './uacce.js';
 import * as vfio from './vfio.js';
@@ -39,6 +40,16 @@ const ALL = [
   vfio.vfioSetIommu,
   vfio.vfioDevice,
   vfio.vfioStatus,
+  iommufd.iommufdOpen,
+  iommufd.ioasAlloc,
+  iommufd.ioasMap,
+  iommufd.ioasUnmap,
+  iommufd.vfioCdev,
+  iommufd.vfioBindIommufd,
+  iommufd.hwptAlloc,
+  iommufd.vfioAttach,
+  iommufd.vfioDetach,
+  iommufd.iommufdDestroy,
 ] as const;
 
 type AnyDesc = (typeof ALL)[number];

@@ -18,6 +18,8 @@ export interface CNames {
   map: (name: string) => string;
   /** the C constant of a task name */
   task: (name: string) => string;
+  /** the C lvalue holding an iommufd object name's id in the task */
+  obj: (name: string) => string;
 }
 
 /** The name of a raw ioctl number in a reproducer (a #define the program carries). */
@@ -66,6 +68,7 @@ export function reproRender(op: Op, names: CNames, origins: MapOrigins): CRender
       return at(o[map] as string, pg, offset === undefined ? 0 : (reg ?? hexOff(off)));
     },
     fd: (field) => names.fd(o[field] as string),
+    obj: (field) => names.obj(o[field] as string),
     task: (field) => names.task(o[field] as string),
     ifSet: (field, ifSet, otherwise) => (o[field] === undefined ? otherwise : ifSet(`SLOT(${names.map(o[field] as string)})`)),
     flags: (list) => list.filter(([, when]) => when.some((f) => o[f] === true)).map(([flag]) => flag).join(' | ') || '0',
@@ -126,6 +129,7 @@ export function agentRender(d: OpDesc): CRender {
     slot: (map) => `SLOT(${arg(map)})`,
     at: (map, page, offset) => `AT(${arg(map)}, ${page === undefined ? 0 : arg(page)}, ${offset === undefined ? 0 : arg(offset)})`,
     fd: (field) => `fds[${arg(field)}]`,
+    obj: (field) => `objs[${arg(field)}]`,
     task: (field) => `(int)${arg(field)}`,
     ifSet: (field, ifSet, otherwise) => `(${arg(field)} >= 0 ? ${ifSet(`SLOT(${arg(field)})`)} : ${otherwise})`,
     flags: (list) => list.map(([flag, when]) => `(${when.map(arg).join(' || ')} ? ${flag} : 0)`).join(' | '),
@@ -286,6 +290,6 @@ export function agentOpsHeader(): string {
   OP_DESCS.forEach((d, i) => L.push(`\tcase ${opConst(d)}:`, ...indent(bodies[i]!, '\t\t'), '\t\tbreak;'));
   L.push('\tdefault:', '\t\tret = -1;', '\t\te = ENOSYS;', '\t\tbreak;', '\t}', '\treturn step_result(r, ret, e);', '}', '');
   // the program format's limits are the agent's tables' sizes
-  L.push(`_Static_assert(MAX_SLOTS >= ${Math.max(LIMITS.maxFds, LIMITS.maxMaps)} && MAX_TASKS >= ${LIMITS.maxTasks}, "the agent's tables hold every program");`, '');
+  L.push(`_Static_assert(MAX_SLOTS >= ${Math.max(LIMITS.maxFds, LIMITS.maxMaps, LIMITS.maxObjs)} && MAX_TASKS >= ${LIMITS.maxTasks}, "the agent's tables hold every program");`, '');
   return L.join('\n');
 }

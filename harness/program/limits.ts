@@ -4,6 +4,7 @@ export const LIMITS = {
   maxTasks: 8,
   maxFds: 1024,
   maxMaps: 1024,
+  maxObjs: 1024,
   maxPages: 64,
   maxRegionPages: 16,
   maxDevices: 8,

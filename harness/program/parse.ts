@@ -277,8 +277,8 @@ class Groups {
  * any change, so a failed check leaves the scope unchanged.
  */
 class Scope {
-  /** descriptor and mapping names: one namespace */
-  private readonly names: Record<Exclude<HandleKind, 'task'>, Set<string>> = { fd: new Set(), map: new Set() };
+  /** descriptor, mapping and iommufd object names: one namespace */
+  private readonly names: Record<Exclude<HandleKind, 'task'>, Set<string>> = { fd: new Set(), map: new Set(), obj: new Set() };
   private readonly tasks = new Set<string>([ROOT_TASK]);
   private readonly exited = new Set<string>();
   private readonly allTasks = new Set<string>([ROOT_TASK]);
@@ -312,10 +312,10 @@ class Scope {
       } else if (s.role === 'place' && this.names[s.kind].has(name)) {
         continue; // an existing name of the right kind: its slot
       } else {
-        if (this.names.fd.has(name) || this.names.map.has(name) || creates.some(([, n]) => n === name)) {
+        if (this.names.fd.has(name) || this.names.map.has(name) || this.names.obj.has(name) || creates.some(([, n]) => n === name)) {
           throw new FieldError(`field "${field}": name "${name}" is already used`);
         }
-        const max = s.kind === 'fd' ? LIMITS.maxFds : LIMITS.maxMaps;
+        const max = s.kind === 'fd' ? LIMITS.maxFds : s.kind === 'obj' ? LIMITS.maxObjs : LIMITS.maxMaps;
         if (this.names[s.kind].size >= max) throw new FieldError(`field "${field}": at most ${max} ${HANDLES[s.kind].noun} names`);
       }
       if (s.role !== 'use') creates.push([s.kind, name]);

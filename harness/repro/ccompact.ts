@@ -89,7 +89,7 @@ export function compactWatches(opts: ReproOptions): boolean {
 }
 
 export function generateCompactC(program: Program, opts: ReproOptions): string {
-  const { fds, maps } = handleNames(program);
+  const { fds, maps, objs } = handleNames(program);
   const names = COMPACT_NAMES;
   const origins = mapOrigins(program);
   const codes = program.ops.map((op) => stepCode(op, names, origins));
@@ -143,6 +143,9 @@ export function generateCompactC(program: Program, opts: ReproOptions): string {
     push(...wrapList(fds.map((f) => `${names.fd(f)} = -1`)).replace(/^\t/, 'static int ').replace(/,$/, ';\t/* descriptors */').split('\n'));
   }
   if (maps.length > 0) push(`enum { ${maps.map(names.map).join(', ')} };\t/* mappings, at SLOT(map_<name>) */`);
+  if (objs.length > 0) {
+    push(...wrapList(objs.map((o) => `${names.obj(o)} = 0`)).replace(/^\t/, 'static uint32_t ').replace(/,$/, ';\t/* iommufd object ids (0: none) */').split('\n'));
+  }
 
   push('', '/* ---- the steps: STEP() says what each is, check() prints its outcome and checks it ---- */', '', runtime.types, '');
   push('int main(int argc, char **argv)', '{', '\tbegin_run(argc, argv);');

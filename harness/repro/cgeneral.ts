@@ -13,13 +13,13 @@ import { titleExpected, titleRules } from '../oracle/check.js';
 import { formatOutcomeSet } from '../program/outcome.js';
 import type { Program } from '../program/types.js';
 import { definesFor, runtimeFor, usedFeatures, ABI_HEADER, DEFS_HEADER } from './cruntime.js';
-import { cOutcome, descConst, GENERAL_NAMES, handleNames, mapOrigins, rawIoctlDefines, stepCode } from './csteps.js';
+import { cOutcome, descConst, GENERAL_NAMES, objConst, handleNames, mapOrigins, rawIoctlDefines, stepCode } from './csteps.js';
 import { commentText, embeddedJson, programComment, REPRO_KERNEL_MARKER, REPRO_TITLE_MARKER } from './embed.js';
 import type { ReproOptions } from './options.js';
 import { insmodLine } from './setup.js';
 
 export function generateGeneralC(program: Program, opts: ReproOptions): string {
-  const { tasks, fds, maps } = handleNames(program);
+  const { tasks, fds, maps, objs } = handleNames(program);
   const names = GENERAL_NAMES;
   const origins = mapOrigins(program);
   const codes = program.ops.map((op) => stepCode(op, names, origins));
@@ -81,6 +81,7 @@ export function generateGeneralC(program: Program, opts: ReproOptions): string {
   );
   if (fds.length > 0) push(`enum { ${[...fds.map(descConst), 'N_FDS'].join(', ')} };\t/* descriptor names */`);
   if (maps.length > 0) push(`enum { ${maps.map(names.map).join(', ')} };\t/* mapping names: their slots */`);
+  if (objs.length > 0) push(`enum { ${[...objs.map(objConst), 'N_OBJS'].join(', ')} };\t/* iommufd object names */`);
   push(...rawIoctlDefines(program));
   push(`static const char *const task_name[N_TASKS] = { ${tasks.map((t) => cString(t)).join(', ')} };`, '');
 

@@ -38,7 +38,8 @@ export interface StepCode {
  * SHARED, CLOEXEC or errno cannot turn into MAP_SHARED, FD_CLOEXEC or a macro.
  */
 export const descConst = (f: string): string => `DESC_${f}`;
-export const GENERAL_NAMES: CNames = { task: (t) => `TASK_${t}`, fd: (f) => `fds[${descConst(f)}]`, map: (m) => `MAPPING_${m}` };
+export const objConst = (o: string): string => `OBJ_${o}`;
+export const GENERAL_NAMES: CNames = { task: (t) => `TASK_${t}`, fd: (f) => `fds[${descConst(f)}]`, map: (m) => `MAPPING_${m}`, obj: (o) => `objs[${objConst(o)}]` };
 
 /**
  * The compact form's names: a variable per descriptor, an enum constant per mapping slot, in
@@ -47,7 +48,7 @@ export const GENERAL_NAMES: CNames = { task: (t) => `TASK_${t}`, fd: (f) => `fds
  */
 const LIBC_FD_NAMES = new Set(['fd_set', 'fd_mask']);
 export const fdVar = (f: string): string => (LIBC_FD_NAMES.has(`fd_${f}`) ? `fd_${f}_` : `fd_${f}`);
-export const COMPACT_NAMES: CNames = { task: () => 'TASK_t0', fd: fdVar, map: (m) => `map_${m}` };
+export const COMPACT_NAMES: CNames = { task: () => 'TASK_t0', fd: fdVar, map: (m) => `map_${m}`, obj: (o) => `obj_${o}` };
 
 /** What a mapping name was created as, for comments (region of a queue, or anonymous). */
 export function mapOrigins(p: Program): Map<string, string> {
@@ -91,10 +92,10 @@ export function rawIoctlDefines(program: Program): string[] {
 }
 
 /** The names of a program's handles, in slot order. */
-export function handleNames(program: Program): { tasks: string[]; fds: string[]; maps: string[] } {
+export function handleNames(program: Program): { tasks: string[]; fds: string[]; maps: string[]; objs: string[] } {
   const slots = slotTable(program);
   const inOrder = (m: Map<string, number>) => [...m.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
-  return { tasks: inOrder(slots.tasks), fds: inOrder(slots.fds), maps: inOrder(slots.maps) };
+  return { tasks: inOrder(slots.tasks), fds: inOrder(slots.fds), maps: inOrder(slots.maps), objs: inOrder(slots.objs) };
 }
 
 const OUTCOME_KIND = { ok: 'OK', errno: 'ERRNO', signal: 'SIGNAL', died: 'DIED', hang: 'HANG' } as const;
