@@ -23,7 +23,7 @@ import { X86_64_VTD_GROUPS } from '../../harness/vm/machine.js';
 import { SHARED, SINGLE, program } from '../unit/vfio-programs.js';
 
 const logDir = mkdtempSync(join(tmpdir(), 'svadiff-it-leaks-'));
-const EP0 = X86_64_VTD_GROUPS.endpointAddresses[0]!;
+const [EP0, EP1, EP2] = X86_64_VTD_GROUPS.endpointAddresses as [string, string, string];
 const HOLDER = 'test/fixtures/leaks/vfio-holder.c';
 const HOLDER_CDEV = 'test/fixtures/leaks/vfio-cdev-holder.c';
 /** A uacce program on the platform test device: it touches no endpoint and no vfio file. */
@@ -34,6 +34,7 @@ describe('leak check on debian:6.12 (vfio as modules, x86_64-vtd-groups)', () =>
   let profile: ReturnType<typeof profileFor>;
   let holdGroup = '';
   let holdDevice = '';
+  let holdShared = '';
   const g = () => {
     if (!guest) throw new Error('no guest');
     return guest;
@@ -45,15 +46,16 @@ describe('leak check on debian:6.12 (vfio as modules, x86_64-vtd-groups)', () =>
     profile = profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' });
     const group = await compileRepro(HOLDER, [`-DEP="${EP0}"`]);
     const device = await compileRepro(HOLDER, [`-DEP="${EP0}"`, '-DDEVICE_FD']);
-    [holdGroup, holdDevice] = [guestReproPath(group), guestReproPath(device)];
-    const image = await prepareReproImage(kernel, [group, device]);
+    const shared = await compileRepro(HOLDER, [`-DEP="${EP1}"`, `-DEP2="${EP2}"`]);
+    [holdGroup, holdDevice, holdShared] = [guestReproPath(group), guestReproPath(device), guestReproPath(shared)];
+    const image = await prepareReproImage(kernel, [group, device, shared]);
     guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_GROUPS.name, consolePath: join(logDir, 'debian-6.12.console.log') });
   }, 60 * 60_000);
   afterAll(async () => {
     await guest?.shutdown();
   });
 
-  it('finds no leak after the vfio programs and a uacce one (each check's time logged)', async () => {
+  it('finds no leak after the vfio programs and a uacce one (the time of each check logged)', async () => {
     let id = 1;
     for (const p of [PLATFORM, SINGLE, SHARED, program([{ op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' }, { op: 'pci_unbind', task: 't0', dev: 1 }, { op: 'pci_bind', task: 't0', dev: 1, driver: 'vfio' }]), SINGLE]) {
       const r = await executeProgram(g(), id++, p, profile);
@@ -84,6 +86,17 @@ describe('leak check on debian:6.12 (vfio as modules, x86_64-vtd-groups)', () =>
     const c = findingCandidates(r, { spec: 'debian:6.12', release: 'test' });
     expect(c.map((x) => x.title)).toEqual(['leak: vfio refcnt above its value before the program']);
     expect(c[0]!.observed).toBe(`module vfio: refcnt ${vfio} before the program, ${vfio + 3} after it (every open vfio or iommufd file holds one)`);
+  });
+
+  it('finds an endpoint the test driver cannot have back while a process outside the program keeps its group of two in a container (EBUSY)', async () => {
+    const h = await runReproOnGuest(g(), holdShared, SHARED.device, { progId: 15, timeoutMs: 30_000 });
+    expect(h.exitCode, h.output).toBe(0);
+    // endpoint 1 leaves vfio-pci first: endpoint 2 still keeps the vfio group, and the container
+    // its DMA ownership, so the test driver's bind fails; endpoint 2 is the group's last vfio
+    // device: its unbind detaches the container and the ownership goes (vfio_device_remove_group)
+    expect(h.exec?.endpointsLeft).toEqual([{ address: EP1, what: 'bind', errno: 16 }]);
+    const leak = compareResources(await leakBaseline(g(), (p) => g().readFile(p)), await readResources((p) => g().readFile(p)), h.exec!.endpointsLeft).find((l) => l.title.includes(EP1));
+    expect(leak).toEqual({ title: `leak: endpoint ${EP1} not back on svadiff_test`, detail: `endpoint ${EP1}: binding svadiff_test after the program failed with EBUSY (its IOMMU group still has a user DMA owner)` });
   });
 
   it('finds an endpoint vfio-pci cannot give back while a process outside the program has its device open, without hanging', async () => {
