@@ -25,7 +25,6 @@ import { SHARED, SINGLE, program } from '../unit/vfio-programs.js';
 const logDir = mkdtempSync(join(tmpdir(), 'svadiff-it-leaks-'));
 const [EP0, EP1, EP2] = X86_64_VTD_GROUPS.endpointAddresses as [string, string, string];
 const HOLDER = 'test/fixtures/leaks/vfio-holder.c';
-const HOLDER_CDEV = 'test/fixtures/leaks/vfio-cdev-holder.c';
 /** A uacce program on the platform test device: it touches no endpoint and no vfio file. */
 const PLATFORM = program([{ op: 'open', task: 't0', fd: 'q', dev: 0, via: 'path' }, { op: 'close', task: 't0', fd: 'q' }], { devices: 1 });
 
@@ -141,7 +140,7 @@ describe('leak check on src:debian:6.12.118+iommufd (vfio and iommufd built in, 
   beforeAll(async () => {
     const kernel = await fetchKernel('src:debian:6.12.118+iommufd');
     profile = profileFor(kernel.release, { arch: kernel.arch, distro: 'debian' });
-    const bin = await compileRepro(HOLDER_CDEV, [`-DEP="${EP0}"`]);
+    const bin = await compileRepro(HOLDER, [`-DEP="${EP0}"`, '-DCDEV']);
     holder = guestReproPath(bin);
     const image = await prepareReproImage(kernel, [bin]);
     guest = await Guest.boot(kernel, image, { machine: X86_64_VTD_GROUPS.name, consolePath: join(logDir, 'debian-6.12-iommufd.console.log') });
