@@ -30,6 +30,7 @@ static struct {
 	int ntasks;
 	char poison[MSG_MAX];	/* first error while collecting */
 	int abort;		/* Z arrived during a batch run */
+	int vfio_ops;		/* an op of the vfio family ran (release_endpoints) */
 } P;
 
 static struct op ops[MAX_OPS];
