@@ -204,8 +204,9 @@ export function vfioClose(d: Draft, task: Task, fd: string): OpResult {
   const v = edit(d);
   const key = v.fds.get(task.name)!.get(fd)!;
   v.fds.get(task.name)!.delete(fd);
+  const kind = v.files.get(key)!.kind;
   dropFile(v, key);
-  return res(ok(), 'vclose.ok');
+  return res(ok(), kind === 'iommufd' || kind === 'cdev' ? 'iofd.close' : 'vclose.ok');
 }
 
 /** dup() of a vfio descriptor (core.ts dup). */
