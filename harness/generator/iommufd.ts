@@ -76,8 +76,9 @@ const ioasMap = (c: GenCtx): Gen =>
     const p = anon.length > 0 && c.r.chance(90) ? c.r.pick(anon)! : c.r.pick(pieces);
     if (ioas === undefined || p === undefined) return ioas === undefined ? { need: 'ioas_alloc' } : { need: 'alloc' };
     const pages = 1 + c.r.int(Math.min(p.pages, 4));
-    // now and then pages just past the piece (mostly nothing there: EFAULT once pinned)
-    const past = c.r.chance(15) && p.page + p.pages + pages <= LIMITS.maxPages;
+    // now and then pages just past the piece (mostly nothing there: EFAULT once pinned, at
+    // once with a domain, else when the IOAS gets its first)
+    const past = c.r.chance(20) && p.page + p.pages + pages <= LIMITS.maxPages;
     const page = past ? p.page + p.pages : p.page + c.r.int(p.pages - pages + 1);
     const iova = c.r.int(IOVA_PAGES - pages + 1);
     return { op: 'ioas_map', task: t.name, iommufd: fd, ioas, map: p.name, page, iova, pages, write: !c.r.chance(20) };
@@ -146,8 +147,10 @@ const bind = (c: GenCtx): Gen =>
     (t, f, name) => {
       const fds = iommufds(c, t);
       if (fds.length === 0) return { need: 'iommufd' };
-      // the test driver on another device of the group: unbind it first, mostly
-      if (f !== undefined && !groupFree(c, f.ep) && c.r.chance(70)) return { need: 'pci_unbind' };
+      // the test driver on another device of the group: unbind that one first, mostly
+      const v = c.view.s.vfio!;
+      const holder = f === undefined ? undefined : v.groups[v.groupOf[f.ep]!]!.eps.find((e) => v.drivers[e] === 'test');
+      if (holder !== undefined && c.r.chance(70)) return { op: 'pci_unbind', task: t.name, dev: holder };
       return { op: 'vfio_bind_iommufd', task: t.name, device: name, iommufd: c.r.pick(fds)!.name, obj: c.objName() };
     },
     // invalid on purpose, the other way: an iommufd name the task lacks (the runtime passes -1: EINVAL)

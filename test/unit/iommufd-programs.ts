@@ -118,17 +118,18 @@ export const MEMORY = program([
   { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'a', map: 'b', page: 3, iova: 1, pages: 1, write: true }, // 15: IOVA page 1 is mapped
   { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'a', map: 'b', page: 3, iova: 8, pages: 1, write: false }, // 16
   { op: 'vfio_attach', task: 't0', device: 'd', pt: 'a' }, // 17: a new automatic HWPT (h2 is not one), id 4
+  { op: 'hwpt_alloc', task: 't0', iommufd: 'i', obj: 'hn', devobj: 'dv', pt: 'h2' }, // 18: on a HWPT: a nested one, which needs driver data
   { op: 'fork', task: 't0', child: 't1' },
-  { op: 'close', task: 't0', fd: 'i' }, // 19: t1 holds i and d
+  { op: 'close', task: 't0', fd: 'i' }, // 20: t1 holds i and d
   { op: 'close', task: 't0', fd: 'd' },
-  { op: 'pci_bind', task: 't0', dev: 0, driver: 'test' }, // 21: it has vfio-pci
-  { op: 'iommufd_destroy', task: 't1', iommufd: 'i', obj: 'h2' }, // 22: the ids are t1's too (fork)
-  { op: 'iommufd_destroy', task: 't1', iommufd: 'i', obj: 'a' }, // 23: HWPT 4 is on it
-  { op: 'exit', task: 't1' }, // 24: the last files: everything goes
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'test' }, // 22: it has vfio-pci
+  { op: 'iommufd_destroy', task: 't1', iommufd: 'i', obj: 'h2' }, // 23: the ids are t1's too (fork)
+  { op: 'iommufd_destroy', task: 't1', iommufd: 'i', obj: 'a' }, // 24: HWPT 4 is on it
+  { op: 'exit', task: 't1' }, // 25: the last files: everything goes
   { op: 'pci_unbind', task: 't0', dev: 0 },
   { op: 'pci_bind', task: 't0', dev: 0, driver: 'test' },
 ]);
 export const MEMORY_WANT = [
-  'ok', 'ok', 'ok', 'ok(1)', 'ok', 'ok', 'ok', 'ok', 'ok(2)', 'EFAULT', 'EFAULT', 'ok', 'ok', 'ok(3)', 'EFAULT', 'EEXIST', 'ok', 'ok(4)', 'ok', 'ok',
-  'ok', 'EBUSY', 'ok', 'EBUSY', 'ok', 'ok', 'ok',
+  'ok', 'ok', 'ok', 'ok(1)', 'ok', 'ok', 'ok', 'ok', 'ok(2)', 'EFAULT', 'EFAULT', 'ok', 'ok', 'ok(3)', 'EFAULT', 'EEXIST', 'ok', 'ok(4)', 'EOPNOTSUPP', 'ok',
+  'ok', 'ok', 'EBUSY', 'ok', 'EBUSY', 'ok', 'ok', 'ok',
 ];

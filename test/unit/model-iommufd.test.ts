@@ -81,7 +81,7 @@ describe('iommufd model', () => {
       ]),
     );
     // after the last files went (exit of t1) nothing is bound
-    expect(iommufdReach(m[24]!, 0)).toBeUndefined();
+    expect(iommufdReach(m[25]!, 0)).toBeUndefined();
   });
 
   it('a kernel without iommufd: /dev/iommu and the cdevs are not there; without the group path no /dev/vfio nodes', () => {
@@ -129,6 +129,12 @@ describe('which vfio paths a kernel has, and what the generator draws there', ()
     }
   });
 
+  /**
+   * Rules generated programs reach rarely (1500 programs of seed 11: a few times each, the last
+   * never): pinning memory that is gone, a nested HWPT (needs a named HWPT to put it on), two
+   * devices of one group bound to one context and attached apart.
+   */
+  const RARE = ['map.efault', 'hwpt.nested', 'hwpt.efault', 'attach.group-elsewhere'];
   /** Rules no generated program reaches on purpose: descriptors of the wrong kind, a hang, the group path's. */
   const NOT_MADE = ['iofd.not-iommufd', 'iofd.not-cdev', 'bind.not-iommufd', 'bind.group-open', 'unbind.cdev-open', 'container.absent', 'iommufd.absent'];
 
@@ -140,9 +146,12 @@ describe('which vfio paths a kernel has, and what the generator draws there', ()
       expect(p.ops.filter((op) => ['vfio_group', 'vfio_container'].includes(op.op))).toEqual([]);
       for (const s of runOnModel(p, IOMMUFD_PROFILE).steps) reached.add(s.rule);
     }
-    const missing = Object.keys(IOMMUFD_RULES).filter((r) => !NOT_MADE.includes(r) && !reached.has(r));
+    const missing = Object.keys(IOMMUFD_RULES).filter((r) => !NOT_MADE.includes(r) && !RARE.includes(r) && !reached.has(r));
     expect(missing).toEqual([]);
     expect(NOT_MADE.filter((r) => reached.has(r))).toEqual([]);
+    // the rare ones are what the hand-written programs are for
+    const written = new Set([LIFECYCLE, SHARED, MEMORY].flatMap((p) => runOnModel(p, IOMMUFD_PROFILE).steps.map((s) => s.rule)));
+    expect(RARE.filter((r) => !written.has(r))).toEqual([]);
   });
 });
 
