@@ -190,7 +190,8 @@ function dropFile(v: VfioState, key: number, n = 1): void {
   // a container file: the container lives on while a group holds it (vfio_container_get)
 }
 
-function newFile(v: VfioState, task: string, name: string, f: VFile): number {
+/** A new vfio-family file under a descriptor name of a task (iommufd.ts makes its files with it too). */
+export function newFile(v: VfioState, task: string, name: string, f: VFile): number {
   const key = v.nextKey++;
   v.files.set(key, f);
   let m = v.fds.get(task);
