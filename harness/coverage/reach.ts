@@ -10,6 +10,11 @@ import { SVA_RULES } from '../model/sva.js';
 import { RULES } from '../model/rules.js';
 import { CORE_RULES } from '../model/core.js';
 import { UACCE_RULES } from '../model/uacce.js';
+import { VFIO_RULES } from '../model/vfio.js';
+import { IOMMUFD_RULES } from '../model/iommufd.js';
+
+/** The vfio family's rules of the group path (vfio groups, containers, their files): reached only on a kernel with VFIO_GROUP. */
+const GROUP_PATH_RULE = /^(vgroup|container\.open|setc|unsetc|setiommu|getdev|status|vfio\.|ioctl\.|vclose|vdup|unbind\.vfio-open)/;
 
 /** Unreachable on every kernel: the program format rules the situation out. */
 export const UNREACHABLE_RULES: Readonly<Record<string, string>> = {
@@ -45,6 +50,16 @@ export function profileUnreachable(p: KernelProfile): Record<string, string> {
     const why = `generated programs use device.sva only where SVA binds succeed (not ${p.series.join('.')}: ${p.svaBindKillSwitch ? "Debian's kill switch" : 'no SVA machine'})`;
     for (const r of Object.keys(SVA_RULES)) out[r] = why;
   }
+  if (!p.vfioPaths.group) {
+    const why = `the kernel has no VFIO_GROUP: the generator draws no group path op (${p.release})`;
+    for (const r of Object.keys(VFIO_RULES)) if (GROUP_PATH_RULE.test(r)) out[r] = why;
+    out['container.absent'] = why;
+  }
+  if (!p.vfioPaths.iommufd) {
+    const why = `the kernel has no IOMMUFD and VFIO_DEVICE_CDEV: the generator draws no iommufd op (${p.release})`;
+    for (const r of Object.keys(IOMMUFD_RULES)) if (r !== 'container.absent') out[r] = why;
+  }
+  if (!p.vfioPaths.group || !p.vfioPaths.iommufd) out['bind.group-open'] = 'a cdev bind blocked by an open vfio group needs both VFIO_GROUP and the device cdev';
   if (!p.sysfsIsolate) {
     const why = `${p.series.join('.')} has no isolate_strategy attribute`;
     for (const r of ['sysfs.read-noop', 'sysfs.write-noop', 'sysfs.write-invalid', 'sysfs.write', 'sysfs.write-empty']) out[r] = why;

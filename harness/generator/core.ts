@@ -75,7 +75,7 @@ function onPiece(c: GenCtx, mk: (t: Task, p: Piece) => Gen, mkMissing: (t: Task,
     if (t !== undefined && name !== undefined) return invalid(mkMissing(t, name));
   }
   const tp = taskWithPieces(c);
-  if (tp === undefined) return { need: c.r.chance(50) ? 'mmap' : 'alloc' };
+  if (tp === undefined) return { need: c.view.s.vfio === undefined && c.r.chance(50) ? 'mmap' : 'alloc' };
   // pieces of split mappings often: their partial ranges are where mm and uacce disagree
   const split = tp.ps.filter((p) => p.page !== 0 || tp.ps.some((q) => q !== p && q.name === p.name));
   return mk(tp.t, (split.length > 0 && c.r.chance(40) ? c.r.pick(split) : c.r.pick(tp.ps))!);

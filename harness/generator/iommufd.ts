@@ -11,6 +11,7 @@ import { endpointDrivers } from '../model/vfio.js';
 import { ctxObjects, cdevAttached, ioasAreas, iommufdFdsOf, objNamesOf, type IObj, type IommufdFdInfo } from '../model/iommufd.js';
 import type { Task } from '../model/index.js';
 import { IOVA_PAGES } from '../ops/iommufd.js';
+import { LIMITS } from '../program/limits.js';
 import type { Op } from '../ops/index.js';
 import type { FamilyGen, Gen, GenCtx } from './context.js';
 import { invalid, valid } from './core.js';
@@ -75,7 +76,10 @@ const ioasMap = (c: GenCtx): Gen =>
     const p = anon.length > 0 && c.r.chance(90) ? c.r.pick(anon)! : c.r.pick(pieces);
     if (ioas === undefined || p === undefined) return ioas === undefined ? { need: 'ioas_alloc' } : { need: 'alloc' };
     const pages = 1 + c.r.int(Math.min(p.pages, 4));
-    const page = p.page + c.r.int(p.pages - pages + 1);
+    // now and then pages just past the piece (mostly nothing there: EFAULT once pinned, at
+    // once with a domain, else when the IOAS gets its first)
+    const past = c.r.chance(20) && p.page + p.pages + pages <= LIMITS.maxPages;
+    const page = past ? p.page + p.pages : p.page + c.r.int(p.pages - pages + 1);
     const iova = c.r.int(IOVA_PAGES - pages + 1);
     return { op: 'ioas_map', task: t.name, iommufd: fd, ioas, map: p.name, page, iova, pages, write: !c.r.chance(20) };
   });
@@ -96,22 +100,32 @@ const ioasUnmap = (c: GenCtx): Gen =>
 const cdev = (c: GenCtx): Gen => {
   const t = c.pickTask(c.view.tasks());
   if (t === undefined) return undefined;
-  // mostly an endpoint bound to vfio-pci (else ENOENT)
+  // mostly an endpoint bound to vfio-pci (else ENOENT), one without an open cdev first
   const vfio = Array.from({ length: c.device.devices }, (_, i) => i).filter((e) => endpointDrivers(c.view.s)[e] === 'vfio');
   if (vfio.length === 0 && c.r.chance(80)) return { need: 'pci_bind' };
-  const dev = vfio.length > 0 && c.r.chance(90) ? c.r.pick(vfio)! : c.r.int(c.device.devices);
+  const open = new Set(c.view.tasks().flatMap((x) => cdevs(c, x).map((f) => f.ep)));
+  const fresh = vfio.filter((e) => !open.has(e));
+  const dev = fresh.length > 0 && c.r.chance(70) ? c.r.pick(fresh)! : vfio.length > 0 && c.r.chance(90) ? c.r.pick(vfio)! : c.r.int(c.device.devices);
   return valid({ op: 'vfio_cdev', task: t.name, fd: c.fdName(), dev });
 };
 
 /** A task with a cdev (mostly one `want` holds for) and an op on it; invalid on purpose: a name it lacks. */
-function onCdev(c: GenCtx, want: (f: Cdev) => boolean, mk: (t: Task, f: Cdev | undefined, name: string) => Op | { need: Op['op'] } | undefined): Gen {
+function onCdev(
+  c: GenCtx,
+  want: (f: Cdev) => boolean,
+  mk: (t: Task, f: Cdev | undefined, name: string) => Op | { need: Op['op'] } | undefined,
+  invalidOther?: (t: Task, cdev: string) => Op | undefined,
+): Gen {
+  const t = c.pickTask(c.view.tasks().filter((x) => cdevs(c, x).length > 0));
   if (c.invalid) {
-    const t = c.pickTask(c.view.tasks());
-    const name = t === undefined ? undefined : missing(c, t);
-    const op = t === undefined || name === undefined ? undefined : mk(t, undefined, name);
+    // a cdev the task has with another argument the task lacks, or a cdev name it lacks
+    const other = t !== undefined && invalidOther !== undefined && c.r.chance(50) ? invalidOther(t, c.r.pick(cdevs(c, t))!.name) : undefined;
+    if (other !== undefined) return invalid(other);
+    const ti = c.pickTask(c.view.tasks());
+    const name = ti === undefined ? undefined : missing(c, ti);
+    const op = ti === undefined || name === undefined ? undefined : mk(ti, undefined, name);
     if (op !== undefined && !('need' in op)) return invalid(op);
   }
-  const t = c.pickTask(c.view.tasks().filter((x) => cdevs(c, x).length > 0));
   if (t === undefined) return { need: 'vfio_cdev' };
   const all = cdevs(c, t);
   const good = all.filter(want);
@@ -120,14 +134,29 @@ function onCdev(c: GenCtx, want: (f: Cdev) => boolean, mk: (t: Task, f: Cdev | u
   return op === undefined || 'need' in op ? op : valid(op);
 }
 
+/** No device of ep's IOMMU group has the test driver (which owns the group's DMA: a bind gets EPERM). */
+function groupFree(c: GenCtx, ep: number): boolean {
+  const v = c.view.s.vfio!;
+  return v.groups[v.groupOf[ep]!]!.eps.every((e) => v.drivers[e] !== 'test');
+}
+
 const bind = (c: GenCtx): Gen =>
   onCdev(
     c,
-    (f) => f.ctx === null,
-    (t, _f, name) => {
+    (f) => f.ctx === null && groupFree(c, f.ep),
+    (t, f, name) => {
       const fds = iommufds(c, t);
       if (fds.length === 0) return { need: 'iommufd' };
+      // the test driver on another device of the group: unbind that one first, mostly
+      const v = c.view.s.vfio!;
+      const holder = f === undefined ? undefined : v.groups[v.groupOf[f.ep]!]!.eps.find((e) => v.drivers[e] === 'test');
+      if (holder !== undefined && c.r.chance(70)) return { op: 'pci_unbind', task: t.name, dev: holder };
       return { op: 'vfio_bind_iommufd', task: t.name, device: name, iommufd: c.r.pick(fds)!.name, obj: c.objName() };
+    },
+    // invalid on purpose, the other way: an iommufd name the task lacks (the runtime passes -1: EINVAL)
+    (t, name) => {
+      const gone = missing(c, t);
+      return gone === undefined ? undefined : { op: 'vfio_bind_iommufd', task: t.name, device: name, iommufd: gone, obj: c.objName() };
     },
   );
 
@@ -136,7 +165,7 @@ const hwptAlloc = (c: GenCtx): Gen =>
     if (ctx !== undefined && !hasObj(c, ctx, 'device') && c.r.chance(80)) return { need: 'vfio_bind_iommufd' };
     if (ctx !== undefined && !hasObj(c, ctx, 'ioas') && c.r.chance(80)) return { need: 'ioas_alloc' };
     const devobj = objName(c, t, ctx ?? -1, ['device']);
-    const pt = objName(c, t, ctx ?? -1, c.r.chance(90) ? ['ioas'] : ['hwpt', 'device']);
+    const pt = objName(c, t, ctx ?? -1, c.r.chance(70) ? ['ioas'] : ['hwpt', 'device']);
     if (devobj === undefined || pt === undefined) return { need: devobj === undefined ? 'vfio_bind_iommufd' : 'ioas_alloc' };
     return { op: 'hwpt_alloc', task: t.name, iommufd: fd, obj: c.objName(), devobj, pt };
   });
@@ -149,7 +178,8 @@ const attach = (c: GenCtx): Gen =>
       if (f !== undefined && f.ctx === null && c.r.chance(70)) return { need: 'vfio_bind_iommufd' };
       const ctx = f?.ctx ?? -1;
       // an IOAS or a HWPT of its context (a replace when attached)
-      const pt = objName(c, t, ctx, c.r.chance(50) ? ['ioas'] : ['hwpt']) ?? objName(c, t, ctx, ['ioas', 'hwpt']);
+      // now and then any name (an id of another context, or of an object gone: ENOENT)
+      const pt = c.r.chance(10) ? c.r.pick(objNamesOf(c.view.s, t.name))?.name : (objName(c, t, ctx, c.r.chance(50) ? ['ioas'] : ['hwpt']) ?? objName(c, t, ctx, ['ioas', 'hwpt']));
       if (pt === undefined) return { need: 'ioas_alloc' };
       return { op: 'vfio_attach', task: t.name, device: name, pt };
     },

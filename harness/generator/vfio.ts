@@ -50,6 +50,9 @@ const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
   vfio_detach: 4,
   iommufd_destroy: 6,
   alloc: 2,
+  munmap: 2,
+  // fewer unbinds: a program gets further along the cdev path (bind, HWPTs, attach) before an endpoint goes
+  pci_unbind: 3,
 };
 
 /** The weights of vfio programs on a kernel with these vfio paths (its profile's vfioPaths). */

@@ -20,7 +20,7 @@ import type { OpOf } from '../ops/index.js';
 import { findVma, slotPage } from './kernel.js';
 import { res, type ModelOps, type OpResult } from './result.js';
 import type { Draft, ModelState, Task } from './state.js';
-import { editVfio, vfioFile, type VfioState } from './vfio.js';
+import { editVfio, newFile, vfioFile, type VfioState } from './vfio.js';
 
 /** `Own` = docs/ownership-semantics.md. */
 export const IOMMUFD_RULES = {
@@ -294,15 +294,6 @@ function doOpen(d: Draft, task: Task, op: OpOf<'iommufd'>): OpResult {
   v.iommufd.ctxs.set(ctx, { files: 1, objects: new Map(), igroups: new Map() });
   newFile(v, task.name, op.fd, { kind: 'iommufd', ctx, refs: 1 });
   return res(ok(), 'iommufd.open');
-}
-
-function newFile(v: VfioState, task: string, name: string, f: IommufdFile): number {
-  const key = v.nextKey++;
-  v.files.set(key, f);
-  let m = v.fds.get(task);
-  if (m === undefined) v.fds.set(task, (m = new Map()));
-  m.set(name, key);
-  return key;
 }
 
 function doIoasAlloc(d: Draft, task: Task, op: OpOf<'ioas_alloc'>): OpResult {

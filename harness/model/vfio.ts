@@ -190,7 +190,8 @@ function dropFile(v: VfioState, key: number, n = 1): void {
   // a container file: the container lives on while a group holds it (vfio_container_get)
 }
 
-function newFile(v: VfioState, task: string, name: string, f: VFile): number {
+/** A new vfio-family file under a descriptor name of a task (iommufd.ts makes its files with it too). */
+export function newFile(v: VfioState, task: string, name: string, f: VFile): number {
   const key = v.nextKey++;
   v.files.set(key, f);
   let m = v.fds.get(task);
@@ -204,8 +205,9 @@ export function vfioClose(d: Draft, task: Task, fd: string): OpResult {
   const v = edit(d);
   const key = v.fds.get(task.name)!.get(fd)!;
   v.fds.get(task.name)!.delete(fd);
+  const kind = v.files.get(key)!.kind;
   dropFile(v, key);
-  return res(ok(), 'vclose.ok');
+  return res(ok(), kind === 'iommufd' || kind === 'cdev' ? 'iofd.close' : 'vclose.ok');
 }
 
 /** dup() of a vfio descriptor (core.ts dup). */

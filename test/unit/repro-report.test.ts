@@ -150,7 +150,9 @@ describe('the program in words', () => {
     const profile = profileFor('7.2.13+deb14-amd64', { arch: 'x86_64', distro: 'debian' });
     for (let i = 0; i < 300 && seen.size < OP_KINDS.length; i++) {
       // the vfio family's programs are their own stream (generator/vfio.ts)
-      for (const op of [...generateProgram(11, i, { profile }).ops, ...generateProgram(11, i, { family: 'vfio' }).ops]) {
+      // and the iommufd ops only on a kernel with iommufd
+      const iommufd = { ...profile, vfioPaths: { group: false, iommufd: true } };
+      for (const op of [...generateProgram(11, i, { profile }).ops, ...generateProgram(11, i, { family: 'vfio' }).ops, ...generateProgram(11, i, { family: 'vfio', profile: iommufd }).ops]) {
         const s = describeStep(op);
         expect(s).toMatch(new RegExp(`^${op.task}: \\S`));
         expect(s).not.toMatch(/\n|undefined|\[object/);
