@@ -1,0 +1,31 @@
+/**
+ * bench/boot-phases.ts: a boot's phases from console lines (lines as a Debian 6.12 guest prints
+ * them under qboot, arrival times chosen for the arithmetic).
+ */
+import { describe, expect, it } from 'vitest';
+import { bootPhases } from '../../bench/boot-phases.js';
+
+const lines = [
+  'Probing EDD (edd=off to disable)... ok',
+  '[    0.000000] Linux version 6.12.118+deb12-amd64 (debian-kernel@lists.debian.org)',
+  '[    0.003003] AGP: No AGP bridge found',
+  '[    1.500000] printk: legacy console [ttyS0] enabled',
+  '[    3.359975] Run /init as init process',
+  '[    3.587799] uacce: loading out-of-tree module taints kernel.',
+  'svadiff-agent: ready on /dev/ttyS1',
+];
+
+describe('boot phases', () => {
+  it('firmware to the setup line, the kernel zero from the earliest arrival minus timestamp, /init to ready, ready to hello', () => {
+    // the lines before the console registered arrive together at 2.4 s; later ones 0.9 s after the kernel's zero
+    const arrival = [700, 2400, 2400, 2400, 4260, 4490, 4800];
+    expect(bootPhases(lines, arrival, 5000)).toEqual({ firmware_s: 0.7, decompress_s: 0.2, kernel_s: 3.36, userspace_s: 0.54, hello_s: 0.2 });
+  });
+
+  it('a console without the setup line counts the firmware to its first line; without /init or ready, nothing', () => {
+    const p = bootPhases(lines.slice(1), [2400, 2400, 2400, 4260, 4490, 4800], 5000);
+    expect(p?.firmware_s).toBe(2.4);
+    expect(bootPhases(lines.slice(0, 4), [700, 2400, 2400, 2400], 5000)).toBeUndefined();
+    expect(bootPhases([], [], 5000)).toBeUndefined();
+  });
+});
