@@ -7,8 +7,8 @@
  *   without that line, to the first line at all
  * - decompress: that line to the kernel's time zero (decompressing the image, early setup)
  * - kernel: time zero to "Run /init as init process" (start_kernel and every initcall)
- * - userspace: /init to the agent's "ready" line (mounts, the uacce module's load)
- * - hello: that line to the agent's hello at the host (bootMs)
+ * - userspace: /init to the agent's hello at the host (bootMs): mounts, uacce's load, the
+ *   agent's start (its console "ready" line can arrive after the hello, so it marks nothing)
  *
  * The kernel's time zero at the host is the smallest (arrival - timestamp) over its lines: the
  * console replays the lines printed before it registered, so only later lines are close.
@@ -18,7 +18,6 @@ export interface BootPhases {
   decompress_s: number;
   kernel_s: number;
   userspace_s: number;
-  hello_s: number;
 }
 
 const TS = /^\[\s*(\d+\.\d+)\]/;
@@ -30,24 +29,20 @@ export function bootPhases(lines: readonly string[], arrivalMs: readonly number[
   const firstMs = arrivalMs[edd >= 0 ? edd : 0]!;
   let zeroMs = Infinity;
   let initTs: number | undefined;
-  let readyMs: number | undefined;
   for (let i = 0; i < n; i++) {
     const m = TS.exec(lines[i]!);
     if (m) {
       const ts = Number(m[1]) * 1000;
       zeroMs = Math.min(zeroMs, arrivalMs[i]! - ts);
       if (initTs === undefined && lines[i]!.includes('Run /init as init process')) initTs = ts;
-    } else if (readyMs === undefined && /svadiff-agent: ready/.test(lines[i]!)) {
-      readyMs = arrivalMs[i]!;
     }
   }
-  if (!Number.isFinite(zeroMs) || initTs === undefined || readyMs === undefined) return undefined;
+  if (!Number.isFinite(zeroMs) || initTs === undefined) return undefined;
   const s = (ms: number) => Math.round(ms) / 1000;
   return {
     firmware_s: s(firstMs),
     decompress_s: s(zeroMs - firstMs),
     kernel_s: s(initTs),
-    userspace_s: s(readyMs - (zeroMs + initTs)),
-    hello_s: s(bootMs - readyMs),
+    userspace_s: s(bootMs - (zeroMs + initTs)),
   };
 }
