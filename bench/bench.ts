@@ -84,7 +84,9 @@ async function benchBootFirmware(ctx: BenchContext, runs = 3) {
   const per = Object.fromEntries(
     machines.map((m) => {
       const xs = samples.get(m.name)!;
-      const phases = xs.every((x) => x.phases) ? Object.fromEntries(Object.keys(xs[0]!.phases!).map((k) => [k, round(median(xs.map((x) => x.phases![k as keyof BootPhases])))])) : undefined;
+      // each phase over the boots that have it (firmware_s only where the console shows the setup code)
+      const keys = [...new Set(xs.flatMap((x) => Object.keys(x.phases ?? {})))] as (keyof BootPhases)[];
+      const phases = keys.length > 0 ? Object.fromEntries(keys.map((k) => [k, round(median(xs.flatMap((x) => (x.phases?.[k] !== undefined ? [x.phases[k]!] : []))))])) : undefined;
       return [m.name, { firmware: m.firmware ?? 'the machine default', runs_s: xs.map((x) => x.s), load_1min: xs.map((x) => x.load), median_s: round(median(xs.map((x) => x.s))), ...(phases ? { median_phases_s: phases } : {}) }];
     }),
   );
