@@ -81,10 +81,9 @@ export const X86_64_VTD: MachineProfile = {
   iommu: 'Intel VT-d (scalable mode)',
   machineArgs: () => ['-M', 'q35', '-device', 'intel-iommu,intremap=on,x-scalable-mode=on,device-iotlb=on'],
   // qboot (QEMU's minimal firmware, qboot.rom of qemu-system-data, which qemu-system-x86
-  // depends on) instead of SeaBIOS: a -kernel boot needs no BIOS services, and SeaBIOS's POST
-  // and option ROM took most of the time before the kernel's first line (6.12 under TCG at load
-  // 17-20: 16.9 s with SeaBIOS, 7.2 s with qboot; the ACPI tables, DMAR included, are the same).
-  // npm run bench --only boots compares it with X86_64_VTD_SEABIOS.
+  // depends on) instead of SeaBIOS: a -kernel boot needs no BIOS services; the ACPI tables,
+  // DMAR included, are the same. Measured to the kernel's time zero it boots no faster than
+  // SeaBIOS (README "Boot time"; npm run bench --only boots compares it with X86_64_VTD_SEABIOS).
   firmware: 'qboot.rom',
   cmdline: VTD_CMDLINE,
   cpu: (accel) => (accel === 'kvm' ? 'host' : 'max,la57=off'),
