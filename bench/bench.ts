@@ -8,7 +8,8 @@
  * engine on --sva-kernel); throughput (on each of --kernels, default
  * debian:6.12,debian:6.1: the fuzz loop with the device reloaded per program, reset in place,
  * and reset with two jobs, side by side, --programs each, with their ratios); boots (boot to
- * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2); restore
+ * agent ready on each of --boot-kernels, default debian:6.1,debian:6.12,debian:7.2, with
+ * SeaBIOS and with qboot, and where the time went: bench/boot-phases.ts); restore
  * (on each of --kernels: a new guest and its first program, booted vs restored from the VM
  * snapshot, alternately). Every
  * figure has the host's load average next to it: this host is shared.
@@ -26,6 +27,8 @@ import { profileFor } from '../harness/model/index.js';
 import { parseProgram } from '../harness/program/parse.js';
 import { executeProgram } from '../harness/run/execute.js';
 import { projectRoot } from '../harness/util/paths.js';
+import { machineFor, X86_64_VTD, X86_64_VTD_SEABIOS, type MachineProfile } from '../harness/vm/machine.js';
+import { bootPhases, type BootPhases } from './boot-phases.js';
 import { benchFuzz, load, type FuzzVariant } from './fuzz-bench.js';
 
 export interface BenchContext {
@@ -58,6 +61,44 @@ async function benchBoot(ctx: BenchContext, runs = 3) {
     await g.shutdown();
   }
   return { what: `QEMU start to agent hello, ${ctx.kernel.exactSpec}`, runs: times.map((t) => round(t / 1000)), median_s: round(median(times) / 1000), load_before: loadBefore, load_after: load() };
+}
+
+/**
+ * Boot to agent ready with each firmware the architecture's plain machine can run (x86: SeaBIOS,
+ * what it ran before, and qboot, what it runs now), alternately (the order flips every round, so
+ * that a change of the host's load hits both), `runs` boots each, with where the time went.
+ */
+async function benchBootFirmware(ctx: BenchContext, runs = 3) {
+  const machines: MachineProfile[] = ctx.kernel.arch === 'x86_64' ? [X86_64_VTD_SEABIOS, X86_64_VTD] : [machineFor(ctx.kernel.arch)];
+  const samples = new Map<string, { s: number; load: number; phases?: BootPhases }[]>(machines.map((m) => [m.name, []]));
+  const loadBefore = load();
+  for (let i = 0; i < runs; i++) {
+    for (const m of i % 2 ? [...machines].reverse() : machines) {
+      const l = load()[0]!;
+      const g = await Guest.boot(ctx.kernel, ctx.image, { machine: m, consolePath: join(ctx.logDir, `boots-${ctx.kernel.exactSpec.replace(/[^\w.-]/g, '_')}-${m.name}-${i}.console.log`) });
+      const phases = bootPhases(g.vm.consoleLines, g.vm.lineArrivalMs, g.bootMs);
+      samples.get(m.name)!.push({ s: round(g.bootMs / 1000), load: l, ...(phases ? { phases } : {}) });
+      await g.shutdown();
+    }
+  }
+  const per = Object.fromEntries(
+    machines.map((m) => {
+      const xs = samples.get(m.name)!;
+      // each phase over the boots that have it (firmware_s only where the console shows the setup code)
+      const keys = [...new Set(xs.flatMap((x) => Object.keys(x.phases ?? {})))] as (keyof BootPhases)[];
+      const phases = keys.length > 0 ? Object.fromEntries(keys.map((k) => [k, round(median(xs.flatMap((x) => (x.phases?.[k] !== undefined ? [x.phases[k]!] : []))))])) : undefined;
+      return [m.name, { firmware: m.firmware ?? 'the machine default', runs_s: xs.map((x) => x.s), load_1min: xs.map((x) => x.load), median_s: round(median(xs.map((x) => x.s))), ...(phases ? { median_phases_s: phases } : {}) }];
+    }),
+  );
+  const med = (m: MachineProfile) => median(samples.get(m.name)!.map((x) => x.s));
+  return {
+    what: `QEMU start to agent hello, ${ctx.kernel.exactSpec}, by firmware (alternately, ${runs} boots each)`,
+    kernel: ctx.kernel.exactSpec,
+    machines: per,
+    ...(machines.length === 2 ? { seabios_over_qboot: round(med(machines[0]!) / med(machines[1]!)) } : {}),
+    load_before: loadBefore,
+    load_after: load(),
+  };
 }
 
 async function contextFor(spec: string, logDir: string): Promise<BenchContext> {
@@ -276,8 +317,8 @@ async function main(): Promise<void> {
   if (want('boots')) {
     const list = [];
     for (const spec of (values['boot-kernels'] ?? 'debian:6.1,debian:6.12,debian:7.2').split(',')) {
-      info(`bench: boot time of ${spec} (3 boots) …`);
-      list.push(await benchBoot(await contextFor(spec, logDir)));
+      info(`bench: boot time of ${spec} by firmware (3 boots each) …`);
+      list.push(await benchBootFirmware(await contextFor(spec, logDir)));
       results.boots = list;
       await save();
     }

@@ -20,6 +20,7 @@ commands:
   run <program.json> [--kernel K] [--uacce-src S] [--json]
                                   run one program and compare every op with the model
   fuzz [--kernel K] [--uacce-src S] [--time 10m] [--seed N] [--out DIR] [--family uacce|vfio]
+        [--jobs N] [--reset reset|reload] [--snapshot on|off] [--programs N] [--fresh] [--no-feedback]
                                   generate and run programs, keep findings in DIR/findings/
   repro <finding-dir> [--kernel K] [--uacce-src S] [--runs 5] [--no-minimize] [--total-time T]
                                   minimize a finding, write repro.c and report.txt next to it

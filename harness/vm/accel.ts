@@ -15,7 +15,7 @@ import { info } from '../util/log.js';
 import { cacheDir } from '../util/paths.js';
 import { execaTiedToParent } from '../util/proc.js';
 import { stripControl } from '../util/sanitize.js';
-import { hostArch, type Accel, type Machine } from './machine.js';
+import { hostArch, machineQemuArgs, type Accel, type Machine } from './machine.js';
 
 export type AccelChoice = Accel | 'auto';
 
@@ -128,7 +128,7 @@ export async function probeKvmBoot(
 ): Promise<{ ok: boolean; reason: string }> {
   const args = [
     ...machine.firmwareDirs.flatMap((d) => ['-L', d]),
-    ...machine.machineArgs('kvm'),
+    ...machineQemuArgs(machine, 'kvm'),
     '-accel',
     'kvm',
     '-cpu',

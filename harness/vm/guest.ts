@@ -49,8 +49,8 @@ export async function kernelCmdline(kernel: KernelArtifacts): Promise<string[]> 
 
 export interface GuestOptions {
   accel?: AccelChoice;
-  /** machine profile name (default: the architecture's plain machine) */
-  machine?: string;
+  /** machine profile name, or a profile outside MACHINES (the bench's; default: the architecture's plain machine) */
+  machine?: string | MachineProfile;
   memoryMb?: number;
   /** where to save the console log (a new file per boot) */
   consolePath?: string;
@@ -150,7 +150,7 @@ export class Guest {
   ) {}
 
   static async boot(kernel: KernelArtifacts, image: GuestImage, opts: GuestOptions = {}): Promise<Guest> {
-    const machine = await ensureMachine(machineFor(kernel.arch, opts.machine));
+    const machine = await ensureMachine(typeof opts.machine === 'object' ? opts.machine : machineFor(kernel.arch, opts.machine));
     const accel = await resolveAccel(kernel, machine, opts.accel ?? 'auto');
     const cmdline = await kernelCmdline(kernel);
     const vmOptions = async (extraArgs: string[] = []): Promise<QemuOptions> => ({

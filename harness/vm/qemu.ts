@@ -11,7 +11,7 @@ import net from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { execaTiedToParent } from '../util/proc.js';
 import { LineSplitter, stripControl } from '../util/sanitize.js';
-import type { Accel, Machine } from './machine.js';
+import { machineQemuArgs, type Accel, type Machine } from './machine.js';
 
 export interface QemuOptions {
   machine: Machine;
@@ -54,6 +54,8 @@ export interface ExitInfo {
 
 /** Bytes of console kept in memory (the file keeps up to CONSOLE_FILE_MAX). */
 const CONSOLE_TAIL_LINES = 4000;
+/** a boot's console is some hundreds of lines */
+const TIMED_LINES = 2000;
 const CONSOLE_FILE_MAX = 64 * 1024 * 1024;
 const STDERR_MAX = 64 * 1024;
 
@@ -70,6 +72,8 @@ export class QemuVm {
   readonly consoleLines: string[] = [];
   /** index of the first line in consoleLines within the whole console */
   private consoleBase = 0;
+  /** when each of the first TIMED_LINES console lines arrived, ms after startedAt (boot-time breakdowns) */
+  readonly lineArrivalMs: number[] = [];
   private readonly lineListeners = new Set<(line: string, index: number) => void>();
   private stderr = '';
   private exitInfo: ExitInfo | undefined;
@@ -163,6 +167,7 @@ export class QemuVm {
 
   private addLine(line: string): void {
     const index = this.consoleBase + this.consoleLines.length;
+    if (index < TIMED_LINES) this.lineArrivalMs.push(Date.now() - this.startedAt);
     this.consoleLines.push(line);
     if (this.consoleLines.length > CONSOLE_TAIL_LINES) {
       this.consoleLines.splice(0, this.consoleLines.length - CONSOLE_TAIL_LINES);
@@ -234,7 +239,7 @@ export function buildQemuArgs(o: QemuOptions, agentSock: string, qmpSock: string
   const cmdline = [`console=${m.consoleTty}`, ...m.cmdline, ...o.cmdline];
   return [
     ...m.firmwareDirs.flatMap((d) => ['-L', d]),
-    ...m.machineArgs(o.accel),
+    ...machineQemuArgs(m, o.accel),
     '-accel',
     o.accel,
     '-cpu',

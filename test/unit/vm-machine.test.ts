@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { SVT_PCI_ADDR_FMT } from '../../harness/device/abi.js';
 import { missingPackagesMessage } from '../../harness/util/host.js';
 import { buildQemuArgs } from '../../harness/vm/qemu.js';
-import { SVA_ENDPOINTS, X86_64_VTD, X86_64_VTD_SVA, hostMachine, machineForDevice, svaEndpointAddress } from '../../harness/vm/machine.js';
+import { MACHINES, SVA_ENDPOINTS, X86_64_VTD, X86_64_VTD_SEABIOS, X86_64_VTD_SVA, hostMachine, machineForDevice, svaEndpointAddress } from '../../harness/vm/machine.js';
 
 describe('machine profiles', () => {
   it('device.sva=true programs run on the SVA machine, the others on the plain one', () => {
@@ -40,6 +40,16 @@ describe('machine profiles', () => {
     expect(args.slice(0, 6)).toEqual(['-L', '/usr/share/seabios', '-L', '/usr/share/qemu', '-M', 'q35']);
     const plain = buildQemuArgs({ machine: hostMachine(X86_64_VTD), accel: 'tcg', kernelImage: 'K', initrd: 'I', cmdline: [], memoryMb: 1024, workDir: '/tmp/w' }, 'a.sock', 'q.sock');
     expect(plain.slice(0, 2)).toEqual(['-M', 'q35']);
+  });
+
+  it('the plain x86 machine runs qboot; the SeaBIOS variant, the bench\'s before, differs only in that', () => {
+    const args = (p: typeof X86_64_VTD) => buildQemuArgs({ machine: hostMachine(p), accel: 'tcg', kernelImage: 'K', initrd: 'I', cmdline: [], memoryMb: 1024, workDir: '/tmp/w' }, 'a.sock', 'q.sock');
+    const qboot = args(X86_64_VTD);
+    const seabios = args(X86_64_VTD_SEABIOS);
+    expect(qboot[qboot.indexOf('-bios') + 1]).toBe('qboot.rom');
+    expect(seabios).not.toContain('-bios');
+    expect(qboot.filter((_, i) => qboot[i] !== '-bios' && qboot[i - 1] !== '-bios')).toEqual(seabios);
+    expect(Object.values(MACHINES)).not.toContain(X86_64_VTD_SEABIOS);
   });
 
   it('a non-root user is told the exact apt-get line for missing packages', () => {
