@@ -181,7 +181,7 @@ function writeAnon(d: Draft, mmId: number, pageNo: number, idx: number, vals: re
 }
 
 /** A write fault on anonymous memory gives its vma an anon_vma (mm/rmap.c anon_vma_prepare). */
-function noteWriteFault(d: Draft, mmId: number, pageNo: number): void {
+export function noteWriteFault(d: Draft, mmId: number, pageNo: number): void {
   const mm = d.s.mms.get(mmId)!;
   const i = mm.vmas.findIndex((v) => v.start <= pageNo && pageNo < v.start + v.pages);
   const v = mm.vmas[i];
