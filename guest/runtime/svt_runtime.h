@@ -825,7 +825,7 @@ static int ep_reg(int device, uint64_t bar, unsigned int reg, uint32_t *v, int w
  * (docs/ownership-semantics.md "The endpoint's engine"): bus master on, queue slot EP_DMA_SLOT
  * stopped, its register page and ring at the IOVA page, CONSUMED = EP_DMA_CONSUMED, RUN; wait
  * until CONSUMED moves or the queue stops on a DMA error (as long as a work item may take),
- * stop it, put the command register back. r->data: "done N" or "dma-error N", N the
+ * stop it and clear its interrupt status, put the command register back. r->data: "done N" or "dma-error N", N the
  * descriptors it completed.
  */
 static long long ep_dma(struct res *r, int device, int iova)
@@ -835,6 +835,7 @@ static long long ep_dma(struct res *r, int device, int iova)
 	uint64_t at = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE;
 	unsigned int q = SVT_EP_Q(EP_DMA_SLOT);
 	uint32_t zero = 0, run = SVT_EP_QC_RUN, from = EP_DMA_CONSUMED, st = 0, done = from;
+	uint32_t irqs = SVT_EP_IRQ_COMPLETION | SVT_EP_IRQ_FAULT;
 	uint32_t regs_lo = (uint32_t)at, regs_hi = (uint32_t)(at >> 32);
 	uint32_t ring_lo = (uint32_t)(at + EP_DMA_RING), ring_hi = (uint32_t)((at + EP_DMA_RING) >> 32);
 	uint16_t cmd, on;
@@ -866,7 +867,9 @@ static long long ep_dma(struct res *r, int device, int iova)
 			break;
 		usleep(SUBMIT_POLL_US);
 	}
+	/* stopped, and its interrupt cleared: nobody on this side handles INTx of a vfio device */
 	if (ep_reg(device, bar.offset, q + SVT_EP_Q_CTRL, &zero, 1) < 0 ||
+	    ep_reg(device, bar.offset, SVT_EP_IRQ_STATUS, &irqs, 1) < 0 ||
 	    ep_reg(device, bar.offset, q + SVT_EP_Q_STATUS, &st, 0) < 0 ||
 	    ep_reg(device, bar.offset, q + SVT_EP_Q_CONSUMED, &done, 0) < 0)
 		goto out;

@@ -40,11 +40,12 @@ const GROUP_PATH: Partial<Record<OpKind, number>> = {
   vfio_status: 4,
   // DMA: map a task's memory, run the endpoint's engine against mapped and unmapped IOVAs,
   // unmap; the memory (alloc) and reading it back or writing a doorbell there (touch)
-  ep_dma: 6,
-  vfio_map_dma: 6,
+  ep_dma: 10,
+  vfio_map_dma: 8,
   vfio_unmap_dma: 3,
   alloc: 3,
-  touch: 3,
+  touch: 3,  munmap: 1, // a pinned page no task sees any more
+  mprotect: 1, // read-only memory: a writeable mapping of it fails (EFAULT)
 };
 /** ... and iommufd with the device cdev (IOMMUFD, VFIO_DEVICE_CDEV: src:…+iommufd kernels); alloc for memory to map */
 const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
@@ -212,9 +213,10 @@ const mapDma = (c: GenCtx): Gen => {
   const ck = containerKey(c, t, name);
   const used = new Set(ck === undefined ? [] : mappedIovas(c.view.s, ck));
   const free = Array.from({ length: DMA_IOVA_PAGES }, (_, i) => i).filter((i) => !used.has(i));
-  const iova = free.length > 0 && c.r.chance(85) ? c.r.pick(free)! : iovaPage(c);
+  // now and then over a mapping (EEXIST)
+  const iova = used.size > 0 && c.r.chance(12) ? c.r.pick([...used])! : free.length > 0 && c.r.chance(85) ? c.r.pick(free)! : iovaPage(c);
   const page = p.page + c.r.int(p.pages);
-  const pages = Math.max(1, Math.min(c.r.chance(80) ? 1 : 1 + c.r.int(3), DMA_IOVA_PAGES - iova, p.page + p.pages - page));
+  const pages = Math.max(1, Math.min(c.r.chance(70) ? 1 : 1 + c.r.int(3), DMA_IOVA_PAGES - iova, p.page + p.pages - page));
   return valid({ op: 'vfio_map_dma', task: t.name, container: name, map: p.name, page, iova, pages, write: c.r.chance(85) });
 };
 
@@ -227,7 +229,9 @@ const unmapDma = (c: GenCtx): Gen =>
       const ck = containerKey(c, t, name);
       const maps = ck === undefined ? [] : (c.view.s.vfio?.containers.get(ck)?.dma ?? []);
       const m = c.r.pick(maps);
-      if (m !== undefined && c.r.chance(85)) return { op: 'vfio_unmap_dma', task: t.name, container: name, iova: m.iova, pages: m.pages };
+      if (m !== undefined && c.r.chance(80)) return { op: 'vfio_unmap_dma', task: t.name, container: name, iova: m.iova, pages: m.pages };
+      // a range that cuts a mapping of several pages (v2: EINVAL)
+      if (m !== undefined && m.pages > 1 && c.r.chance(50)) return { op: 'vfio_unmap_dma', task: t.name, container: name, iova: m.iova + 1, pages: 1 };
       const iova = iovaPage(c);
       return { op: 'vfio_unmap_dma', task: t.name, container: name, iova, pages: 1 + c.r.int(DMA_IOVA_PAGES - iova) };
     },
