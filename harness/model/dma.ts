@@ -23,7 +23,9 @@ export const DMA_RULES = {
   'dma.ebadf': 'the descriptor is not open in the task -> EBADF (fdget)',
   'dma.not-vfio': 'the descriptor is not a vfio file (the generator never makes this; the model does not follow other files\' ioctls)',
   'dma.enotty':
-    'a vfio group or device fd does not know a container ioctl, a group or container fd no device ioctl: vfio_group_fops_unl_ioctl(), vfio_pci_core_ioctl() default, vfio_iommu_type1_ioctl() default -> -ENOTTY (Own "The type1 backend")',
+    'a vfio group fd knows no container or device ioctl (drivers/vfio/group.c vfio_group_fops_unl_ioctl() default), a device fd not VFIO_IOMMU_UNMAP_DMA (VFIO_BASE + 14: vfio_pci_core_ioctl() default), a container with its backend no device ioctl (vfio_iommu_type1_ioctl() default) -> -ENOTTY (Own "The type1 backend")',
+  'dma.device-hot-reset':
+    'include/uapi/linux/vfio.h: VFIO_IOMMU_MAP_DMA is VFIO_BASE + 13, the number of VFIO_DEVICE_PCI_HOT_RESET: on a device fd drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset() reads the map\'s flags (READ set) as hot reset flags -> -EINVAL',
   'dma.no-backend': 'drivers/vfio/container.c vfio_fops_unl_ioctl(): a container without a backend passes no ioctl on -> -EINVAL (Own "The type1 backend")',
   'map.exists': 'drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map(): vfio_find_dma() finds a mapping in the IOVA range -> -EEXIST (Own "The type1 backend")',
   'map.efault':
@@ -94,17 +96,18 @@ export function reachOf(s: ModelState, ep: number): Reach | undefined {
 // VFIO_IOMMU_MAP_DMA / UNMAP_DMA
 
 /** The container of a container-ioctl's descriptor, or the outcome for another descriptor. */
-function containerOf(d: Draft, task: Task, fd: string): number | OpResult {
+function containerOf(d: Draft, task: Task, fd: string, map: boolean): number | OpResult {
   const key = vfioFile(d.s, task.name, fd);
   if (key === undefined) return task.fds.has(fd) ? res(err('EINVAL'), 'dma.not-vfio') : res(err('EBADF'), 'dma.ebadf');
   const f = d.s.vfio!.files.get(key)!;
+  if (f.kind === 'device' && map) return res(err('EINVAL'), 'dma.device-hot-reset');
   if (f.kind !== 'container') return res(err('ENOTTY'), 'dma.enotty');
   if (!d.s.vfio!.containers.get(f.container)!.iommu) return res(err('EINVAL'), 'dma.no-backend');
   return f.container;
 }
 
 function doMap(d: Draft, task: Task, op: OpOf<'vfio_map_dma'>): OpResult {
-  const ck = containerOf(d, task, op.container);
+  const ck = containerOf(d, task, op.container, true);
   if (typeof ck !== 'number') return ck;
   const c = d.s.vfio!.containers.get(ck)!;
   const end = op.iova + op.pages;
@@ -137,7 +140,7 @@ function doMap(d: Draft, task: Task, op: OpOf<'vfio_map_dma'>): OpResult {
 }
 
 function doUnmap(d: Draft, task: Task, op: OpOf<'vfio_unmap_dma'>): OpResult {
-  const ck = containerOf(d, task, op.container);
+  const ck = containerOf(d, task, op.container, false);
   if (typeof ck !== 'number') return ck;
   const maps = d.s.vfio!.containers.get(ck)!.dma ?? [];
   const end = op.iova + op.pages;
