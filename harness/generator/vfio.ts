@@ -8,7 +8,8 @@
  * iommufd ops of generator/iommufd.ts where it has those) and the core ops on descriptors and tasks.
  */
 import { DMA_IOVA_PAGES } from '../ops/dma.js';
-import { mappedIovas } from '../model/dma.js';
+import { mappedIovas, reachOf } from '../model/dma.js';
+import { iommufdFdsOf } from '../model/iommufd.js';
 import { endpointDrivers, unbindBlocks, vfioFdsOf, vfioFile, type VfioFdInfo } from '../model/vfio.js';
 import type { Task } from '../model/index.js';
 import { DEBIAN_VFIO_PATHS, type VfioPaths } from '../model/profile.js';
@@ -63,6 +64,8 @@ const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
   munmap: 2,
   // fewer unbinds: a program gets further along the cdev path (bind, HWPTs, attach) before an endpoint goes
   pci_unbind: 3,
+  ep_dma: 8, // the endpoint's engine through a bound cdev (harness/model/dma.ts: the IOAS's reach)
+  touch: 2,
 };
 
 /** The weights of vfio programs on a kernel with these vfio paths (its profile's vfioPaths). */
@@ -181,14 +184,22 @@ function containerKey(c: GenCtx, t: Task, name: string): number | undefined {
   return f?.kind === 'container' ? f.container : undefined;
 }
 
-/** IOVA pages the container of a device fd maps (its endpoint's group's container). */
-function deviceIovas(c: GenCtx, t: Task, name: string): number[] {
+/** Device fds of a task (group path device fds, and cdevs bound to an iommufd) with their endpoints. */
+function deviceFds(c: GenCtx, t: Task): { name: string; ep: number }[] {
   const v = c.view.s.vfio;
-  const key = vfioFile(c.view.s, t.name, name);
-  const f = key === undefined ? undefined : v?.files.get(key);
-  if (v === undefined || f?.kind !== 'device') return [];
-  const vg = v.vgroups.get(f.vgroup);
-  return vg?.container == null ? [] : mappedIovas(c.view.s, vg.container);
+  const group = vfioFdsOf(c.view.s, t.name).flatMap((f) => {
+    const key = f.kind === 'device' ? vfioFile(c.view.s, t.name, f.name) : undefined;
+    const file = key === undefined ? undefined : v?.files.get(key);
+    return file?.kind === 'device' ? [{ name: f.name, ep: file.ep }] : [];
+  });
+  const cdev = iommufdFdsOf(c.view.s, t.name).flatMap((f) => (f.kind === 'cdev' && f.ctx !== null ? [{ name: f.name, ep: f.ep }] : []));
+  return [...group, ...cdev];
+}
+
+/** The IOVA pages endpoint ep reaches now (harness/model/dma.ts reachOf). */
+function reachable(c: GenCtx, ep: number): number[] {
+  const r = reachOf(c.view.s, ep);
+  return r === undefined || r === 'blocked' ? [] : [...r.keys()];
 }
 
 const iovaPage = (c: GenCtx) => c.r.int(DMA_IOVA_PAGES);
@@ -245,11 +256,12 @@ const epDma = (c: GenCtx): Gen => {
     const name = t === undefined ? undefined : missing(c, t);
     if (t !== undefined && name !== undefined) return invalid({ op: 'ep_dma', task: t.name, device: name, iova: 0 });
   }
-  const x = withFd(c, 'device');
-  if ('need' in x) return x;
-  const mapped = deviceIovas(c, x.t, x.name);
-  if (mapped.length === 0 && c.r.chance(70)) return { need: 'vfio_map_dma' };
-  return valid({ op: 'ep_dma', task: x.t.name, device: x.name, iova: mapped.length > 0 && c.r.chance(80) ? c.r.pick(mapped)! : iovaPage(c) });
+  const t = c.pickTask(c.view.tasks().filter((x) => deviceFds(c, x).length > 0));
+  if (t === undefined) return { need: c.profile.vfioPaths.group ? 'vfio_device' : 'vfio_bind_iommufd' };
+  const d = c.r.pick(deviceFds(c, t))!;
+  const mapped = reachable(c, d.ep);
+  if (mapped.length === 0 && c.r.chance(70)) return { need: c.profile.vfioPaths.group ? 'vfio_map_dma' : 'ioas_map' };
+  return valid({ op: 'ep_dma', task: t.name, device: d.name, iova: mapped.length > 0 && c.r.chance(80) ? c.r.pick(mapped)! : iovaPage(c) });
 };
 
 export const VFIO_GEN: FamilyGen = {

@@ -17,6 +17,7 @@ import { err, ok } from '../program/outcome.js';
 import { findVma, isWild, noteWriteFault, slotPage } from './kernel.js';
 import { res, type ModelOps, type OpResult } from './result.js';
 import type { Draft, ModelState, Task } from './state.js';
+import { iommufdReach } from './iommufd.js';
 import { editVfio, vfioFile } from './vfio.js';
 
 export const DMA_RULES = {
@@ -26,6 +27,10 @@ export const DMA_RULES = {
     'a vfio group fd knows no container or device ioctl (drivers/vfio/group.c vfio_group_fops_unl_ioctl() default), a device fd not VFIO_IOMMU_UNMAP_DMA (VFIO_BASE + 14: vfio_pci_core_ioctl() default), a container with its backend no device ioctl (vfio_iommu_type1_ioctl() default) -> -ENOTTY (Own "The type1 backend")',
   'dma.device-hot-reset':
     'include/uapi/linux/vfio.h: VFIO_IOMMU_MAP_DMA is VFIO_BASE + 13, the number of VFIO_DEVICE_PCI_HOT_RESET: on a device fd drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset() reads the map\'s flags (READ set) as hot reset flags -> -EINVAL',
+  'dma.iommufd-compat':
+    'drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioctl(): /dev/iommu takes MAP_DMA/UNMAP_DMA as vfio compat ioctls; get_compat_ioas(): no compat IOAS (the ops never set one) -> -ENODEV',
+  'dma.cdev-unbound':
+    'drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl(): a device cdev not yet bound to an iommufd (access_granted unset) takes no ioctl -> -EINVAL',
   'dma.no-backend': 'drivers/vfio/container.c vfio_fops_unl_ioctl(): a container without a backend passes no ioctl on -> -EINVAL (Own "The type1 backend")',
   'map.exists': 'drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map(): vfio_find_dma() finds a mapping in the IOVA range -> -EEXIST (Own "The type1 backend")',
   'map.efault':
@@ -35,7 +40,7 @@ export const DMA_RULES = {
   'unmap.bisect': 'vfio_dma_do_unmap() (v2): the range starts or ends inside a mapping -> -EINVAL (Own "The type1 backend")',
   'unmap.ok': 'vfio_dma_do_unmap(): every mapping inside the range is unmapped and unpinned, unmap.size says how much (0 for none) (Own "The type1 backend")',
   'epdma.blocked':
-    'the group is user owned without a backend domain (blocking domain) or the IOVA is not mapped: the first DMA read (DOORBELL) faults, the queue stops with DMA_ERROR (svt_ep_run_one()) -> dma-error 0 and a DMA remapping fault (Own "What the device can reach by DMA")',
+    'the group is user owned without a backend domain (blocking domain: a group whose iommufd-bound device is attached to no HWPT) or the IOVA is not mapped: the first DMA read (DOORBELL) faults, the queue stops with DMA_ERROR (svt_ep_run_one()) -> dma-error 0 and a DMA remapping fault (Own "What the device can reach by DMA")',
   'epdma.read-only':
     'the IOVA page is mapped read-only (no VFIO_DMA_MAP_FLAG_WRITE): the engine reads DOORBELL and the descriptor, its STATUS write faults -> dma-error N and a DMA remapping fault (Own "The endpoint\'s engine")',
   'epdma.done':
@@ -87,9 +92,13 @@ export function groupReach(s: ModelState, ep: number): Reach | undefined {
   return out;
 }
 
-/** What endpoint ep can reach now (iommufd's reach joins here once that model exists). */
+/**
+ * What endpoint ep can reach now: through iommufd when an iommufd context owns its group
+ * (harness/model/iommufd.ts iommufdReach: the IOAS behind the group's HWPT, or blocked), else
+ * through the group path's container.
+ */
 export function reachOf(s: ModelState, ep: number): Reach | undefined {
-  return groupReach(s, ep);
+  return iommufdReach(s, ep) ?? groupReach(s, ep);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +109,9 @@ function containerOf(d: Draft, task: Task, fd: string, map: boolean): number | O
   const key = vfioFile(d.s, task.name, fd);
   if (key === undefined) return task.fds.has(fd) ? res(err('EINVAL'), 'dma.not-vfio') : res(err('EBADF'), 'dma.ebadf');
   const f = d.s.vfio!.files.get(key)!;
-  if (f.kind === 'device' && map) return res(err('EINVAL'), 'dma.device-hot-reset');
+  if (f.kind === 'iommufd') return res(err('ENODEV'), 'dma.iommufd-compat');
+  if (f.kind === 'cdev' && f.ctx === null) return res(err('EINVAL'), 'dma.cdev-unbound');
+  if ((f.kind === 'device' || f.kind === 'cdev') && map) return res(err('EINVAL'), 'dma.device-hot-reset');
   if (f.kind !== 'container') return res(err('ENOTTY'), 'dma.enotty');
   if (!d.s.vfio!.containers.get(f.container)!.iommu) return res(err('EINVAL'), 'dma.no-backend');
   return f.container;
@@ -239,9 +250,9 @@ function doEpDma(d: Draft, task: Task, op: OpOf<'ep_dma'>): OpResult {
   const key = vfioFile(d.s, task.name, op.device);
   if (key === undefined) return task.fds.has(op.device) ? res(err('EINVAL'), 'dma.not-vfio') : res(err('EBADF'), 'dma.ebadf');
   const f = d.s.vfio!.files.get(key)!;
-  if (f.kind === 'group') return res(err('ENOTTY'), 'dma.enotty');
+  if (f.kind === 'group' || f.kind === 'iommufd') return res(err('ENOTTY'), 'dma.enotty');
+  if (f.kind === 'cdev' && f.ctx === null) return res(err('EINVAL'), 'dma.cdev-unbound');
   if (f.kind === 'container') return d.s.vfio!.containers.get(f.container)!.iommu ? res(err('ENOTTY'), 'dma.enotty') : res(err('EINVAL'), 'dma.no-backend');
-  if (f.kind !== 'device') return res(ok(), 'epdma.unknown');
   const reach = reachOf(d.s, f.ep);
   const e = reach === undefined || reach === 'blocked' ? undefined : reach.get(op.iova);
   if (reach === undefined) return res(ok(), 'epdma.unknown');
