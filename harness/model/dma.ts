@@ -32,13 +32,13 @@ export const DMA_RULES = {
   'dma.cdev-unbound':
     'drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl(): a device cdev not yet bound to an iommufd (access_granted unset) takes no ioctl -> -EINVAL',
   'dma.no-backend': 'drivers/vfio/container.c vfio_fops_unl_ioctl(): a container without a backend passes no ioctl on -> -EINVAL (Own "The type1 backend")',
-  'map.exists': 'drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map(): vfio_find_dma() finds a mapping in the IOVA range -> -EEXIST (Own "The type1 backend")',
-  'map.efault':
+  'type1.map-exists': 'drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map(): vfio_find_dma() finds a mapping in the IOVA range -> -EEXIST (Own "The type1 backend")',
+  'type1.map-efault':
     'vfio_pin_map_dma() -> vaddr_get_pfns() -> pin_user_pages_remote(FOLL_LONGTERM[|FOLL_WRITE]): a page without an anonymous vma that allows the access (mm/gup.c check_vma_flags(); a queue mapping is VM_PFNMAP and its pages are not reserved) -> -EFAULT, the mapping undone (Own "The type1 backend")',
-  'map.ok':
+  'type1.map-ok':
     'vfio_dma_do_map(): the pages are pinned (a writeable mapping write-faults them in; a read-only pin of a never written page pins the zero page: include/linux/mm.h folio_is_longterm_pinnable()) and mapped at the IOVA (Own "The type1 backend")',
-  'unmap.bisect': 'vfio_dma_do_unmap() (v2): the range starts or ends inside a mapping -> -EINVAL (Own "The type1 backend")',
-  'unmap.ok': 'vfio_dma_do_unmap(): every mapping inside the range is unmapped and unpinned, unmap.size says how much (0 for none) (Own "The type1 backend")',
+  'type1.unmap-bisect': 'vfio_dma_do_unmap() (v2): the range starts or ends inside a mapping -> -EINVAL (Own "The type1 backend")',
+  'type1.unmap-ok': 'vfio_dma_do_unmap(): every mapping inside the range is unmapped and unpinned, unmap.size says how much (0 for none) (Own "The type1 backend")',
   'epdma.blocked':
     'the group is user owned without a backend domain (blocking domain: a group whose iommufd-bound device is attached to no HWPT) or the IOVA is not mapped: the first DMA read (DOORBELL) faults, the queue stops with DMA_ERROR (svt_ep_run_one()) -> dma-error 0 and a DMA remapping fault (Own "What the device can reach by DMA")',
   'epdma.read-only':
@@ -122,14 +122,14 @@ function doMap(d: Draft, task: Task, op: OpOf<'vfio_map_dma'>): OpResult {
   if (typeof ck !== 'number') return ck;
   const c = d.s.vfio!.containers.get(ck)!;
   const end = op.iova + op.pages;
-  if ((c.dma ?? []).some((m) => m.iova < end && op.iova < m.iova + m.pages)) return res(err('EEXIST'), 'map.exists');
+  if ((c.dma ?? []).some((m) => m.iova < end && op.iova < m.iova + m.pages)) return res(err('EEXIST'), 'type1.map-exists');
   const mmId = task.mm;
   const slot = d.s.mapSlots.get(op.map);
-  if (slot === undefined) return res(err('EFAULT'), 'map.efault');
+  if (slot === undefined) return res(err('EFAULT'), 'type1.map-efault');
   const first = slotPage(slot) + op.page;
   for (let p = first; p < first + op.pages; p++) {
     const v = findVma(d.s.mms.get(mmId)!, p);
-    if (v === undefined || v.kind !== 'anon' || v.prot === 'none' || (op.write && v.prot !== 'rw')) return res(err('EFAULT'), 'map.efault');
+    if (v === undefined || v.kind !== 'anon' || v.prot === 'none' || (op.write && v.prot !== 'rw')) return res(err('EFAULT'), 'type1.map-efault');
   }
   const pins: DmaPin[] = [];
   for (let p = first; p < first + op.pages; p++) {
@@ -147,7 +147,7 @@ function doMap(d: Draft, task: Task, op: OpOf<'vfio_map_dma'>): OpResult {
   }
   const vc = editVfio(d).containers.get(ck)!;
   vc.dma = [...(vc.dma ?? []), { iova: op.iova, pages: op.pages, write: op.write, task: task.name, map: op.map, page: op.page, pins }];
-  return res(ok(), 'map.ok');
+  return res(ok(), 'type1.map-ok');
 }
 
 function doUnmap(d: Draft, task: Task, op: OpOf<'vfio_unmap_dma'>): OpResult {
@@ -158,10 +158,10 @@ function doUnmap(d: Draft, task: Task, op: OpOf<'vfio_unmap_dma'>): OpResult {
   const at = (p: number) => maps.find((m) => m.iova <= p && p < m.iova + m.pages);
   const a = at(op.iova);
   const b = at(end - 1);
-  if ((a && a.iova !== op.iova) || (b && b.iova + b.pages !== end)) return res(err('EINVAL'), 'unmap.bisect');
+  if ((a && a.iova !== op.iova) || (b && b.iova + b.pages !== end)) return res(err('EINVAL'), 'type1.unmap-bisect');
   const gone = maps.filter((m) => m.iova >= op.iova && m.iova + m.pages <= end);
   if (gone.length > 0) editVfio(d).containers.get(ck)!.dma = maps.filter((m) => !gone.includes(m));
-  return res(ok(String(gone.reduce((n, m) => n + m.pages, 0))), 'unmap.ok');
+  return res(ok(String(gone.reduce((n, m) => n + m.pages, 0))), 'type1.unmap-ok');
 }
 
 // ---------------------------------------------------------------------------------------------

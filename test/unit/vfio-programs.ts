@@ -147,3 +147,49 @@ export const DMA_FAULTS = [0];
 /** DMA to a mapped IOVA only (no fault): the program the C reproducer runs. */
 export const DMA_MAPPED = program(DMA.ops.slice(0, 18) as unknown[]);
 export const DMA_MAPPED_WANT = DMA_WANT.slice(0, 18);
+
+/**
+ * DMA through iommufd (src:…+iommufd kernels): two IOAS map IOVA page 0 to different memory (a
+ * and b); the endpoint's DMA is refused while its cdev is unbound (no access) and while bound
+ * but attached to nothing (blocking domain), lands in a once attached to o1's auto HWPT, in b
+ * after the attached HWPT is replaced by one on o2, and is refused at an IOVA o2 does not map
+ * and after detach.
+ */
+export const IOMMUFD_DMA_OPS = [
+  { op: 'alloc', task: 't0', map: 'a', pages: 1 },
+  { op: 'alloc', task: 't0', map: 'b', pages: 1 },
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'iommufd', task: 't0', fd: 'i' },
+  { op: 'ioas_alloc', task: 't0', iommufd: 'i', obj: 'o1' }, // 5
+  { op: 'ioas_alloc', task: 't0', iommufd: 'i', obj: 'o2' },
+  { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'o1', map: 'a', page: 0, iova: 0, pages: 1, write: true },
+  { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'o2', map: 'b', page: 0, iova: 0, pages: 1, write: true },
+  { op: 'vfio_cdev', task: 't0', fd: 'd', dev: 0 },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 10: not bound: no access to the device
+  { op: 'vfio_bind_iommufd', task: 't0', device: 'd', iommufd: 'i', obj: 'dv' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 12: bound, attached to nothing: blocked
+  { op: 'vfio_attach', task: 't0', device: 'd', pt: 'o1' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 14: o1: lands in a
+  { op: 'touch', task: 't0', map: 'a', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'touch', task: 't0', map: 'b', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'hwpt_alloc', task: 't0', iommufd: 'i', obj: 'h2', devobj: 'dv', pt: 'o2' },
+  { op: 'vfio_attach', task: 't0', device: 'd', pt: 'h2' }, // 18: replace
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 19: o2: lands in b
+  { op: 'touch', task: 't0', map: 'b', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 1 }, // 21: o2 does not map it
+  { op: 'vfio_detach', task: 't0', device: 'd' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 23: detached: blocked
+];
+/** What the DMA ops and the reads of IOMMUFD_DMA_OPS give (index: outcome). */
+export const IOMMUFD_DMA_WANT: Record<number, string> = {
+  10: 'EINVAL',
+  12: 'ok(dma-error 0)',
+  14: 'ok(done 1)',
+  15: 'ok(0x300000000)',
+  16: 'ok(0x0)',
+  19: 'ok(done 1)',
+  20: 'ok(0x300000000)',
+  21: 'ok(dma-error 0)',
+  23: 'ok(dma-error 0)',
+};
