@@ -45,7 +45,8 @@ const GROUP_PATH: Partial<Record<OpKind, number>> = {
   vfio_map_dma: 8,
   vfio_unmap_dma: 3,
   alloc: 3,
-  touch: 3,  munmap: 1, // a pinned page no task sees any more
+  touch: 3,
+  munmap: 1, // a pinned page no task sees any more
   mprotect: 1, // read-only memory: a writeable mapping of it fails (EFAULT)
 };
 /** ... and iommufd with the device cdev (IOMMUFD, VFIO_DEVICE_CDEV: src:…+iommufd kernels); alloc for memory to map */
