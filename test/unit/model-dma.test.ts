@@ -14,7 +14,7 @@ import { generateProgram } from '../../harness/generator/index.js';
 import { descOf } from '../../harness/ops/index.js';
 import type { Program } from '../../harness/program/types.js';
 import { X86_64_VTD_GROUPS } from '../../harness/vm/machine.js';
-import { DMA, DMA_FAULTS, DMA_MAPPED, DMA_MAPPED_WANT, DMA_WANT, IOMMUFD_DMA_OPS, IOMMUFD_DMA_WANT, program } from './vfio-programs.js';
+import { DMA, DMA_FAULTS, DMA_MAPPED, DMA_MAPPED_WANT, DMA_WANT, IOMMUFD_DMA_OPS, IOMMUFD_DMA_WANT, TO_DEVICE_FD, program } from './vfio-programs.js';
 import { RULES } from '../../harness/model/rules.js';
 import { IOMMUFD_RULES } from '../../harness/model/iommufd.js';
 import { VFIO_RULES } from '../../harness/model/vfio.js';
@@ -37,13 +37,7 @@ function states(p: Program): { outcomes: string[]; last: ModelState; all: ModelS
 /** Endpoint 0's group path up to a device fd, with memory m (2 pages) and a backend. */
 const SETUP = [
   { op: 'alloc', task: 't0', map: 'm', pages: 2 },
-  { op: 'pci_unbind', task: 't0', dev: 0 },
-  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
-  { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 },
-  { op: 'vfio_container', task: 't0', fd: 'c' },
-  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' },
-  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
-  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 },
+  ...TO_DEVICE_FD,
   { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 0, iova: 0, pages: 1, write: true },
 ];
 

@@ -11,6 +11,16 @@ export function program(ops: unknown[], device: Record<string, unknown> = DEVICE
   return parseProgram(JSON.stringify({ format: 'svadiff-program', version: 1, device, ops }), 'vfio-test');
 }
 
+/** Endpoint 0 from the test driver to a device fd `d` on the group path (group g, container c with its backend). */
+export const TO_DEVICE_FD = [
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 },
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' },
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 },
+];
 
 /** The single-device group (endpoint 0): open, container, backend, device fds, close in any order, fork. */
 export const SINGLE = program([
