@@ -1,7 +1,9 @@
 /**
  * DMA remapping faults the model predicted are the expected behaviour, not findings: an ep_dma
  * to an IOVA its endpoint's domain does not map makes the IOMMU log a fault for that endpoint
- * (docs/ownership-semantics.md "The endpoint's engine"). Only faults of endpoints the model
+ * (docs/ownership-semantics.md "The endpoint's engine"), and so does a work item of a bound
+ * queue whose opener's address space is gone (its PASID entry torn down: docs/test-device.md
+ * "The endpoint", harness/model/sva.ts submit.sva-mm-gone). Only faults of endpoints the model
  * named (CheckResult.dmaFaults) are set apart; any other IOMMU fault stays a report.
  */
 import type { CrashReport } from './report.js';

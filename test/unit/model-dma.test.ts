@@ -149,6 +149,15 @@ describe('DMA through iommufd', () => {
 });
 
 describe('expected DMA faults', () => {
+  it('a work item of a bound queue after its opener exited is an expected IOMMU fault of its endpoint (7.2: the PASID entry is gone)', async () => {
+    const { SVA_LIFE_OPS, SVA_LIFE_DEVICE } = await import('./sva-programs.js');
+    const p = program(SVA_LIFE_OPS as unknown[], SVA_LIFE_DEVICE);
+    const profile = profileFor('7.2.13+deb14-amd64', { arch: 'x86_64', distro: 'debian' });
+    let s: ModelState = initialState(p.device, profile);
+    for (const op of p.ops) s = predict(s, op)[0]!.next;
+    expect([...new Set(s.dmaFaults)]).toEqual([1]);
+  });
+
   const line = (dev: string, addr: string) => `DMAR: [DMA Read NO_PASID] Request device [${dev}] fault addr ${addr} [fault reason 0x06] PTE Read access is not set`;
 
   it("the oracle sets apart the faults of the endpoints the model named, in 6.12's and 7.2's forms, and keeps the others", () => {
