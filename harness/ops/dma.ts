@@ -7,9 +7,10 @@
  */
 import { LIMITS } from '../program/limits.js';
 import { bool, defineOp, handle, int, pagesText } from './describe.js';
+import { IOVA_PAGES } from './iommufd.js';
 
-/** IOVA pages the DMA ops name: IOVA = SVT_IOVA_BASE + page × 4096 (guest/runtime/svt_defs.h). */
-export const DMA_IOVA_PAGES = 16;
+/** IOVA pages the DMA ops name: the iommufd ops' (IOVA = SVT_IOVA_BASE + page × 4096). */
+export const DMA_IOVA_PAGES = IOVA_PAGES;
 
 const iova = () => int(0, DMA_IOVA_PAGES - 1, { doc: 'first IOVA page (IOVA = SVT_IOVA_BASE + iova × 4096)', default: 0, simpler: [0] });
 const iovaPages = () => int(1, DMA_IOVA_PAGES, { doc: 'pages', default: 1, simpler: [1], extentOf: true });
