@@ -67,6 +67,7 @@
 #include <sys/wait.h>
 
 #include "svt_abi.h"
+#include "svt_endpoint.h"
 #include "svt_defs.h"
 
 #define PROTO_VERSION	1

@@ -38,6 +38,9 @@
 #define VFIO_CDEV_DIR		"/dev/vfio/devices"	/* vfio device cdevs, vfio<N> (VFIO_DEVICE_CDEV) */
 #define IOMMUFD_DEV		"/dev/iommu"
 #define SVT_IOVA_BASE		0x100000ULL	/* IOVA of page 0 of the IOVA pages ops name (1 MiB; pages 0..15) */
+#define EP_DMA_SLOT		0		/* ep_dma: the endpoint queue slot it drives (svt_endpoint.h) */
+#define EP_DMA_RING		0x800		/* ep_dma: the ring's offset in the IOVA page; the register page is at 0 */
+#define EP_DMA_CONSUMED		0xffffffffu	/* ep_dma: CONSUMED it starts from (a doorbell of 0: one descriptor, 63) */
 #define PLAIN_CHARS		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.: -"	/* a value of these is shown unquoted */
 
 #endif /* SVT_DEFS_H */

@@ -766,3 +766,122 @@ static long long iommufd_destroy(int iommufd, uint32_t id)
 	return ioctl(iommufd, _IO(';', 0x80) /* IOMMU_DESTROY */, &c);
 }
 #endif
+
+#if SVT_AGENT || SVT_VFIO_MAP_DMA
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+/* VFIO_IOMMU_MAP_DMA of pages at vaddr to IOVA page iova: the device may read them, and write if write */
+static long long vfio_map_dma(int container, uint64_t vaddr, int iova, int pages, int write)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0),
+		.vaddr = vaddr,
+		.iova = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE,
+		.size = (uint64_t)pages * SVT_PAGE_SIZE,
+	};
+
+	return ioctl(container, VFIO_IOMMU_MAP_DMA, &m);
+}
+#endif
+
+#if SVT_AGENT || SVT_VFIO_UNMAP_DMA
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+/* VFIO_IOMMU_UNMAP_DMA of IOVA pages iova..; r->data: how many pages it unmapped */
+static long long vfio_unmap_dma(struct res *r, int container, int iova, int pages)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u),
+		.iova = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE,
+		.size = (uint64_t)pages * SVT_PAGE_SIZE,
+	};
+	long long ret = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u);
+
+	if (ret == 0)
+		DATAF(r, "%llu", (unsigned long long)(u.size / SVT_PAGE_SIZE));
+	return ret;
+}
+#endif
+
+#if SVT_AGENT || SVT_EP_DMA
+#include <sys/ioctl.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+/* a 32-bit register of BAR 0 through the vfio device fd (bar: the region's offset) */
+static int ep_reg(int device, uint64_t bar, unsigned int reg, uint32_t *v, int write)
+{
+	ssize_t n = write ? pwrite(device, v, 4, (off_t)(bar + reg)) : pread(device, v, 4, (off_t)(bar + reg));
+
+	if (n == 4)
+		return 0;
+	if (n >= 0)
+		errno = EIO;
+	return -1;
+}
+
+/*
+ * Run the endpoint's engine once against IOVA page iova, through a vfio device fd
+ * (docs/ownership-semantics.md "The endpoint's engine"): bus master on, queue slot EP_DMA_SLOT
+ * stopped, its register page and ring at the IOVA page, CONSUMED = EP_DMA_CONSUMED, RUN; wait
+ * until CONSUMED moves or the queue stops on a DMA error (as long as a work item may take),
+ * stop it and clear its interrupt status, put the command register back. r->data: "done N" or "dma-error N", N the
+ * descriptors it completed.
+ */
+static long long ep_dma(struct res *r, int device, int iova)
+{
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	uint64_t at = SVT_IOVA_BASE + (uint64_t)iova * SVT_PAGE_SIZE;
+	unsigned int q = SVT_EP_Q(EP_DMA_SLOT);
+	uint32_t zero = 0, run = SVT_EP_QC_RUN, from = EP_DMA_CONSUMED, st = 0, done = from;
+	uint32_t irqs = SVT_EP_IRQ_COMPLETION | SVT_EP_IRQ_FAULT;
+	uint32_t regs_lo = (uint32_t)at, regs_hi = (uint32_t)(at >> 32);
+	uint32_t ring_lo = (uint32_t)(at + EP_DMA_RING), ring_hi = (uint32_t)((at + EP_DMA_RING) >> 32);
+	uint16_t cmd, on;
+	long long ret = -1;
+	int i, e;
+
+	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0 || ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0)
+		return -1;
+	if (pread(device, &cmd, 2, (off_t)(cfg.offset + PCI_COMMAND)) != 2)
+		return -1;
+	on = cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	if (pwrite(device, &on, 2, (off_t)(cfg.offset + PCI_COMMAND)) != 2)
+		return -1;
+	if (ep_reg(device, bar.offset, q + SVT_EP_Q_CTRL, &zero, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_PASID, &zero, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_FAULTS, &zero, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_CONSUMED, &from, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_REGS_LO, &regs_lo, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_REGS_HI, &regs_hi, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_RING_LO, &ring_lo, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_RING_HI, &ring_hi, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_CTRL, &run, 1) < 0)
+		goto out;
+	for (i = 0; i < SUBMIT_WAIT_US / SUBMIT_POLL_US; i++) {
+		if (ep_reg(device, bar.offset, q + SVT_EP_Q_STATUS, &st, 0) < 0 ||
+		    ep_reg(device, bar.offset, q + SVT_EP_Q_CONSUMED, &done, 0) < 0)
+			goto out;
+		if ((st & SVT_EP_QS_DMA_ERROR) || done != from)
+			break;
+		usleep(SUBMIT_POLL_US);
+	}
+	/* stopped, and its interrupt cleared: nobody on this side handles INTx of a vfio device */
+	if (ep_reg(device, bar.offset, q + SVT_EP_Q_CTRL, &zero, 1) < 0 ||
+	    ep_reg(device, bar.offset, SVT_EP_IRQ_STATUS, &irqs, 1) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_STATUS, &st, 0) < 0 ||
+	    ep_reg(device, bar.offset, q + SVT_EP_Q_CONSUMED, &done, 0) < 0)
+		goto out;
+	DATAF(r, "%s %u", st & SVT_EP_QS_DMA_ERROR ? "dma-error" : "done", done - from);
+	ret = 0;
+out:
+	e = errno;
+	if (pwrite(device, &cmd, 2, (off_t)(cfg.offset + PCI_COMMAND)) != 2 && ret == 0) {
+		ret = -1;
+		e = EIO;
+	}
+	errno = e;
+	return ret;
+}
+#endif

@@ -165,6 +165,15 @@ static long long vfio_detach_pt(int device);
 #if SVT_AGENT || SVT_IOMMUFD_DESTROY
 static long long iommufd_destroy(int iommufd, uint32_t id);
 #endif
+#if SVT_AGENT || SVT_VFIO_MAP_DMA
+static long long vfio_map_dma(int container, uint64_t vaddr, int iova, int pages, int write);
+#endif
+#if SVT_AGENT || SVT_VFIO_UNMAP_DMA
+static long long vfio_unmap_dma(struct res *r, int container, int iova, int pages);
+#endif
+#if SVT_AGENT || SVT_EP_DMA
+static long long ep_dma(struct res *r, int device, int iova);
+#endif
 #if SVT_AGENT || SVT_SUBMIT
 static long long submit(struct res *r, uint64_t mmio_at, uint64_t dus_at, uint32_t opcode, uint64_t addr,
 			uint64_t value, int ack);

@@ -29,6 +29,11 @@ export const SUBMIT_DEADLINE_MS = 5000;
 export const POLL_EXTRA_MS = 5000;
 export const KILL_DEADLINE_MS = 5000;
 
+/** ep_dma (docs/ownership-semantics.md "The endpoint's engine"): its queue slot, the ring's offset in the IOVA page, the CONSUMED it starts from. */
+export const EP_DMA_SLOT = 0;
+export const EP_DMA_RING = 0x800;
+export const EP_DMA_CONSUMED = 0xffffffff;
+
 export const PATH_LEN = 200;
 /** IOVA of IOVA page 0 of the iommufd and DMA ops (harness/ops/iommufd.ts IOVA_BASE). */
 export const SVT_IOVA_BASE = 0x100000;

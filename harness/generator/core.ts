@@ -75,6 +75,7 @@ function onPiece(c: GenCtx, mk: (t: Task, p: Piece) => Gen, mkMissing: (t: Task,
     if (t !== undefined && name !== undefined) return invalid(mkMissing(t, name));
   }
   const tp = taskWithPieces(c);
+  // a vfio program has no queues to map (the families stay apart): anonymous memory only
   if (tp === undefined) return { need: c.view.s.vfio === undefined && c.r.chance(50) ? 'mmap' : 'alloc' };
   // pieces of split mappings often: their partial ranges are where mm and uacce disagree
   const split = tp.ps.filter((p) => p.page !== 0 || tp.ps.some((q) => q !== p && q.name === p.name));

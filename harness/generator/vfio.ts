@@ -7,7 +7,10 @@
  * family's weights for the kernel (vfioWeights: the group path where the kernel has it, the
  * iommufd ops of generator/iommufd.ts where it has those) and the core ops on descriptors and tasks.
  */
-import { endpointDrivers, unbindBlocks, vfioFdsOf, type VfioFdInfo } from '../model/vfio.js';
+import { DMA_IOVA_PAGES } from '../ops/dma.js';
+import { mappedIovas, reachOf } from '../model/dma.js';
+import { iommufdFdsOf } from '../model/iommufd.js';
+import { endpointDrivers, unbindBlocks, vfioFdsOf, vfioFile, type VfioFdInfo } from '../model/vfio.js';
 import type { Task } from '../model/index.js';
 import { DEBIAN_VFIO_PATHS, type VfioPaths } from '../model/profile.js';
 import { OP_KINDS, type Op, type OpKind } from '../ops/index.js';
@@ -36,6 +39,15 @@ const GROUP_PATH: Partial<Record<OpKind, number>> = {
   vfio_set_iommu: 5,
   vfio_device: 7,
   vfio_status: 4,
+  // DMA: map a task's memory, run the endpoint's engine against mapped and unmapped IOVAs,
+  // unmap; the memory (alloc) and reading it back or writing a doorbell there (touch)
+  ep_dma: 10,
+  vfio_map_dma: 8,
+  vfio_unmap_dma: 3,
+  alloc: 3,
+  touch: 3,
+  munmap: 1, // a pinned page no task sees any more
+  mprotect: 1, // read-only memory: a writeable mapping of it fails (EFAULT)
 };
 /** ... and iommufd with the device cdev (IOMMUFD, VFIO_DEVICE_CDEV: src:…+iommufd kernels); alloc for memory to map */
 const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
@@ -53,6 +65,8 @@ const IOMMUFD_PATH: Partial<Record<OpKind, number>> = {
   munmap: 2,
   // fewer unbinds: a program gets further along the cdev path (bind, HWPTs, attach) before an endpoint goes
   pci_unbind: 3,
+  ep_dma: 8, // the endpoint's engine through a bound cdev (harness/model/dma.ts: the IOAS's reach)
+  touch: 2,
 };
 
 /** The weights of vfio programs on a kernel with these vfio paths (its profile's vfioPaths). */
@@ -164,8 +178,98 @@ const getDevice = (c: GenCtx): Gen => {
   }, (f) => f.iommu);
 };
 
+/** The container behind a container descriptor of task t (the model's key). */
+function containerKey(c: GenCtx, t: Task, name: string): number | undefined {
+  const key = vfioFile(c.view.s, t.name, name);
+  const f = key === undefined ? undefined : c.view.s.vfio?.files.get(key);
+  return f?.kind === 'container' ? f.container : undefined;
+}
+
+/** Device fds of a task (group path device fds, and cdevs bound to an iommufd) with their endpoints. */
+function deviceFds(c: GenCtx, t: Task): { name: string; ep: number }[] {
+  const v = c.view.s.vfio;
+  const group = vfioFdsOf(c.view.s, t.name).flatMap((f) => {
+    const key = f.kind === 'device' ? vfioFile(c.view.s, t.name, f.name) : undefined;
+    const file = key === undefined ? undefined : v?.files.get(key);
+    return file?.kind === 'device' ? [{ name: f.name, ep: file.ep }] : [];
+  });
+  const cdev = iommufdFdsOf(c.view.s, t.name).flatMap((f) => (f.kind === 'cdev' && f.ctx !== null ? [{ name: f.name, ep: f.ep }] : []));
+  return [...group, ...cdev];
+}
+
+/** The IOVA pages endpoint ep reaches now (harness/model/dma.ts reachOf). */
+function reachable(c: GenCtx, ep: number): number[] {
+  const r = reachOf(c.view.s, ep);
+  return r === undefined || r === 'blocked' ? [] : [...r.keys()];
+}
+
+const iovaPage = (c: GenCtx) => c.r.int(DMA_IOVA_PAGES);
+
+/** VFIO_IOMMU_MAP_DMA of a piece of a task's anonymous memory, mostly at an IOVA still free. */
+const mapDma = (c: GenCtx): Gen => {
+  if (c.invalid) {
+    // a container name the task does not have, with memory it has
+    const t = c.pickTask(c.view.tasks().filter((x) => c.view.pieces(x).some((p) => p.vma.kind === 'anon')));
+    const name = t === undefined ? undefined : missing(c, t);
+    const p = t === undefined ? undefined : c.view.pieces(t).find((x) => x.vma.kind === 'anon');
+    if (t !== undefined && name !== undefined && p !== undefined) return invalid({ op: 'vfio_map_dma', task: t.name, container: name, map: p.name, page: p.page, iova: 0, pages: 1, write: true });
+  }
+  const withBackend = c.view.tasks().filter((t) => fdsOf(c, t, 'container').some((f) => f.iommu));
+  if (withBackend.length === 0) return { need: 'vfio_set_iommu' };
+  const t = c.pickTask(withBackend.filter((x) => c.view.pieces(x).some((p) => p.vma.kind === 'anon')));
+  if (t === undefined) return { need: 'alloc' };
+  const cs = fdsOf(c, t, 'container');
+  const good = cs.filter((f) => f.iommu);
+  const name = (c.r.chance(90) ? c.r.pick(good) : c.r.pick(cs))!.name;
+  const p = c.r.pick(c.view.pieces(t).filter((x) => x.vma.kind === 'anon'))!;
+  const ck = containerKey(c, t, name);
+  const used = new Set(ck === undefined ? [] : mappedIovas(c.view.s, ck));
+  const free = Array.from({ length: DMA_IOVA_PAGES }, (_, i) => i).filter((i) => !used.has(i));
+  // now and then over a mapping (EEXIST)
+  const iova = used.size > 0 && c.r.chance(12) ? c.r.pick([...used])! : free.length > 0 && c.r.chance(85) ? c.r.pick(free)! : iovaPage(c);
+  const page = p.page + c.r.int(p.pages);
+  const pages = Math.max(1, Math.min(c.r.chance(70) ? 1 : 1 + c.r.int(3), DMA_IOVA_PAGES - iova, p.page + p.pages - page));
+  return valid({ op: 'vfio_map_dma', task: t.name, container: name, map: p.name, page, iova, pages, write: c.r.chance(85) });
+};
+
+/** VFIO_IOMMU_UNMAP_DMA, mostly of a mapping whole. */
+const unmapDma = (c: GenCtx): Gen =>
+  onFd(
+    c,
+    'container',
+    (t, name) => {
+      const ck = containerKey(c, t, name);
+      const maps = ck === undefined ? [] : (c.view.s.vfio?.containers.get(ck)?.dma ?? []);
+      const m = c.r.pick(maps);
+      if (m !== undefined && c.r.chance(80)) return { op: 'vfio_unmap_dma', task: t.name, container: name, iova: m.iova, pages: m.pages };
+      // a range that cuts a mapping of several pages (v2: EINVAL)
+      if (m !== undefined && m.pages > 1 && c.r.chance(50)) return { op: 'vfio_unmap_dma', task: t.name, container: name, iova: m.iova + 1, pages: 1 };
+      const iova = iovaPage(c);
+      return { op: 'vfio_unmap_dma', task: t.name, container: name, iova, pages: 1 + c.r.int(DMA_IOVA_PAGES - iova) };
+    },
+    (f) => f.iommu,
+  );
+
+/** The endpoint's engine through a device fd: mostly at a mapped IOVA, sometimes at one nothing maps (a fault). */
+const epDma = (c: GenCtx): Gen => {
+  if (c.invalid) {
+    const t = c.pickTask(c.view.tasks());
+    const name = t === undefined ? undefined : missing(c, t);
+    if (t !== undefined && name !== undefined) return invalid({ op: 'ep_dma', task: t.name, device: name, iova: 0 });
+  }
+  const t = c.pickTask(c.view.tasks().filter((x) => deviceFds(c, x).length > 0));
+  if (t === undefined) return { need: c.profile.vfioPaths.group ? 'vfio_device' : 'vfio_bind_iommufd' };
+  const d = c.r.pick(deviceFds(c, t))!;
+  const mapped = reachable(c, d.ep);
+  if (mapped.length === 0 && c.r.chance(70)) return { need: c.profile.vfioPaths.group ? 'vfio_map_dma' : 'ioas_map' };
+  return valid({ op: 'ep_dma', task: t.name, device: d.name, iova: mapped.length > 0 && c.r.chance(80) ? c.r.pick(mapped)! : iovaPage(c) });
+};
+
 export const VFIO_GEN: FamilyGen = {
   kinds: {
+    ep_dma: epDma,
+    vfio_map_dma: mapDma,
+    vfio_unmap_dma: unmapDma,
     pci_bind: pciBind,
     pci_unbind: pciUnbind,
     vfio_group: vfioGroup,

@@ -129,6 +129,8 @@ export function beginRacy(d: Draft, qid: number): void {
 export function endRacy(d: Draft, qid: number): void {
   const cur = d.s.queues.get(qid)!;
   if (!cur.racy) return;
+  // a bound queue whose opener's address space went while the engine ran may have faulted in the IOMMU (submit.sva-mm-gone)
+  if (isBound(cur) && !d.s.mms.get(cur.openerMm)?.alive) d.s.dmaFaults = [...(d.s.dmaFaults ?? []), cur.devIndex];
   const q = d.queue(qid);
   q.racy = false;
   const ctr = d.queueCounters(qid);
@@ -181,7 +183,7 @@ function writeAnon(d: Draft, mmId: number, pageNo: number, idx: number, vals: re
 }
 
 /** A write fault on anonymous memory gives its vma an anon_vma (mm/rmap.c anon_vma_prepare). */
-function noteWriteFault(d: Draft, mmId: number, pageNo: number): void {
+export function noteWriteFault(d: Draft, mmId: number, pageNo: number): void {
   const mm = d.s.mms.get(mmId)!;
   const i = mm.vmas.findIndex((v) => v.start <= pageNo && pageNo < v.start + v.pages);
   const v = mm.vmas[i];
@@ -202,6 +204,9 @@ function execDescriptor(d: Draft, qid: number, index: number): void {
   if ((opcode === SVT_OP_WRITE64 || opcode === SVT_OP_READ64) && isBound(q)) {
     // the PCI backend's endpoint: a PASID-tagged request through the IOMMU (sva.ts)
     const write = opcode === SVT_OP_WRITE64;
+    // submit.sva-mm-gone: the PASID entry is torn down, the IOMMU records a DMA remapping fault
+    // for the endpoint (TD "The endpoint"): an expected fault, not a finding (oracle/faults.ts)
+    if (!d.s.mms.get(q.openerMm)?.alive) d.s.dmaFaults = [...(d.s.dmaFaults ?? []), q.devIndex];
     const a = svaAccess(d, q.openerMm, rd(w.addrLo), rd(w.addrHi), write ? [rd(w.valueLo), rd(w.valueHi)] : undefined);
     if (a.ok === 'unknown') {
       status = null;

@@ -10,6 +10,7 @@ import { err } from '../program/outcome.js';
 import { createdNames, type OpKind } from '../ops/index.js';
 import type { Op } from '../program/types.js';
 import { CORE_MODEL } from './core.js';
+import { DMA_MODEL } from './dma.js';
 import { res, type ModelOp, type ModelOps, type OpResult } from './result.js';
 import type { Chooser, Draft, ModelState } from './state.js';
 import { SVA_MODEL } from './sva.js';
@@ -20,7 +21,7 @@ import { IOMMUFD_MODEL } from './iommufd.js';
 export type { OpResult } from './result.js';
 
 /** Every op kind's model (a kind without one does not compile). */
-const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...SVA_MODEL, ...VFIO_MODEL, ...IOMMUFD_MODEL };
+const MODEL: ModelOps<OpKind> = { ...CORE_MODEL, ...UACCE_MODEL, ...SVA_MODEL, ...VFIO_MODEL, ...IOMMUFD_MODEL, ...DMA_MODEL };
 
 export function applyOp(d: Draft, op: Op, ch: Chooser): OpResult {
   // mapping names get slots in order of first creation (the host's slot table, wire.ts)

@@ -1,4 +1,5 @@
 import { CORE_RULES } from './core.js';
+import { DMA_RULES } from './dma.js';
 import { SVA_RULES } from './sva.js';
 import { UACCE_RULES } from './uacce.js';
 import { VFIO_RULES } from './vfio.js';
@@ -11,7 +12,7 @@ import { IOMMUFD_RULES } from './iommufd.js';
  * TD = docs/test-device.md; AP = docs/agent-protocol.md. Kernel files are cited with the
  * versions read (Debian 6.1.192, 6.12.117, 7.2.13 sources).
  */
-export const RULES = { ...CORE_RULES, ...UACCE_RULES, ...SVA_RULES, ...VFIO_RULES, ...IOMMUFD_RULES } as const;
+export const RULES = { ...CORE_RULES, ...UACCE_RULES, ...SVA_RULES, ...VFIO_RULES, ...IOMMUFD_RULES, ...DMA_RULES } as const;
 
 export type RuleId = keyof typeof RULES;
 

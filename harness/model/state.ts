@@ -172,6 +172,8 @@ export interface ModelState {
   ops: number;
   /** endpoints, IOMMU groups and vfio files (harness/model/vfio.ts); only with device.groups */
   vfio?: VfioState;
+  /** endpoints whose DMA the model says the IOMMU refused so far (harness/model/dma.ts): their DMA remapping faults are expected */
+  dmaFaults?: readonly number[];
 }
 
 /** Copy-on-write successor of a state. */

@@ -11,6 +11,7 @@ import { err, ok, type Outcome } from '../program/outcome.js';
 import type { OpOf } from '../ops/index.js';
 import type { DeviceParams } from '../program/types.js';
 import { res, type ModelOps, type OpResult } from './result.js';
+import type { DmaMapping } from './dma.js';
 import type { Draft, ModelState, Task } from './state.js';
 import { cdevOpen, initialIommufd, iommufdOwner, releaseIommufdFile, type IommufdFile, type IommufdState } from './iommufd.js';
 
@@ -80,6 +81,8 @@ interface Container {
   groups: number;
   /** a backend (type1) is set */
   iommu: boolean;
+  /** the backend's VFIO_IOMMU_MAP_DMA mappings (harness/model/dma.ts) */
+  dma?: DmaMapping[];
 }
 
 type VFile =
@@ -163,7 +166,11 @@ const userOwned = (v: VfioState, g: number) => {
 function detach(v: VfioState, vg: VGroup): void {
   const c = v.containers.get(vg.container!)!;
   c.groups--;
-  if (c.groups === 0) c.iommu = false;
+  if (c.groups === 0) {
+    // container.c vfio_container_detach_group(): the backend's release drops its mappings (Own "The type1 backend")
+    c.iommu = false;
+    delete c.dma;
+  }
   vg.container = null;
   vg.containerUsers = 0;
 }

@@ -4,6 +4,7 @@
  * (harness/ops/<family>.ts) plus its model (harness/model/<family>.ts).
  */
 import * as core from './core.js';
+import * as dma from './dma.js';
 import type { Fields, HandleKind, OpDesc, OpValue } from './describe.js';
 import * as iommufd from './iommufd.js';
 import * as sva from './sva.js';
@@ -50,6 +51,9 @@ const ALL = [
   iommufd.vfioAttach,
   iommufd.vfioDetach,
   iommufd.iommufdDestroy,
+  dma.epDma,
+  dma.vfioMapDma,
+  dma.vfioUnmapDma,
 ] as const;
 
 type AnyDesc = (typeof ALL)[number];

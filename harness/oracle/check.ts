@@ -71,6 +71,8 @@ export interface CheckResult {
   checked: number;
   /** the concurrent groups checked */
   groups: Linearization[];
+  /** endpoints the model expects DMA remapping faults of (harness/model/dma.ts), sorted */
+  dmaFaults: number[];
 }
 
 /** At most this many candidate states are followed at once. */
@@ -150,7 +152,8 @@ export function checkProgram(program: Program, profile: KernelProfile, results: 
   const seen = new Set(ops.map((o) => o.index));
   for (; i < n; i++) if (!seen.has(i)) ops.push({ index: i, op: program.ops[i]!, verdict: 'unchecked' });
   ops.sort((a, b) => a.index - b.index);
-  const r: CheckResult = { ops, checked, groups };
+  const dmaFaults = [...new Set(states.flatMap((s) => s.dmaFaults ?? []))].sort((a, b) => a - b);
+  const r: CheckResult = { ops, checked, groups, dmaFaults };
   if (divergence) r.divergence = divergence;
   if (anomaly) r.anomaly = anomaly;
   return r;

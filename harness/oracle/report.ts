@@ -878,12 +878,13 @@ export const REPORT_PATTERNS: readonly ReportPattern[] = [
   },
   // drivers/iommu/intel/dmar.c dmar_fault_do_one: "DMAR: [DMA Read NO_PASID] Request device [00:01.0]
   // fault addr 0x100000 [fault reason 0x06] PTE Read access is not set"; older kernels: "[DMA Read]
-  // Request device [00:01.0] PASID ffffffff fault addr 100000 [fault reason 06] …"
+  // Request device [00:01.0] PASID ffffffff fault addr 100000 [fault reason 06] …"; 7.2 names the
+  // PCI segment too, "Request device [%04x:%02x:%02x.%d]" (the format in Debian 7.2.13's image)
   {
     name: 'dmar-fault',
     kind: 'iommu-fault',
     start:
-      /^DMAR: \[(DMA Read|DMA Write|INTR-REMAP)(?: NO_PASID| PASID (0x[0-9a-f]+|[0-9a-f]+))?\] Request device \[([0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\](?: PASID (\S+))? fault (?:addr|index) ((?:0x)?[0-9a-f]+) \[fault reason ((?:0x)?[0-9a-f]+)\] (.+)$/,
+      /^DMAR: \[(DMA Read|DMA Write|INTR-REMAP)(?: NO_PASID| PASID (0x[0-9a-f]+|[0-9a-f]+))?\] Request device \[((?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\](?: PASID (\S+))? fault (?:addr|index) ((?:0x)?[0-9a-f]+) \[fault reason ((?:0x)?[0-9a-f]+)\] (.+)$/,
     title: (c) => `DMAR fault: ${stableText(c.m[7] ?? '')}`,
     end: 'line',
     needsReboot: false,

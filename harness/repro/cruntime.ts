@@ -12,6 +12,8 @@ import { projectRoot } from '../util/paths.js';
 
 export const ABI_HEADER = 'guest/include/svt_abi.h';
 export const DEFS_HEADER = 'guest/runtime/svt_defs.h';
+/** the endpoint's registers (ep_dma programs them through a vfio device fd) */
+export const ENDPOINT_HEADER = 'guest/include/svt_endpoint.h';
 /** The runtime's parts, in the order a reproducer holds them. */
 export const RUNTIME_TYPES = 'guest/runtime/svt_types.h';
 export const RUNTIME_FUNCTIONS = ['guest/runtime/svt_runtime.h', 'guest/runtime/svt_repro.h'] as const;
@@ -207,5 +209,6 @@ export function usedDefines(defs: readonly CDefine[], code: string): CDefine[] {
 export function definesFor(code: string): { abi: string[]; conventions: string[] } {
   const conventions = usedDefines(parseDefines(projectFile(DEFS_HEADER)), code);
   const abi = usedDefines(parseDefines(projectFile(ABI_HEADER)), code + '\n' + conventions.map((d) => d.text).join('\n'));
-  return { abi: abi.map((d) => d.text), conventions: conventions.map((d) => d.text) };
+  const endpoint = usedDefines(parseDefines(projectFile(ENDPOINT_HEADER)), code + '\n' + conventions.map((d) => d.text).join('\n'));
+  return { abi: [...abi, ...endpoint].map((d) => d.text), conventions: conventions.map((d) => d.text) };
 }

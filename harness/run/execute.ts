@@ -9,6 +9,7 @@ import type { DeviceSetup } from '../agent/wire.js';
 import type { FindingCandidate, KernelId } from '../findings/store.js';
 import type { KernelProfile } from '../model/index.js';
 import { checkProgram, type CheckResult } from '../oracle/check.js';
+import { splitExpectedFaults } from '../oracle/faults.js';
 import type { CrashReport } from '../oracle/report.js';
 import type { Program } from '../program/types.js';
 import type { Guest } from '../vm/guest.js';
@@ -25,6 +26,8 @@ export interface ExecResult {
   /** kernel reports of this program (crash, warning, hang, iommu-fault), device lines apart */
   reports: CrashReport[];
   deviceReports: CrashReport[];
+  /** DMA remapping faults of endpoints the model said would fault (check.dmaFaults): expected, not findings */
+  expectedFaults: CrashReport[];
   hang?: { opIndex?: number; reason: string };
   /** the guest went away (QEMU exited or the channel closed) */
   guestDied?: string;
@@ -94,7 +97,10 @@ export async function executeProgram(
   if (guestDied) await sleep(200); // the last console bytes
 
   const check = checkProgram(program, profile, run?.results ?? []);
-  const { reports, deviceReports, kmsgText } = requestReports(guest, g.consoleFrom, run?.kmsg ?? [], Boolean(hang || guestDied || !run));
+  const requested = requestReports(guest, g.consoleFrom, run?.kmsg ?? [], Boolean(hang || guestDied || !run));
+  const { deviceReports, kmsgText } = requested;
+  // DMA remapping faults the model predicted (an ep_dma the domain refuses) are not findings
+  const { reports, expected: expectedFaults } = splitExpectedFaults(requested.reports, check.dmaFaults, guest.machine.endpointAddresses);
   let leaks: Leak[] = [];
   let leakCheckMs: number | undefined;
   let leakCheckFailed = false;
@@ -122,6 +128,7 @@ export async function executeProgram(
     check,
     reports,
     deviceReports,
+    expectedFaults,
     needsReboot,
     needsReload,
     leaks,

@@ -11,8 +11,9 @@
  * src:debian:6.12.118+iommufd`) or with SVADIFF_TEST_IOMMUFD=1 (which builds it first); it is
  * skipped otherwise, and SVADIFF_TEST_IOMMUFD=0 skips it.
  *
- * DMA from the endpoint before and after a replace (the endpoint DMA ops, ep_dma: another
- * branch) joins the LIFECYCLE-like program here once it lands: see the marked test below.
+ * DMA from the endpoint (ep_dma) before and after a replace: two IOAS map the same IOVA to
+ * different memory, the DMA lands in the memory of the IOAS behind the attached HWPT, and is
+ * refused (DMA remapping faults the model expects) while blocked and where nothing is mapped.
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -30,6 +31,8 @@ import { reproForProgram } from '../../harness/repro/csource.js';
 import { Guest } from '../../harness/vm/guest.js';
 import { X86_64_VTD_GROUPS } from '../../harness/vm/machine.js';
 import { LIFECYCLE, LIFECYCLE_WANT, MEMORY, MEMORY_WANT, SHARED, SHARED_WANT } from '../unit/iommufd-programs.js';
+import { IOMMUFD_DMA_OPS, IOMMUFD_DMA_WANT } from '../unit/vfio-programs.js';
+import { parseProgram } from '../../harness/program/parse.js';
 
 const logDir = mkdtempSync(join(tmpdir(), 'svadiff-it-iommufd-'));
 const KERNEL = 'src:debian:6.12.118+iommufd';
@@ -67,13 +70,28 @@ describe.runIf(ENABLED)(`iommufd on ${KERNEL}: HWPTs, attach, replace, detach, d
   });
 
   it('one endpoint: attach to an IOAS (automatic HWPT), replace onto a HWPT and onto another IOAS, detach, destroy order, ids', async () => {
-    // TODO(ep_dma, opcode 51, branch epdma): DMA from endpoint 0 to IOVA pages 0..1 before and
-    // after the replace of op 15 (and to an unmapped IOVA: a fault) once the DMA ops land.
     const r = await executeProgram(g(), 1, LIFECYCLE, profile);
     expect(r.reports).toEqual([]);
     expect(outcomes(r)).toEqual(LIFECYCLE_WANT);
     expect(r.check.divergence).toBeUndefined();
     expect(r.run?.finished?.status).toBe(0);
+  });
+
+  it("DMA from endpoint 0 before and after a replace: two IOAS map IOVA page 0 to different memory, the DMA lands in the attached one's; blocked before attach and after detach, refused where the IOAS maps nothing (faults the model expects)", async () => {
+    const p = parseProgram(JSON.stringify({ format: 'svadiff-program', version: 1, device: LIFECYCLE.device, ops: IOMMUFD_DMA_OPS }), 'iommufd-dma');
+    const r = await executeProgram(g(), 5, p, profile);
+    expect(r.reports).toEqual([]);
+    const got = outcomes(r);
+    expect(Object.fromEntries(Object.keys(IOMMUFD_DMA_WANT).map((i) => [i, got[Number(i)]]))).toEqual(IOMMUFD_DMA_WANT);
+    expect(r.check.divergence).toBeUndefined();
+    expect(r.run?.finished?.status).toBe(0);
+    expect(r.check.dmaFaults).toEqual([0]);
+    // the refused reads: IOVA page 0 while blocked (ops 12, 23), page 1 that o2 does not map (op 21)
+    expect(r.expectedFaults.map((f) => [f.details?.device, f.details?.type, f.details?.addr])).toEqual([
+      ['01:00.0', 'DMA Read', '0x100000'],
+      ['01:00.0', 'DMA Read', '0x101000'],
+      ['01:00.0', 'DMA Read', '0x100000'],
+    ]);
   });
 
   it('a group of two: bind EPERM while the test driver owns its DMA, EBUSY for the test driver while iommufd owns it, the group moves as one, close in any order', async () => {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatPredictions, initialState, predict, profileFor, type ModelState } from '../../harness/model/index.js';
 import type { Program } from '../../harness/program/types.js';
-import { SHARED, SHARED_WANT, SINGLE, SINGLE_WANT, program } from './vfio-programs.js';
+import { SHARED, SHARED_WANT, SINGLE, SINGLE_WANT, TO_DEVICE_FD, program } from './vfio-programs.js';
 import { runOnModel } from '../../harness/coverage/model-run.js';
 import { build, generateProgram } from '../../harness/generator/index.js';
 import { VFIO_DEVICE } from '../../harness/generator/vfio.js';
@@ -55,16 +55,7 @@ describe('vfio model', () => {
   });
 
   it('predicts a hang for unbinding vfio-pci under an open device fd (vfio_unregister_group_dev waits)', () => {
-    const p = program([
-      { op: 'pci_unbind', task: 't0', dev: 0 },
-      { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
-      { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 },
-      { op: 'vfio_container', task: 't0', fd: 'c' },
-      { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' },
-      { op: 'vfio_set_iommu', task: 't0', container: 'c' },
-      { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 },
-      { op: 'pci_unbind', task: 't0', dev: 0 },
-    ]);
+    const p = program([...TO_DEVICE_FD, { op: 'pci_unbind', task: 't0', dev: 0 }]);
     expect(predicted(p).at(-1)).toBe('hang');
   });
 

@@ -16,11 +16,14 @@ import { projectRoot } from '../../harness/util/paths.js';
 import { EVERY_SINGLE_TASK_OP } from './repro-csource-helpers.js';
 
 describe('op descriptions', () => {
-  it('opcodes are 1..N in order for core and uacce, from 32 for vfio, one per op kind', () => {
+  it('opcodes are 1..N in order for core and uacce, from 32 for vfio (41-50 iommufd, 51-53 DMA), one per op kind', () => {
     const base = OP_DESCS.filter((d) => d.family !== 'vfio');
     expect(base.map((d) => d.opcode)).toEqual(base.map((_, i) => i + 1));
     const vfio = OP_DESCS.filter((d) => d.family === 'vfio');
-    expect(vfio.map((d) => d.opcode)).toEqual(vfio.map((_, i) => i + 32));
+    // the agreed blocks (helpers' notes iommufd-interface.md): group path 32-40, iommufd 41-50, endpoint DMA 51-53
+    const block = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const iommufd = vfio.some((d) => d.opcode >= 41 && d.opcode <= 50) ? block(41, 50) : [];
+    expect(vfio.map((d) => d.opcode)).toEqual([...block(32, 40), ...iommufd, ...block(51, 53)]);
     expect(OP_KINDS).toEqual(OP_DESCS.map((d) => d.op));
     expect(Object.keys(DEFAULT_WEIGHTS)).toEqual([...OP_KINDS]);
   });

@@ -359,9 +359,12 @@ describe('oracle: lines built from the kernel and test-device format strings', (
   });
 
   it('DMAR faults without a PASID and older formats give the same kind of title', () => {
-    // drivers/iommu/intel/dmar.c dmar_fault_do_one (6.1-7.2): "[%s NO_PASID] Request device [%02x:%02x.%d] fault addr 0x%llx [fault reason 0x%02x] %s"
+    // drivers/iommu/intel/dmar.c dmar_fault_do_one (6.1-6.12): "[%s NO_PASID] Request device [%02x:%02x.%d] fault addr 0x%llx [fault reason 0x%02x] %s"
     const [a] = parseReports(['DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0xfffff000 [fault reason 0x05] PTE Write access is not set']);
     expect(a).toMatchObject({ title: 'DMAR fault: PTE Write access is not set', kind: 'iommu-fault', details: { type: 'DMA Write', device: '00:03.0' } });
+    // 7.2 names the segment: "Request device [%04x:%02x:%02x.%d]" (the format string in Debian 7.2.13's image)
+    const [b] = parseReports(['DMAR: [DMA Read NO_PASID] Request device [0000:02:00.0] fault addr 0x103000 [fault reason 0x06] PTE Read access is not set']);
+    expect(b).toMatchObject({ title: 'DMAR fault: PTE Read access is not set', kind: 'iommu-fault', details: { type: 'DMA Read', device: '0000:02:00.0', addr: '0x103000' } });
   });
 
   it('every pattern in the table has a distinct name', () => {

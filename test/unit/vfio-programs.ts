@@ -11,6 +11,16 @@ export function program(ops: unknown[], device: Record<string, unknown> = DEVICE
   return parseProgram(JSON.stringify({ format: 'svadiff-program', version: 1, device, ops }), 'vfio-test');
 }
 
+/** Endpoint 0 from the test driver to a device fd `d` on the group path (group g, container c with its backend). */
+export const TO_DEVICE_FD = [
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 },
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' },
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 },
+];
 
 /** The single-device group (endpoint 0): open, container, backend, device fds, close in any order, fork. */
 export const SINGLE = program([
@@ -92,3 +102,104 @@ export const SHARED_WANT = [
   'ok', 'EBUSY', 'ok', 'ok', 'ok', 'EPERM', 'ok(0x0)', 'ok', 'ENODEV', 'ENODEV', 'ENODEV', 'ok', 'ok', 'ok(0x0)',
 ];
 
+
+/**
+ * DMA through endpoint 0's user-owned domain (docs/ownership-semantics.md "What the device can
+ * reach by DMA"): the type1 backend's mappings, the endpoint's engine run against a mapped
+ * IOVA (its writes land in the mapping task's memory, read back with touch), an unmapped one
+ * and one after unmap (DMA remapping faults the model expects), a read-only mapping of a page
+ * never written (the zero page: the engine's write faults), fork (the pinned page stays the
+ * parent's, the child has a copy), unmap that would cut a mapping.
+ */
+export const DMA = program([
+  { op: 'alloc', task: 't0', map: 'm', pages: 2 },
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'vfio_group', task: 't0', fd: 'g', dev: 0 },
+  { op: 'vfio_container', task: 't0', fd: 'c' },
+  { op: 'vfio_set_container', task: 't0', vgroup: 'g', container: 'c' }, // 5
+  { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 0, iova: 2, pages: 1, write: true }, // 6: no backend
+  { op: 'vfio_set_iommu', task: 't0', container: 'c' },
+  { op: 'vfio_device', task: 't0', fd: 'd', vgroup: 'g', dev: 0 },
+  { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 0, iova: 2, pages: 1, write: true }, // 9
+  { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 1, iova: 1, pages: 2, write: true }, // 10: IOVA page 2 is mapped
+  { op: 'vfio_map_dma', task: 't0', container: 'd', map: 'm', page: 1, iova: 5, pages: 1, write: true }, // 11: a device fd: the number is VFIO_DEVICE_PCI_HOT_RESET there
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 2 }, // 12: doorbell 0: descriptor 63 completes
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0xfe0, access: 'read' }, // 13: its STATUS is BADOP
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0x20, access: 'write', value: '0x2' }, // 14: doorbell 2
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 2 }, // 15: descriptors 63, 0, 1
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0x20, access: 'read' }, // 16: CQ_HEAD 2, doorbell 2
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0x820, access: 'read' }, // 17: descriptor 1's STATUS
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 3 }, // 18: nothing mapped there: a fault
+  { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 1, iova: 4, pages: 1, write: false }, // 19: read-only, never written: the zero page
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 4 }, // 20: reads doorbell 0, its STATUS write faults
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0xfe0, access: 'write', value: '0x0' },
+  { op: 'fork', task: 't0', child: 't1' }, // 22: the pinned page stays t0's, t1 gets a copy
+  { op: 'touch', task: 't1', map: 'm', page: 0, offset: 0x20, access: 'write', value: '0x0' }, // 23: t1's doorbell 0
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 2 }, // 24: t0's doorbell 2: three descriptors again
+  { op: 'touch', task: 't0', map: 'm', page: 0, offset: 0xfe0, access: 'read' }, // 25: written in t0's page
+  { op: 'touch', task: 't1', map: 'm', page: 0, offset: 0xfe0, access: 'read' }, // 26: not in t1's copy
+  { op: 'vfio_unmap_dma', task: 't0', container: 'c', iova: 2, pages: 2 }, // 27: one page was mapped there
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 2 }, // 28: unmapped: a fault
+  { op: 'vfio_map_dma', task: 't0', container: 'c', map: 'm', page: 0, iova: 6, pages: 2, write: true },
+  { op: 'vfio_unmap_dma', task: 't0', container: 'c', iova: 7, pages: 1 }, // 30: it would cut the mapping
+  { op: 'vfio_unmap_dma', task: 't0', container: 'c', iova: 0, pages: 16 }, // 31: the mappings at 4 and 6..7
+  { op: 'ep_dma', task: 't0', device: 'g', iova: 0 }, // 32: a group fd
+]);
+export const DMA_WANT = [
+  'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'EINVAL', 'ok', 'ok', 'ok', 'EEXIST', 'EINVAL', 'ok(done 1)', 'ok(0x300000000)', 'ok', 'ok(done 3)',
+  'ok(0x200000002)', 'ok(0x300000000)', 'ok(dma-error 0)', 'ok', 'ok(dma-error 0)', 'ok', 'ok', 'ok', 'ok(done 3)', 'ok(0x300000000)', 'ok(0x0)',
+  'ok(1)', 'ok(dma-error 0)', 'ok', 'EINVAL', 'ok(3)', 'ENOTTY',
+];
+/** The endpoint each faulting ep_dma of DMA is endpoint 0 (steps 18, 20, 28). */
+export const DMA_FAULTS = [0];
+
+/** DMA to a mapped IOVA only (no fault): the program the C reproducer runs. */
+export const DMA_MAPPED = program(DMA.ops.slice(0, 18) as unknown[]);
+export const DMA_MAPPED_WANT = DMA_WANT.slice(0, 18);
+
+/**
+ * DMA through iommufd (src:…+iommufd kernels): two IOAS map IOVA page 0 to different memory (a
+ * and b); the endpoint's DMA is refused while its cdev is unbound (no access) and while bound
+ * but attached to nothing (blocking domain), lands in a once attached to o1's auto HWPT, in b
+ * after the attached HWPT is replaced by one on o2, and is refused at an IOVA o2 does not map
+ * and after detach.
+ */
+export const IOMMUFD_DMA_OPS = [
+  { op: 'alloc', task: 't0', map: 'a', pages: 1 },
+  { op: 'alloc', task: 't0', map: 'b', pages: 1 },
+  { op: 'pci_unbind', task: 't0', dev: 0 },
+  { op: 'pci_bind', task: 't0', dev: 0, driver: 'vfio' },
+  { op: 'iommufd', task: 't0', fd: 'i' },
+  { op: 'ioas_alloc', task: 't0', iommufd: 'i', obj: 'o1' }, // 5
+  { op: 'ioas_alloc', task: 't0', iommufd: 'i', obj: 'o2' },
+  { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'o1', map: 'a', page: 0, iova: 0, pages: 1, write: true },
+  { op: 'ioas_map', task: 't0', iommufd: 'i', ioas: 'o2', map: 'b', page: 0, iova: 0, pages: 1, write: true },
+  { op: 'vfio_cdev', task: 't0', fd: 'd', dev: 0 },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 10: not bound: no access to the device
+  { op: 'vfio_bind_iommufd', task: 't0', device: 'd', iommufd: 'i', obj: 'dv' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 12: bound, attached to nothing: blocked
+  { op: 'vfio_attach', task: 't0', device: 'd', pt: 'o1' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 14: o1: lands in a
+  { op: 'touch', task: 't0', map: 'a', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'touch', task: 't0', map: 'b', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'hwpt_alloc', task: 't0', iommufd: 'i', obj: 'h2', devobj: 'dv', pt: 'o2' },
+  { op: 'vfio_attach', task: 't0', device: 'd', pt: 'h2' }, // 18: replace
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 19: o2: lands in b
+  { op: 'touch', task: 't0', map: 'b', page: 0, offset: 0xfe0, access: 'read' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 1 }, // 21: o2 does not map it
+  { op: 'vfio_detach', task: 't0', device: 'd' },
+  { op: 'ep_dma', task: 't0', device: 'd', iova: 0 }, // 23: detached: blocked
+];
+/** What the DMA ops and the reads of IOMMUFD_DMA_OPS give (index: outcome). */
+export const IOMMUFD_DMA_WANT: Record<number, string> = {
+  10: 'EINVAL',
+  12: 'ok(dma-error 0)',
+  14: 'ok(done 1)',
+  15: 'ok(0x300000000)',
+  16: 'ok(0x0)',
+  19: 'ok(done 1)',
+  20: 'ok(0x300000000)',
+  21: 'ok(dma-error 0)',
+  23: 'ok(dma-error 0)',
+};
